@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (README): `make demo` and `make test`.
+# Both create .venv with python3 -m venv and install the project when needed; the install
+# is redone only when pyproject.toml changes (the stamp file below).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.afx-installed
+BENCH_STAMP := $(VENV)/.afx-bench-installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m afx.testing.media specs/media/ace-round.mp4 --seconds 12 --size 1280x720 --if-missing
+	$(BIN)/afx validate specs
+	$(BIN)/afx resolve specs
+	$(BIN)/afx resolve --api clutch-cs2-tiktok
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/validate.py
+
+clean:
+	rm -rf $(VENV) out specs/out .afx specs/.afx .pytest_cache

@@ -1,0 +1,167 @@
+"""`afx` command line: parse, dispatch to one function per command, map errors to exit statuses.
+
+Commands live in afx/cli/commands/*.py as plain functions returning an int (pre-commit
+style); this module only declares the click interface. Heavy imports (yaml, jsonschema,
+jinja2) happen inside the commands so `afx --version` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Sequence
+
+import click
+
+from afx import __version__
+from afx.cli.env import Environment
+from afx.errors import AfxError, ExitStatus, SpecError
+
+
+def _env(ctx: click.Context) -> Environment:
+    env = ctx.find_object(Environment)
+    if env is None:  # pragma: no cover - main() always provides one
+        env = ctx.ensure_object(Environment)
+    return env
+
+
+def _set_json(ctx: click.Context, _p: click.Parameter, value: bool) -> None:
+    if value:
+        _env(ctx).json = True
+
+
+def _set_quiet(ctx: click.Context, _p: click.Parameter, value: int) -> None:
+    if value:
+        _env(ctx).verbosity = -value
+
+
+def _set_verbose(ctx: click.Context, _p: click.Parameter, value: int) -> None:
+    if value:
+        _env(ctx).verbosity = value
+
+
+def _set_color(ctx: click.Context, _p: click.Parameter, value: str | None) -> None:
+    if value:
+        _env(ctx).color_mode = value
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--json, -q, -v and --color, accepted before or after the command name."""
+    for decorator in reversed([
+        click.option("--json", "json_", is_flag=True, expose_value=False, callback=_set_json,
+                     help="Machine-readable JSON on stdout."),
+        click.option("-q", "--quiet", count=True, expose_value=False, callback=_set_quiet,
+                     help="Only errors."),
+        click.option("-v", "--verbose", count=True, expose_value=False, callback=_set_verbose,
+                     help="More detail (repeat for more)."),
+        click.option("--color", type=click.Choice(["auto", "always", "never"]), default=None,
+                     expose_value=False, callback=_set_color,
+                     help="Colour output (auto honours NO_COLOR and non-terminals)."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="afx", message="%(prog)s %(version)s")
+@output_options
+def cli() -> None:
+    """afx: short-form video production as code.
+
+    Specs are YAML files in a spec repo (a folder with afx.yaml); see `afx init`.
+    Exit statuses: 0 ok, 1 stale, 2 invalid spec or usage, 3 stage failed,
+    4 remote API error, 130 interrupted.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@output_options
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[str, ...]) -> int:
+    """Check spec files: schema, templates, variables, matrix, local files.
+
+    PATHS are spec files or folders (default: the spec repo around the current folder, or
+    ./specs). Every problem in every file is reported, as file:line:col: field: message.
+    """
+    from afx.cli.commands.validate import validate as run
+
+    return run(_env(ctx), paths)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--api", is_flag=True, help="Print the exact AuraFlux POST /jobs body instead.")
+@output_options
+@click.pass_context
+def resolve(ctx: click.Context, targets: tuple[str, ...], api: bool) -> int:
+    """Print fully resolved jobs: templates merged, matrix expanded, variables rendered.
+
+    TARGETS are job names (a matrix spec's name selects all its jobs) or spec files.
+    """
+    from afx.cli.commands.resolve import resolve as run
+
+    return run(_env(ctx), targets, api=api)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["job", "template", "config"]), required=False)
+@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=str),
+              help="Write all schemas into this folder instead of printing one.")
+@output_options
+@click.pass_context
+def schema(ctx: click.Context, kind: str | None, write_dir: str | None) -> int:
+    """Print a JSON Schema (default: job), or write all of them with --write DIR."""
+    from afx.cli.commands.schema import schema as run
+
+    return run(_env(ctx), kind or "job", write_dir)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=str))
+@output_options
+@click.pass_context
+def init(ctx: click.Context, directory: str) -> int:
+    """Create a spec repo in DIRECTORY: afx.yaml, an example job and template, schemas."""
+    from afx.cli.commands.init import init as run
+
+    return run(_env(ctx), directory)
+
+
+def report(env: Environment, exc: AfxError) -> None:
+    if env.json:
+        env.emit_json(exc.to_dict())
+        return
+    if isinstance(exc, SpecError):
+        for d in exc.diagnostics:
+            where = env.style(d.location(), bold=True)
+            field = f"{env.style(d.path, fg='cyan')}: " if d.path else ""
+            hint = f"; {env.style(d.hint, fg='yellow')}" if d.hint else ""
+            env.error(f"{where}: {field}{d.message}{hint}")
+        env.error(env.style(f"afx: {exc.message}", fg="red", bold=True))
+        return
+    hint = f"\n  {exc.hint}" if exc.hint else ""
+    env.error(env.style("afx: error: ", fg="red", bold=True) + exc.message + hint)
+
+
+def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Run afx with `argv`; return the exit status instead of exiting (tests call this)."""
+    env = env or Environment()
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="afx",
+                          standalone_mode=False, obj=env)
+    except AfxError as exc:
+        report(env, exc)
+        return int(exc.exit_status)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show(file=env.stderr)
+        return int(ExitStatus.INVALID)
+    except (click.Abort, KeyboardInterrupt):
+        env.error("afx: interrupted")
+        return int(ExitStatus.INTERRUPTED)
+    return int(result or 0)
+
+
+def main() -> None:
+    sys.exit(run())

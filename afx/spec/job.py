@@ -1,0 +1,103 @@
+"""The resolved, immutable Job every other part of afx works from (architecture.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from afx.spec.merge import Origins
+
+# POST /jobs fields, in the order of the field reference (docs/auraflux-api-v1.txt).
+API_FIELDS = ("entry", "url", "urls", "fileId", "topic", "tone", "format", "durationMins",
+              "platforms", "publishMode", "staging", "fromTemplateId")
+# Fields with a default in the field reference; a resolved job always has them.
+DEFAULTS: Mapping[str, Any] = MappingProxyType({
+    "entry": "fetch", "format": "short", "durationMins": 1, "platforms": (), "publishMode": "immediate",
+    "staging": False,
+})
+# Order of keys in a resolved job document (`afx resolve`): name first, then the API order.
+FIELD_ORDER = ("name",) + API_FIELDS + ("file", "script", "scheduledAt", "render")
+
+
+def freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(thaw(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    fields: Mapping[str, Any]  # resolved: templates merged, variables rendered, defaults applied
+    file: Path  # the spec file that defines the job
+    display: str  # that file as shown to the user
+    line: int
+    root: Path  # the spec repo root
+    template_chain: tuple[str, ...] = ()
+    matrix: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    base_name: str = ""  # the name as written, before matrix expansion
+    origins: Origins = field(default_factory=Origins, compare=False, repr=False)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+    @property
+    def source(self) -> str:
+        return f"{self.display}:{self.line}"
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the resolved document: equal digests mean equal jobs."""
+        return hashlib.sha256(canonical_json(self.fields).encode()).hexdigest()
+
+    def local_path(self, key: str = "file") -> Path | None:
+        """A path field resolved against the file that wrote it (checked by the resolver)."""
+        value = self.fields.get(key)
+        if not isinstance(value, str):
+            return None
+        written_in, _ = self.origins.locate((key,))
+        base = Path(written_in).parent if written_in else self.file.parent
+        return (base / value).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved job as a spec document (`afx resolve`)."""
+        data = thaw(self.fields)
+        ordered = {k: data[k] for k in FIELD_ORDER if k in data}
+        ordered.update({k: v for k, v in data.items() if k not in ordered})
+        return ordered
+
+    def to_api_body(self, file_ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The exact POST /jobs body for this job.
+
+        Templates are already merged, so fromTemplateId is not sent. A local `file` becomes a
+        `fileId`: the one POST /upload returned (`file_ids`, keyed by the path as written), or
+        a visible placeholder `upload:<path>` until it has been uploaded.
+        """
+        data = thaw(self.fields)
+        body = {k: data[k] for k in API_FIELDS if k in data and k != "fromTemplateId"}
+        if "file" in data:
+            body["fileId"] = (file_ids or {}).get(data["file"], f"upload:{data['file']}")
+            body = {k: body[k] for k in API_FIELDS if k in body}
+        return body

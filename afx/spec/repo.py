@@ -1,0 +1,133 @@
+"""A spec repo on disk: where it starts, which files are specs, and its afx.yaml.
+
+Layout (docs/specs.md):
+- the root is the nearest folder, from the given path upwards, that holds `afx.yaml`;
+- every `*.yaml` / `*.yml` below the root is a spec file, except `afx.yaml`, hidden files
+  and folders, and `out/`;
+- files under `<root>/templates/` hold templates, all others hold jobs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from afx.errors import Diagnostic, UsageError
+from afx.spec.load import load_file
+from afx.spec.merge import Origins
+from afx.spec.schema import diagnostics
+
+CONFIG_NAME = "afx.yaml"
+TEMPLATES_DIR = "templates"
+SKIP_DIRS = frozenset({"out", "node_modules", "__pycache__"})
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def display_path(path: Path, cwd: Path | None = None) -> str:
+    """Paths as a user typed them: relative to the working directory when below it."""
+    cwd = cwd or Path.cwd()
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def find_root(start: Path) -> Path:
+    start = start.resolve()
+    here = start if start.is_dir() else start.parent
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return here
+
+
+def default_root(cwd: Path | None = None) -> Path:
+    """The spec repo to use when no path is given: the one around cwd, else ./specs."""
+    cwd = (cwd or Path.cwd()).resolve()
+    root = find_root(cwd)
+    if (root / CONFIG_NAME).is_file():
+        return root
+    if (cwd / "specs" / CONFIG_NAME).is_file():
+        return cwd / "specs"
+    return cwd
+
+
+def is_template_file(path: Path, root: Path) -> bool:
+    try:
+        rel = path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return len(rel.parts) > 1 and rel.parts[0] == TEMPLATES_DIR
+
+
+def spec_files(folder: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        for name in sorted(filenames):
+            if name.startswith(".") or name == CONFIG_NAME or not name.endswith(SPEC_SUFFIXES):
+                continue
+            out.append(Path(dirpath) / name)
+    return out
+
+
+@dataclass
+class RepoFiles:
+    root: Path
+    job_files: list[Path]
+    template_files: list[Path]
+    config: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def collect(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None) -> RepoFiles:
+    """Find the repo root, its config, its templates and the job files the paths name."""
+    cwd = cwd or Path.cwd()
+    targets = [Path(p) if Path(p).is_absolute() else cwd / p for p in paths]
+    for t in targets:
+        if not t.exists():
+            raise UsageError(f"{display_path(t, cwd)}: no such file or folder")
+    root = find_root(targets[0]) if targets else default_root(cwd)
+    roots = {find_root(t) for t in targets}
+    if len(roots) > 1:
+        raise UsageError("paths belong to different spec repos: " + ", ".join(sorted(map(str, roots))),
+                         hint="run afx once per spec repo")
+    everything = spec_files(root)
+    templates = [p for p in everything if is_template_file(p, root)]
+    if targets:
+        chosen: list[Path] = []
+        for t in targets:
+            chosen.extend(spec_files(t) if t.is_dir() else [t.resolve()])
+        jobs = [p for p in dict.fromkeys(chosen) if not is_template_file(p, root)]
+        templates = list(dict.fromkeys(templates + [p for p in chosen if is_template_file(p, root)]))
+    else:
+        jobs = [p for p in everything if not is_template_file(p, root)]
+    files = RepoFiles(root, jobs, templates)
+    config_path = root / CONFIG_NAME
+    if config_path.is_file():
+        files.config, files.diagnostics = load_config(config_path, cwd)
+    return files
+
+
+def load_config(path: Path, cwd: Path | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
+    docs, diags = load_file(path, display_path(path, cwd))
+    if diags:
+        return {}, diags
+    if len(docs) != 1 or not isinstance(docs[0].data, dict):
+        return {}, [Diagnostic(display_path(path, cwd), 1, 1, "", "afx.yaml must hold one mapping")]
+    doc = docs[0]
+    found = diagnostics("config", doc.data, Origins.of(doc))
+    return (doc.data if not found else {}), found
+
+
+def iter_strings(value: Any, path: tuple = ()) -> Iterable[tuple[tuple, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from iter_strings(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from iter_strings(v, path + (i,))

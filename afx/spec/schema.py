@@ -1,0 +1,252 @@
+"""The JSON Schemas in schemas/ (the source of truth) and their errors as afx diagnostics.
+
+Schema errors are turned into `file:line:col: field: message` with the field's own words:
+- an unknown key gets `did you mean "durationMins"?`,
+- a cross-field rule (under `allOf`) reports its `errorMessage` at the field it names,
+- a pattern failure reports the property's `patternErrorMessage` instead of the regex.
+`errorMessage` and `patternErrorMessage` are the keywords editors (yaml-language-server)
+show too, so the editor and `afx validate` say the same thing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+from urllib.parse import urlsplit
+
+import jsonschema
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from afx.errors import Diagnostic
+from afx.spec.load import Mark, dotted
+
+KINDS = ("job", "template", "config")
+# Fields read before templates are merged or a matrix expanded (the rest is checked after).
+_CONTROL = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {k: {"$ref": f"job.schema.json#/properties/{k}"}
+                   for k in ("name", "fromTemplateId", "vars", "matrix")},
+}
+
+
+def schema_dir() -> Path:
+    """The schemas shipped in the package (afx/schemas links to the repo's schemas/)."""
+    return Path(str(resources.files("afx") / "schemas"))
+
+
+@functools.cache
+def schema_text(kind: str) -> str:
+    return (schema_dir() / f"{kind}.schema.json").read_text(encoding="utf-8")
+
+
+@functools.cache
+def schema(kind: str) -> dict:
+    if kind == "control":
+        return _CONTROL
+    return json.loads(schema_text(kind))
+
+
+_format_checker = jsonschema.FormatChecker(formats=())
+
+
+@_format_checker.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    # The pattern already asks for a UTC offset; this catches month 13 and the like.
+    datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    return True
+
+
+@_format_checker.checks("uri", raises=ValueError)
+def _is_uri(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    parts.port  # raises ValueError for a port out of range
+    return True
+
+
+@functools.cache
+def validator(kind: str) -> jsonschema.protocols.Validator:
+    registry: Registry = Registry().with_resources(
+        (f"{k}.schema.json", Resource.from_contents(schema(k), default_specification=DRAFT202012)) for k in KINDS
+    )
+    cls = jsonschema.validators.validator_for(schema(kind))
+    return cls(schema(kind), registry=registry, format_checker=_format_checker)
+
+
+class Locator(Protocol):
+    """Finds where a field of a (possibly merged) document was written."""
+
+    def locate(self, path: tuple, *, at_key: bool = False) -> tuple[str, Mark]: ...
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    choices = [c for c in choices if isinstance(c, str)]
+    lowered = {c.lower(): c for c in choices}
+    if isinstance(word, str) and word.lower() in lowered:
+        return f'did you mean "{lowered[word.lower()]}"?'
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return f'did you mean "{close[0]}"?' if close else ""
+
+
+def preview(value: Any, limit: int = 40) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+               int: "a number", float: "a number"}
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _expected(spec: Any) -> str:
+    names = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
+             "integer": "a whole number", "boolean": "true or false", "null": "null"}
+    if isinstance(spec, list):
+        return " or ".join(names.get(s, s) for s in spec)
+    return names.get(spec, str(spec))
+
+
+def _walk(root: dict, schema_path: Iterable[Any]) -> list[dict]:
+    """The schema objects visited along an error's schema path, outermost first."""
+    out, node = [], root
+    for part in schema_path:
+        if isinstance(node, dict):
+            out.append(node)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+    if isinstance(node, dict):
+        out.append(node)
+    return out
+
+
+def _resolve_ref(kind: str, node: dict) -> dict:
+    """Follow a local or cross-file $ref so error texts come from the real definition."""
+    seen = 0
+    while "$ref" in node and seen < 8:
+        seen += 1
+        ref = node["$ref"]
+        doc, _, pointer = ref.partition("#")
+        target: Any = schema(doc.removesuffix(".schema.json")) if doc else schema(kind)
+        for part in [p for p in pointer.split("/") if p]:
+            target = target[part]
+        node = target
+    return node
+
+
+_DEFERRED = frozenset({"pattern", "format", "maxLength", "minLength", "enum", "const"})
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def diagnostics(kind: str, instance: Any, where: Locator, *, raw: bool = False) -> list[Diagnostic]:
+    """Validate `instance` against schema `kind`; every problem as a located diagnostic.
+
+    raw: the document is not rendered yet, so a string holding {{ ... }} is not checked for
+    its pattern, length or value here; the resolved job is checked in full later.
+    """
+    root = schema(kind)
+    out: list[Diagnostic] = []
+    rules: list[Diagnostic] = []
+    rules_seen: set[int] = set()
+    for err in validator(kind).iter_errors(instance):
+        path = tuple(err.absolute_path)
+        if raw and err.validator in _DEFERRED and _templated(err.instance):
+            continue
+        walked = _walk(root, err.schema_path)
+        rule = next((n for n in reversed(walked) if "errorMessage" in n), None)
+        if rule is None:
+            out.extend(_plain(kind, err, path, walked, where))
+        elif id(rule) not in rules_seen:
+            # Cross-field rules sit at the top of a document; they blame one field.
+            rules_seen.add(id(rule))
+            field = rule.get("x-afx-field", "")
+            at = next((f for f in rule.get("x-afx-at", []) if isinstance(instance, dict) and f in instance), None)
+            file, mark = where.locate((at,) if at else (), at_key=True)
+            rules.append(Diagnostic(file, mark.line, mark.column, field, rule["errorMessage"]))
+    # A field that already broke its own limit (200 > 120) need not also break a rule.
+    blamed = {d.path for d in out}
+    return out + [d for d in rules if d.path not in blamed]
+
+
+def _plain(kind: str, err: Any, path: tuple, walked: list[dict], where: Locator) -> list[Diagnostic]:
+    v, value = err.validator, err.instance
+    sch = err.schema if isinstance(err.schema, dict) else {}
+    if v == "additionalProperties" and isinstance(value, dict):
+        known = set(sch.get("properties", {}))
+        out = []
+        for key in value:
+            if key in known:
+                continue
+            file, mark = where.locate(path + (key,), at_key=True)
+            out.append(Diagnostic(file, mark.line, mark.column, dotted(path + (key,)), "unknown field",
+                                  did_you_mean(key, known)))
+        return out
+    if "propertyNames" in err.schema_path:
+        file, mark = where.locate(path + (value,), at_key=True)
+        msg = sch.get("patternErrorMessage") or f"{preview(value)} is not an allowed name"
+        return [Diagnostic(file, mark.line, mark.column, dotted(path + (value,)), msg)]
+    if v == "required":
+        missing = [r for r in err.validator_value if r not in value] if isinstance(value, dict) else []
+        file, mark = where.locate(path, at_key=True)
+        return [Diagnostic(file, mark.line, mark.column, dotted(path + (m,)), "is required") for m in missing]
+    file, mark = where.locate(path)
+    prop = _resolve_ref(kind, walked[-1]) if walked else {}
+    if v == "pattern" or v == "format":
+        msg = prop.get("patternErrorMessage") or sch.get("patternErrorMessage")
+        if not msg:
+            msg = f"{preview(value)} is not a valid {err.validator_value}" if v == "format" else (
+                f"{preview(value)} does not match {err.validator_value}")
+        else:
+            msg = f"{preview(value)} {msg}" if v == "pattern" else f"{preview(value)}: {msg}"
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
+    if v == "type":
+        msg = f"expected {_expected(err.validator_value)}, got {_type_name(value)} {preview(value)}"
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
+    if v == "enum":
+        choices = err.validator_value
+        msg = f"{preview(value)} is not one of {', '.join(json.dumps(c) for c in choices)}"
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), msg, did_you_mean(str(value), choices))]
+    if v in ("maxLength", "minLength") and isinstance(value, str):
+        word = "at most" if v == "maxLength" else "at least"
+        msg = f"is {len(value)} characters long; it must be {word} {err.validator_value}"
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
+    if v == "uniqueItems":
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), f"{preview(value)} lists an item twice")]
+    if v == "const":
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), f"must be {preview(err.validator_value)}")]
+    return [Diagnostic(file, mark.line, mark.column, dotted(path), _tidy(err.message))]
+
+
+_QUOTED = re.compile(r"'([^']{60})[^']+'")
+
+
+def _tidy(message: str) -> str:
+    return _QUOTED.sub(lambda m: f"'{m.group(1)}...'", message)
+
+
+def field_names(kind: str = "job") -> list[str]:
+    return list(schema(kind)["properties"])

@@ -1,0 +1,85 @@
+"""Issue 2's list of bad input: each gives exit 2, names file, line and field, writes nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+BILLION_LAUGHS = "\n".join(
+    ['lol: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    + [f"l{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]" for p, n in zip("abcdefgh", "bcdefghi")]
+) + "\n"
+
+CASES = {
+    "unknown key": ({"a.job.yaml": "url: https://x.org/v\ndurtionMins: 1\n"},
+                    "a.job.yaml", 2, "durtionMins", 'unknown field; did you mean "durationMins"?'),
+    "wrong type": ({"a.yaml": "url: https://x.org/v\nstaging: maybe\n"},
+                   "a.yaml", 2, "staging", "expected true or false, got a string"),
+    "out of range": ({"a.job.yaml": "url: https://x.org/v\nformat: long\n\n\ndurationMins: 200\n"},
+                     "a.job.yaml", 5, "durationMins", "200 is greater than the maximum of 120"),
+    "missing url for fetch": ({"a.yaml": "topic: hi\nentry: fetch\n"},
+                              "a.yaml", 2, "url", "required when entry is fetch"),
+    "missing url, entry defaulted": ({"a.yaml": "topic: hi\n"}, "a.yaml", 1, "url", "required when entry is fetch"),
+    "missing file for upload": ({"a.yaml": "topic: hi\nentry: upload\n"},
+                                "a.yaml", 2, "file", "exactly one of file"),
+    "missing scheduledAt": ({"a.yaml": "url: https://x.org/v\npublishMode: scheduled\n"},
+                            "a.yaml", 2, "scheduledAt", "required when publishMode is scheduled"),
+    "bad scheduledAt": ({"a.yaml": "url: https://x.org/v\npublishMode: scheduled\nscheduledAt: 2026-13-40T09:00:00Z\n"},
+                        "a.yaml", 3, "scheduledAt", "date-time"),
+    "duplicate job names": ({"a.yaml": "name: x\nurl: https://x.org/v\n", "b.yaml": "url: https://x.org/v\nname: x\n"},
+                            "b.yaml", 2, "name", "already used at a.yaml:1"),
+    "template cycle": ({"templates/a.yaml": "fromTemplateId: b\n", "templates/b.yaml": "tone: x\nfromTemplateId: a\n",
+                        "j.yaml": "fromTemplateId: a\n"},
+                       "templates/b.yaml", 2, "fromTemplateId", "template cycle: j -> a -> b -> a"),
+    "undefined variable": ({"a.yaml": "url: https://x.org/v\nvars: {game: CS2}\ntopic: 'Best {{ gmae }}'\n"},
+                           "a.yaml", 3, "topic", "undefined variable 'gmae'"),
+    "sandbox escape": ({"a.yaml": "url: https://x.org/v\ntopic: \"{{ ''.__class__.__mro__ }}\"\n"},
+                       "a.yaml", 2, "topic", "unsafe"),
+    "alias bomb": ({"a.yaml": BILLION_LAUGHS}, "a.yaml", 4, "ld", "alias"),
+    "python tag": ({"a.yaml": "url: https://x.org/v\ntopic: !!python/object/apply:os.system ['id']\n"},
+                   "a.yaml", 2, "topic", "tag !!python/object/apply:os.system is not allowed"),
+    "non-UTF-8": ({"a.yaml": "url: https://x.org/v\ntopic: caf\xe9\n".encode("latin-1")},
+                  "a.yaml", 2, None, "not valid UTF-8"),
+    "empty file": ({"a.yaml": ""}, "a.yaml", 1, None, "spec file is empty"),
+    "file leaves repo": ({"a.yaml": "entry: upload\nfile: ../../etc/passwd\n"},
+                         "a.yaml", 2, "file", "leaves the spec repo"),
+    "absolute file": ({"a.yaml": "entry: upload\nfile: /etc/passwd\n"}, "a.yaml", 2, "file", "absolute path"),
+    "file missing": ({"a.yaml": "entry: upload\nfile: media/none.mp4\n"}, "a.yaml", 2, "file", "not found"),
+    "file url scheme": ({"a.yaml": "url: file:///etc/passwd\n"}, "a.yaml", 1, "url", "http:// or https://"),
+    "template-only fields": ({"a.yaml": "url: https://x.org/v\nid: x\n"}, "a.yaml", 2, "id", "unknown field"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_exit_2_with_file_line_and_field(repo, case):
+    files, file, line, field, fragment = CASES[case]
+    for rel, text in files.items():
+        repo.write(rel, text)
+    before = repo.snapshot()
+    result = repo.afx("validate")
+    assert result.code == 2, result.text
+    pattern = rf"^{re.escape(file)}:{line}:\d+: " + (rf"{re.escape(field)}: " if field else "") + r".*"
+    matching = [l for l in result.err.splitlines() if re.match(pattern, l) and fragment in l]
+    assert matching, f"no line like {pattern!r} with {fragment!r} in:\n{result.err}"
+    assert repo.snapshot() == before
+    assert not (repo.root / "out").exists() and not (repo.root / ".afx").exists()
+
+
+def test_fifty_megabyte_spec_is_refused_without_reading_it(repo):
+    with open(repo.root / "big.yaml", "wb") as fh:
+        fh.truncate(50 * 1024 * 1024)
+    result = repo.afx("validate")
+    assert result.code == 2
+    assert re.search(r"^big\.yaml:1:1: spec file is 50\.0 MiB, over the 1 MiB limit", result.err, re.M)
+
+
+def test_json_mode_reports_the_same_diagnostics(repo):
+    repo.write("a.yaml", "url: https://x.org/v\ndurationMins: 200\nformat: long\n")
+    result = repo.afx("validate", "--json")
+    assert result.code == 2
+    data = json.loads(result.out)
+    assert data["ok"] is False
+    (d,) = data["diagnostics"]
+    assert (d["file"], d["line"], d["column"], d["path"]) == ("a.yaml", 2, 15, "durationMins")
