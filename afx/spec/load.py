@@ -107,7 +107,7 @@ for _tag, _regexp, _first in (
     _CoreResolver.add_implicit_resolver(_tag, _regexp, list(_first))
 
 try:  # libyaml's parser is in every PyYAML wheel; the pure-Python one is the fallback.
-    from yaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser
 except ImportError:  # pragma: no cover
 
     class _Parser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,  # type: ignore[no-redef]

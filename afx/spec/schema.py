@@ -86,6 +86,34 @@ def validator(kind: str) -> jsonschema.protocols.Validator:
     return cls(schema(kind), registry=registry, format_checker=_format_checker)
 
 
+def _as_predicate(check: Any) -> Any:
+    def predicate(value: str) -> bool:
+        try:
+            return bool(check(value))
+        except ValueError:
+            return False
+
+    return predicate
+
+
+@functools.cache
+def fast_validator(kind: str) -> Any:
+    """jsonschema-rs compiled validator: a yes/no answer in microseconds, or None if absent.
+
+    Valid documents (nearly all of them) never reach the Python validator, which is only
+    asked for the detailed, located errors. Both use afx's own format checks, so they agree
+    (tests/spec/test_schema.py checks that on generated documents).
+    """
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - it is a dependency; the slow path still works
+        return None
+    registry = jsonschema_rs.Registry([(f"{k}.schema.json", schema(k)) for k in KINDS])
+    return jsonschema_rs.validator_for(
+        schema(kind), registry=registry, validate_formats=True,
+        formats={"date-time": _as_predicate(_is_datetime), "uri": _as_predicate(_is_uri)})
+
+
 class Locator(Protocol):
     """Finds where a field of a (possibly merged) document was written."""
 
@@ -168,6 +196,9 @@ def diagnostics(kind: str, instance: Any, where: Locator, *, raw: bool = False) 
     raw: the document is not rendered yet, so a string holding {{ ... }} is not checked for
     its pattern, length or value here; the resolved job is checked in full later.
     """
+    fast = fast_validator(kind)
+    if fast is not None and fast.is_valid(instance):
+        return []
     root = schema(kind)
     out: list[Diagnostic] = []
     rules: list[Diagnostic] = []

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from afx.spec.schema import KINDS, schema, schema_dir, validator
+from afx.spec.schema import KINDS, fast_validator, schema, schema_dir, validator
 from tests.conftest import ROOT
 
 API_REF = ROOT / "docs" / "auraflux-api-v1.txt"
@@ -143,3 +145,30 @@ def test_schemas_ship_inside_the_package():
     for kind in KINDS:
         assert json.loads((schema_dir() / f"{kind}.schema.json").read_text()) == schema(kind)
     assert Path(schema_dir()).resolve() == (ROOT / "schemas").resolve()
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 500), st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["fetch", "upload", "compose", "generate", "short", "long", "tiktok", "youtube",
+                     "instagram", "immediate", "scheduled", "manual", "hype", "https://x.org/v", "ftp://x",
+                     "https://x.org:99999/v", "2026-05-26T09:00:00Z", "2026-13-01T00:00:00Z",
+                     "2026-05-26 09:00:00+02:00", "media/a.mp4", "a" * 501, "", "file_1", "#FFD400", "white"]),
+)
+_LEAF_OR_LIST = st.one_of(_VALUES, st.lists(_VALUES, max_size=3))
+_DOCS = st.dictionaries(
+    st.sampled_from(list(schema("job")["properties"]) + ["bogus"]),
+    st.one_of(_LEAF_OR_LIST, st.dictionaries(
+        st.sampled_from(["layout", "captions", "voice", "title", "music", "size", "file", "game", "uppercase"]),
+        st.one_of(_LEAF_OR_LIST, st.dictionaries(st.sampled_from(["size", "color", "file", "seconds"]),
+                                                 _VALUES, max_size=2)), max_size=3)),
+    max_size=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DOCS, st.sampled_from(["job", "template", "control"]))
+def test_fast_validator_agrees_with_the_reference_validator(doc, kind):
+    fast = fast_validator(kind)
+    assert fast is not None
+    reference = not any(True for _ in validator(kind).iter_errors(doc))
+    assert fast.is_valid(doc) == reference, doc
