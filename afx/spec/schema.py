@@ -169,20 +169,6 @@ def _walk(root: dict, schema_path: Iterable[Any]) -> list[dict]:
     return out
 
 
-def _resolve_ref(kind: str, node: dict) -> dict:
-    """Follow a local or cross-file $ref so error texts come from the real definition."""
-    seen = 0
-    while "$ref" in node and seen < 8:
-        seen += 1
-        ref = node["$ref"]
-        doc, _, pointer = ref.partition("#")
-        target: Any = schema(doc.removesuffix(".schema.json")) if doc else schema(kind)
-        for part in [p for p in pointer.split("/") if p]:
-            target = target[part]
-        node = target
-    return node
-
-
 _DEFERRED = frozenset({"pattern", "format", "maxLength", "minLength", "enum", "const"})
 
 
@@ -210,7 +196,7 @@ def diagnostics(kind: str, instance: Any, where: Locator, *, raw: bool = False) 
         walked = _walk(root, err.schema_path)
         rule = next((n for n in reversed(walked) if "errorMessage" in n), None)
         if rule is None:
-            out.extend(_plain(kind, err, path, walked, where))
+            out.extend(_plain(err, path, where))
         elif id(rule) not in rules_seen:
             # Cross-field rules sit at the top of a document; they blame one field.
             rules_seen.add(id(rule))
@@ -223,7 +209,7 @@ def diagnostics(kind: str, instance: Any, where: Locator, *, raw: bool = False) 
     return out + [d for d in rules if d.path not in blamed]
 
 
-def _plain(kind: str, err: Any, path: tuple, walked: list[dict], where: Locator) -> list[Diagnostic]:
+def _plain(err: Any, path: tuple, where: Locator) -> list[Diagnostic]:
     v, value = err.validator, err.instance
     sch = err.schema if isinstance(err.schema, dict) else {}
     if v == "additionalProperties" and isinstance(value, dict):
@@ -245,9 +231,8 @@ def _plain(kind: str, err: Any, path: tuple, walked: list[dict], where: Locator)
         file, mark = where.locate(path, at_key=True)
         return [Diagnostic(file, mark.line, mark.column, dotted(path + (m,)), "is required") for m in missing]
     file, mark = where.locate(path)
-    prop = _resolve_ref(kind, walked[-1]) if walked else {}
     if v == "pattern" or v == "format":
-        msg = prop.get("patternErrorMessage") or sch.get("patternErrorMessage")
+        msg = sch.get("patternErrorMessage")
         if not msg:
             msg = f"{preview(value)} is not a valid {err.validator_value}" if v == "format" else (
                 f"{preview(value)} does not match {err.validator_value}")
