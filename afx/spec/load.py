@@ -12,8 +12,10 @@ builds plain Python values itself so it can
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +71,8 @@ def dotted(path: Path_) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            text = str(part) if part else '""'
+            out += f".{text}" if out else text
     return out
 
 
@@ -135,8 +138,13 @@ def _short_tag(tag: str) -> str:
     return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
 
 
+MAX_DIGITS = 40
+
+
 def _to_int(text: str) -> int:
     t = text.replace("_", "")
+    if len(t.lstrip("+-")) > MAX_DIGITS:
+        raise ValueError(f"more than {MAX_DIGITS} digits")
     if t.startswith("0o"):
         return int(t[2:], 8)
     if t.startswith("0x"):
@@ -145,12 +153,12 @@ def _to_int(text: str) -> int:
 
 
 def _to_float(text: str) -> float:
-    low = text.lower()
-    if low.endswith(".inf"):
-        return float("-inf") if low.startswith("-") else float("inf")
-    if low == ".nan":
-        return float("nan")
-    return float(text)
+    # .inf, .nan and 1e400 have no JSON form: a spec is also a POST /jobs body.
+    value = float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf")
+                  .replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
 
 
 class _Builder:
@@ -276,7 +284,13 @@ def load_text(text: str, display: str) -> tuple[list[Document], list[Diagnostic]
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(x for x in (exc.context, exc.problem) if x) or "YAML syntax error"
         diags.append(Diagnostic(display, line, col, "", f"YAML syntax error: {what}"))
-    except yaml.YAMLError as exc:  # reader errors: control characters and the like
+    except yaml.reader.ReaderError as exc:  # control characters and the like
+        pos = exc.position
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        diags.append(Diagnostic(display, line, col, "", f"character {char!r} is not allowed in YAML"))
+    except yaml.YAMLError as exc:  # pragma: no cover - every other error carries a mark
         diags.append(Diagnostic(display, 1, 1, "", f"YAML error: {exc}"))
     if not docs and not diags:
         diags.append(Diagnostic(display, 1, 1, "", "spec file is empty", "remove it or add a job"))
@@ -287,7 +301,10 @@ def load_file(path: str | os.PathLike[str], display: str | None = None) -> tuple
     """Read and parse one spec file, refusing oversized and non-UTF-8 files before parsing."""
     display = display or os.fspath(path)
     try:
-        size = os.stat(path).st_size
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            return [], [Diagnostic(display, 0, 0, "", "not a regular file")]
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             return [], [
                 Diagnostic(display, 1, 1, "", f"spec file is {size / 1048576:.1f} MiB, over the "

@@ -48,6 +48,7 @@ def expand(matrix: dict[str, Any]) -> list[Combination]:
             values = {k: v for (k, _), (_, v) in zip(axes, picks)}
             paths = {k: ("matrix", k, i) for (k, _), (i, _) in zip(axes, picks)}
             combos.append(Combination(values, paths))
+    before = len(combos)
     for i, rule in enumerate(matrix.get("exclude", [])):
         unknown = [k for k in rule if k not in dict(axes)]
         if unknown:
@@ -62,5 +63,6 @@ def expand(matrix: dict[str, Any]) -> list[Combination]:
     if len(combos) > MAX_COMBINATIONS:
         raise MatrixError(f"expands to {len(combos)} jobs, more than the limit of {MAX_COMBINATIONS}")
     if not combos:
-        raise MatrixError("expands to no jobs (every combination is excluded)")
+        why = " (every combination is excluded)" if before else ""
+        raise MatrixError(f"expands to no jobs{why}")
     return combos

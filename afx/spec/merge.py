@@ -39,6 +39,12 @@ class Origins:
         n = len(prefix)
         return {p: o for p, o in self.table.items() if p[:n] == prefix}
 
+    def prune(self, prefix: Path_, depth: int) -> None:
+        """Forget marks deeper than `depth` below `prefix` (vars contents: never needed again)."""
+        n = len(prefix)
+        for p in [p for p in self.table if p[:n] == prefix and len(p) > n + depth]:
+            del self.table[p]
+
     def drop(self, prefix: Path_) -> None:
         for p in list(self.subtree(prefix)):
             del self.table[p]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from afx.errors import Diagnostic, UsageError
 from afx.spec.load import load_file
@@ -27,11 +27,11 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
     """Paths as a user typed them: relative to the working directory when below it."""
+    # Not resolve(): a symlinked spec is shown as the link the user knows, not its target.
     cwd = cwd or Path.cwd()
-    try:
-        return str(path.resolve().relative_to(cwd.resolve()))
-    except ValueError:
-        return str(path)
+    absolute = os.path.abspath(path)
+    rel = os.path.relpath(absolute, os.path.abspath(cwd))
+    return absolute if rel.startswith("..") else rel
 
 
 def find_root(start: Path) -> Path:
@@ -54,9 +54,14 @@ def default_root(cwd: Path | None = None) -> Path:
     return cwd
 
 
+def _norm(path: Path) -> Path:
+    """Absolute, with folder links resolved but a file link kept as the link."""
+    return path.parent.resolve() / path.name
+
+
 def is_template_file(path: Path, root: Path) -> bool:
     try:
-        rel = path.resolve().relative_to(root)
+        rel = _norm(path).relative_to(root)
     except ValueError:
         return False
     return len(rel.parts) > 1 and rel.parts[0] == TEMPLATES_DIR
@@ -69,7 +74,7 @@ def spec_files(folder: Path) -> list[Path]:
         for name in sorted(filenames):
             if name.startswith(".") or name == CONFIG_NAME or not name.endswith(SPEC_SUFFIXES):
                 continue
-            out.append(Path(dirpath) / name)
+            out.append(_norm(Path(dirpath) / name))
     return out
 
 
@@ -99,15 +104,24 @@ def collect(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = Non
     if targets:
         chosen: list[Path] = []
         for t in targets:
-            chosen.extend(spec_files(t) if t.is_dir() else [t.resolve()])
+            chosen.extend(spec_files(t) if t.is_dir() else [_norm(t)])
         jobs = [p for p in dict.fromkeys(chosen) if not is_template_file(p, root)]
         templates = list(dict.fromkeys(templates + [p for p in chosen if is_template_file(p, root)]))
     else:
         jobs = [p for p in everything if not is_template_file(p, root)]
-    files = RepoFiles(root, jobs, templates)
+    files = RepoFiles(root, [], [])
+    for group, found in ((files.job_files, jobs), (files.template_files, templates)):
+        for path in found:
+            # A spec symlinked from outside would let a repo read any YAML on the machine.
+            if path.resolve().is_relative_to(root.resolve()):
+                group.append(path)
+            else:
+                files.diagnostics.append(Diagnostic(display_path(path, cwd), 0, 0, "",
+                                                    "is a link to a file outside the spec repo"))
     config_path = root / CONFIG_NAME
     if config_path.is_file():
-        files.config, files.diagnostics = load_config(config_path, cwd)
+        files.config, found = load_config(config_path, cwd)
+        files.diagnostics.extend(found)
     return files
 
 
@@ -120,14 +134,3 @@ def load_config(path: Path, cwd: Path | None = None) -> tuple[dict[str, Any], li
     doc = docs[0]
     found = diagnostics("config", doc.data, Origins.of(doc))
     return (doc.data if not found else {}), found
-
-
-def iter_strings(value: Any, path: tuple = ()) -> Iterable[tuple[tuple, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from iter_strings(v, path + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from iter_strings(v, path + (i,))

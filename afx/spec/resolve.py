@@ -18,10 +18,13 @@ from afx.spec.job import DEFAULTS, Job, freeze
 from afx.spec.load import Document, dotted, load_file
 from afx.spec.matrix import MatrixError, expand
 from afx.spec.merge import Origins, merge
-from afx.spec.repo import RepoFiles, collect, display_path, iter_strings
-from afx.spec.schema import did_you_mean, diagnostics, field_names
+from afx.spec.repo import RepoFiles, collect, display_path
+from afx.spec.schema import did_you_mean, diagnostics, field_names, string_paths
 
-JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+JOB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_-])?$")
+# Names Windows cannot use for a folder (out/<name>/ must work for every teammate).
+RESERVED_NAME = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+MAX_CHAIN = 32
 CONTROL = ("name", "fromTemplateId", "vars", "matrix")  # read before anything is merged
 TEMPLATE_ONLY = frozenset({"id", "name", "description", "fromTemplateId"})
 # Fields holding local file paths: relative to the file that wrote them, inside the repo.
@@ -35,6 +38,7 @@ class Template:
     origins: Origins
     file: str
     line: int
+    broken: bool = False  # its own errors are reported; jobs using it are not checked further
 
 
 @dataclass
@@ -76,6 +80,24 @@ class _Resolver:
         self.diags: list[Diagnostic] = list(files.diagnostics)
         self.templates: dict[str, Template] = {}
         self.fields = set(field_names("job")) - set(CONTROL)
+        # template id -> its whole chain merged (or None when broken): each chain is merged
+        # once per run, however many jobs use it.
+        self.chains: dict[str, tuple[dict, Origins, tuple[str, ...]] | None] = {}
+        # Template values are shared by every job using them: size and freeze each once.
+        self._weights: dict[int, tuple[Any, int]] = {}
+        self._frozen: dict[int, tuple[Any, Any]] = {}
+
+    def _weight(self, value: Any) -> int:
+        hit = self._weights.get(id(value))
+        if hit is None or hit[0] is not value:
+            hit = self._weights[id(value)] = (value, specvars.weight(value))
+        return hit[1]
+
+    def _freeze(self, value: Any) -> Any:
+        hit = self._frozen.get(id(value))
+        if hit is None or hit[0] is not value:
+            hit = self._frozen[id(value)] = (value, freeze(value))
+        return hit[1]
 
     # -- templates ------------------------------------------------------------------------
     def load_templates(self) -> None:
@@ -103,43 +125,55 @@ class _Resolver:
             self.diags.append(doc.diag(("id",) if "id" in doc.data else (),
                                        f"template id {tid!r} is already used at {first.file}:{first.line}"))
             return
-        if not found:
-            self.templates[tid] = Template(tid, doc.data, origins, doc.file, doc.start.line)
-        else:  # keep the id known so jobs naming it do not also report "not found"
-            self.templates[tid] = Template(tid, {}, origins, doc.file, doc.start.line)
+        origins.prune(("vars",), 1)  # checked above; only the names' marks are needed later
+        # A broken template stays known, so jobs naming it do not also report "not found".
+        self.templates[tid] = Template(tid, doc.data, origins, doc.file, doc.start.line, broken=bool(found))
 
     def chain(self, doc: dict, origins: Origins, owner: str) -> tuple[dict, Origins, tuple[str, ...]] | None:
         """Merge the template chain under `doc`. None (and a diagnostic) if it is broken."""
-        names: list[str] = []
-        layers: list[Template] = []
-        ref, ref_origins = doc.get("fromTemplateId"), origins
-        while ref is not None:
-            if ref in names:
-                loop = " -> ".join([owner, *names, ref])
-                file, mark = ref_origins.locate(("fromTemplateId",))
-                self.diags.append(Diagnostic(file, mark.line, mark.column, "fromTemplateId",
-                                             f"template cycle: {loop}"))
-                return None
-            tpl = self.templates.get(ref)
-            if tpl is None:
-                trail = " -> ".join([owner, *names, ref])
-                file, mark = ref_origins.locate(("fromTemplateId",))
-                self.diags.append(Diagnostic(
-                    file, mark.line, mark.column, "fromTemplateId", f"template {ref!r} not found ({trail})",
-                    did_you_mean(ref, self.templates) or f"templates live in {self.files.root.name}/templates/"))
-                return None
-            names.append(ref)
-            layers.append(tpl)
-            ref, ref_origins = tpl.data.get("fromTemplateId"), tpl.origins
-        data: dict = {}
-        merged = Origins()
-        for tpl in reversed(layers):
-            data, merged = merge(data, merged, tpl.data, tpl.origins)
-            for key in TEMPLATE_ONLY:
-                data.pop(key, None)
-                merged.drop((key,))
-        data, merged = merge(data, merged, doc, origins)
-        return data, merged, tuple(names)
+        ref = doc.get("fromTemplateId")
+        if ref is None:
+            base: tuple[dict, Origins, tuple[str, ...]] | None = ({}, Origins(), ())
+        else:
+            base = self._template_chain(ref, [owner], origins.locate(("fromTemplateId",)))
+        if base is None:
+            return None
+        data, merged = merge(base[0], base[1], doc, origins)
+        return data, merged, base[2]
+
+    def _template_chain(self, tid: str, trail: list[str], ref_at: tuple[str, Any]
+                        ) -> tuple[dict, Origins, tuple[str, ...]] | None:
+        if tid in self.chains:
+            return self.chains[tid]
+        file, mark = ref_at
+
+        def fail(message: str, hint: str = "") -> None:
+            self.diags.append(Diagnostic(file, mark.line, mark.column, "fromTemplateId", message, hint))
+
+        if tid in trail:
+            fail(f"template cycle: {' -> '.join(trail + [tid])}")
+            return None
+        if len(trail) > MAX_CHAIN:
+            fail(f"template chain is longer than {MAX_CHAIN} ({' -> '.join(trail[:3])} -> ...)")
+            return None
+        tpl = self.templates.get(tid)
+        if tpl is None:
+            fail(f"template {tid!r} not found ({' -> '.join(trail + [tid])})",
+                 did_you_mean(tid, self.templates) or f"templates live in {self.files.root.name}/templates/")
+            return None
+        result: tuple[dict, Origins, tuple[str, ...]] | None = None
+        if not tpl.broken:
+            parent = tpl.data.get("fromTemplateId")
+            base = ({}, Origins(), ()) if parent is None else self._template_chain(
+                parent, trail + [tid], tpl.origins.locate(("fromTemplateId",)))
+            if base is not None:
+                own = {k: v for k, v in tpl.data.items() if k not in TEMPLATE_ONLY}
+                data, merged = merge(base[0], base[1], own, tpl.origins)
+                for key in TEMPLATE_ONLY:
+                    merged.drop((key,))
+                result = (data, merged, (tid,) + base[2])
+        self.chains[tid] = result
+        return result
 
     # -- jobs -----------------------------------------------------------------------------
     def load_jobs(self) -> list[Job]:
@@ -152,15 +186,23 @@ class _Resolver:
         seen: dict[str, Job] = {}
         unique = []
         for job in jobs:
-            if job.name in seen:
-                first = seen[job.name]
-                file, mark = job.origins.locate(("name",), at_key=True)
-                self.diags.append(Diagnostic(file, mark.line, mark.column, "name",
-                                             f"job name {job.name!r} is already used at {first.source}",
-                                             "job names must be unique in a spec repo"))
+            # Case-insensitively: out/Foo and out/foo are one folder on macOS and Windows.
+            first = seen.get(job.name.lower())
+            if first is None:
+                seen[job.name.lower()] = job
+                unique.append(job)
                 continue
-            seen[job.name] = job
-            unique.append(job)
+            same = "" if first.name == job.name else f" (as {first.name!r})"
+            if job.matrix and (first.file, first.line) == (job.file, job.line):
+                file, mark = job.origins.locate(("matrix",), at_key=True)
+                self.diags.append(Diagnostic(file, mark.line, mark.column, "matrix",
+                                             f"two combinations give the job name {job.name!r}",
+                                             "use {{ variables }} in name to tell them apart"))
+                continue
+            file, mark = job.origins.locate(("name",), at_key=True)
+            self.diags.append(Diagnostic(file, mark.line, mark.column, "name",
+                                         f"job name {job.name!r} is already used{same} at {first.source}",
+                                         "job names must be unique in a spec repo"))
         return unique
 
     def _job(self, doc: Document, path: Path, single: bool) -> list[Job]:
@@ -173,6 +215,7 @@ class _Resolver:
         if found:
             self.diags.extend(found)
             return []
+        origins.prune(("vars",), 1)  # checked above; only the names' marks are needed later
         base = control.get("name")
         if base is None:
             if not single:
@@ -198,9 +241,9 @@ class _Resolver:
 
     def _expand(self, doc: Document, path: Path, data: dict, origins: Origins, chain: tuple[str, ...],
                 base: str, combo: Any) -> Job | None:
-        data = copy.deepcopy(data)
+        variables: dict[str, Any] = dict(data.get("vars") or {})  # read only: never copied
+        data = copy.deepcopy({k: v for k, v in data.items() if k not in ("fromTemplateId", "vars", "matrix")})
         origins = Origins(dict(origins.table), origins.fallback)
-        variables: dict[str, Any] = dict(data.get("vars") or {})
         matrix_values: dict[str, Any] = {}
         if combo is not None:
             for key, value in combo.values.items():
@@ -210,45 +253,52 @@ class _Resolver:
                     data[key] = copy.deepcopy(value)
                     origins.graft((key,), origins, combo.paths[key])
         before = len(self.diags)
+        biggest = max(map(self._weight, variables.values()), default=0)
         name = base
         if specvars.has_markup(base):
             variables["afx"] = specvars.builtins(base)
-            name = self._render(base, variables, origins, ("name",))
+            name = self._render(base, variables, origins, ("name",), biggest)
         elif combo is not None:
             name = f"{base}-{combo.suffix()}"
         if name is None:
             return None
         variables["afx"] = specvars.builtins(name)
-        for key in ("fromTemplateId", "vars", "matrix"):
-            data.pop(key, None)
         data["name"] = name
-        for spath, text in list(iter_strings(data)):
+        # Only strings the schema knows as strings are rendered: an unknown field is
+        # reported, not evaluated.
+        for spath in string_paths("job", data):
+            text = _get(data, spath)
             if spath != ("name",) and specvars.has_markup(text):
-                rendered = self._render(text, variables, origins, spath)
+                rendered = self._render(text, variables, origins, spath, biggest)
                 if rendered is not None:
                     _set(data, spath, rendered)
         if len(self.diags) > before:
             return None
         found = diagnostics("job", data, origins)
-        if not JOB_NAME.match(name) and not any(d.path == "name" for d in found):
-            file, mark = origins.locate(("name",))
-            found.append(Diagnostic(file, mark.line, mark.column, "name",
-                                    f"{name!r} is not a valid job name",
-                                    "use letters, digits, '.', '_' and '-' (it names the out/ folder)"))
+        if not any(d.path == "name" for d in found):
+            problem = ""
+            if not JOB_NAME.match(name):
+                problem = "use letters, digits, '.', '_' and '-', not ending in '.' (it names the out/ folder)"
+            elif RESERVED_NAME.match(name):
+                problem = "it is a reserved file name on Windows"
+            if problem:
+                file, mark = origins.locate(("name",))
+                found.append(Diagnostic(file, mark.line, mark.column, "name",
+                                        f"{name!r} is not a valid job name", problem))
         found.extend(self._check_paths(data, origins))
         if found:
             self.diags.extend(found)
             return None
         for key, value in DEFAULTS.items():
             data.setdefault(key, list(value) if isinstance(value, tuple) else value)
-        user_vars = {k: v for k, v in variables.items() if k != "afx"}
+        user_vars = {k: self._freeze(v) for k, v in variables.items() if k != "afx"}
         return Job(name=name, fields=freeze(data), file=path.resolve(), display=doc.file,
                    line=doc.start.line, root=self.root, template_chain=chain,
                    matrix=freeze(matrix_values), vars=freeze(user_vars), base_name=base, origins=origins)
 
-    def _render(self, text: str, variables: dict, origins: Origins, spath: tuple) -> str | None:
+    def _render(self, text: str, variables: dict, origins: Origins, spath: tuple, biggest: int) -> str | None:
         try:
-            return specvars.render(text, variables)
+            return specvars.render(text, variables, biggest)
         except specvars.VarError as exc:
             file, mark = origins.locate(spath)
             self.diags.append(Diagnostic(file, mark.line, mark.column, dotted(spath), exc.message, exc.hint))
@@ -275,14 +325,23 @@ class _Resolver:
         if "\x00" in text:
             return "path contains a NUL byte"
         base = (self.cwd / written_in).parent if written_in else self.root
-        target = (base / text).resolve()
-        if not target.is_relative_to(self.root):
-            return f"{text!r} leaves the spec repo ({display_path(self.root, self.cwd)})"
-        if not target.exists():
-            return f"{text!r} not found (looked for {display_path(target, self.cwd)})"
-        if not target.is_file():
-            return f"{text!r} is not a regular file"
+        try:
+            target = (base / text).resolve()
+            if not target.is_relative_to(self.root):
+                return f"{text!r} leaves the spec repo ({display_path(self.root, self.cwd)})"
+            if not target.exists():
+                return f"{text!r} not found (looked for {display_path(target, self.cwd)})"
+            if not target.is_file():
+                return f"{text!r} is not a regular file"
+        except (OSError, RuntimeError) as exc:  # name too long, symlink loop
+            return f"{text[:80]!r} cannot be used: {getattr(exc, 'strerror', None) or exc}"
         return ""
+
+
+def _get(doc: Any, path: tuple) -> Any:
+    for part in path:
+        doc = doc[part]
+    return doc
 
 
 def _set(doc: Any, path: tuple, value: Any) -> None:

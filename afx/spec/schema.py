@@ -169,6 +169,49 @@ def _walk(root: dict, schema_path: Iterable[Any]) -> list[dict]:
     return out
 
 
+def _deref(kind: str, node: Any) -> Any:
+    """Follow $ref (local, or to another afx schema) until a real definition."""
+    for _ in range(8):
+        if not isinstance(node, dict) or "$ref" not in node:
+            break
+        doc, _, pointer = node["$ref"].partition("#")
+        target: Any = schema(doc.removesuffix(".schema.json")) if doc else schema(kind)
+        for part in filter(None, pointer.split("/")):
+            target = target[part]
+        node = target
+    return node
+
+
+def _takes_text(node: dict) -> bool:
+    kind = node.get("type")
+    return kind == "string" or (isinstance(kind, list) and "string" in kind) or (
+        "enum" in node and any(isinstance(e, str) for e in node["enum"]))
+
+
+def string_paths(kind: str, data: Any) -> Iterable[tuple]:
+    """Paths in `data` holding a string where the schema declares a string field.
+
+    Unknown keys are not visited: variables are rendered only in fields afx knows.
+    """
+    def walk(value: Any, node: Any, path: tuple) -> Iterable[tuple]:
+        node = _deref(kind, node)
+        if not isinstance(node, dict):
+            return
+        if isinstance(value, str):
+            if _takes_text(node):
+                yield path
+        elif isinstance(value, dict):
+            props = node.get("properties", {})
+            for key, child in value.items():
+                if key in props:
+                    yield from walk(child, props[key], path + (key,))
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for i, child in enumerate(value):
+                yield from walk(child, node["items"], path + (i,))
+
+    return list(walk(data, schema(kind), ()))
+
+
 _DEFERRED = frozenset({"pattern", "format", "maxLength", "minLength", "enum", "const"})
 
 
@@ -249,6 +292,11 @@ def _plain(err: Any, path: tuple, where: Locator) -> list[Diagnostic]:
     if v in ("maxLength", "minLength") and isinstance(value, str):
         word = "at most" if v == "maxLength" else "at least"
         msg = f"is {len(value)} characters long; it must be {word} {err.validator_value}"
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
+    if v in ("maxItems", "minItems", "maxProperties", "minProperties") and isinstance(value, (list, dict)):
+        word = "at most" if v.startswith("max") else "at least"
+        unit = "items" if isinstance(value, list) else "entries"
+        msg = f"has {len(value)} {unit}; {word} {err.validator_value} allowed"
         return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
     if v == "uniqueItems":
         return [Diagnostic(file, mark.line, mark.column, dotted(path), f"{preview(value)} lists an item twice")]

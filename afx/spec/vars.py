@@ -4,27 +4,30 @@ Specs are hostile input (architecture.md). Beyond `ImmutableSandboxedEnvironment
 `StrictUndefined`, a spec expression
 - may use `{{ ... }}` and `{% if %}` only: no loops, macros, assignments or includes, so
   evaluation time is linear in the text;
-- has no `range`, `lipsum` or other globals, a short list of filters, and only harmless
-  string methods (no `center`, `ljust`, `zfill`, `replace`, `join`, `format`...), because
-  each of those turns a few bytes of spec into gigabytes;
-- checks `*`, `**`, `+` and `%` before computing them, and stops output at MAX_OUTPUT;
-- may not name large variables so often that the output could explode (`{{ x ~ x ~ x ...}}`).
+- has no globals (`range`, `lipsum`...), a short allow-list of filters, and attributes only
+  from an allow-list per type (harmless `str` and `date` methods; nothing on numbers);
+- pays for every value it builds from one budget per field: `*`, `+`, `%`, `join`,
+  `replace`, `list`, `string`, `tojson` are charged the size of their result *before* it
+  is built, so `['a' * 200000] * 2000` fails instead of allocating;
+- may not name large variables so often that the output could explode (`{{ x ~ x ~ ...}}`);
+- stops its output at MAX_OUTPUT characters.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 import functools
-import json
 import os
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-MAX_OUTPUT = 256 * 1024  # characters per rendered field (script may be long-form)
+MAX_OUTPUT = 256 * 1024  # characters per rendered field (a long-form script fits)
 MAX_SOURCE = 64 * 1024  # characters of template text per field
+BUDGET = 4 * MAX_OUTPUT  # characters of intermediate values one field may build
 _MARKERS = ("{{", "{%", "{#")
 
 _SAFE_STR_METHODS = frozenset({
@@ -33,21 +36,31 @@ _SAFE_STR_METHODS = frozenset({
     "partition", "removeprefix", "removesuffix", "rfind", "rpartition", "rsplit", "rstrip",
     "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper",
 })
-_SAFE_DATE_ATTRS = frozenset({
-    "year", "month", "day", "weekday", "isoweekday", "isocalendar", "isoformat", "strftime",
-})
-_ALLOWED_FILTERS = (
-    "abs", "capitalize", "count", "d", "default", "first", "float", "int", "last", "length",
-    "list", "lower", "max", "min", "reverse", "round", "sort", "string", "sum", "title",
-    "tojson", "trim", "truncate", "unique", "upper", "urlencode", "wordcount", "map",
-    "select", "reject", "selectattr", "rejectattr", "attr", "dictsort", "items",
+_SAFE_DATE_ATTRS = frozenset({"year", "month", "day", "weekday", "isoweekday", "isocalendar", "isoformat",
+                              "strftime"})
+_SAFE_ATTRS: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
+    (str, _SAFE_STR_METHODS),
+    ((_dt.date, _dt.datetime), _SAFE_DATE_ATTRS),
+    ((list, tuple), frozenset({"index", "count"})),
+    (dict, frozenset({"items", "keys", "values", "get"})),
 )
+# Filters that cannot build more than their input: used as Jinja ships them.
+_PLAIN_FILTERS = (
+    "abs", "capitalize", "count", "d", "default", "dictsort", "first", "float", "int", "items",
+    "last", "length", "lower", "max", "min", "reverse", "round", "sort", "title", "trim",
+    "truncate", "unique", "upper", "urlencode", "wordcount",
+)
+# Filters whose result may be larger than their input: charged to the budget first.
+_CHARGED_FILTERS = ("list", "string", "tojson")
 _FORBIDDEN_NODES = (
     nodes.For, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.Assign, nodes.AssignBlock,
     nodes.With, nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.Block,
     nodes.Scope, nodes.ScopedEvalContextModifier, nodes.EvalContextModifier,
 )
-_WIDTH = re.compile(r"%[-#0 +]*(\d+|\*)?(?:\.(\d+|\*))?")
+_SPECIAL_NAMES = frozenset({"self", "loop", "caller", "varargs", "kwargs", "super"})
+_WIDTH = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d+|\*)?(?:\.(\d+|\*))?")
+
+_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("afx_vars_budget")
 
 
 class VarError(Exception):
@@ -58,15 +71,47 @@ class VarError(Exception):
         self.message, self.hint = message, hint
 
 
-def _sized(value: Any) -> int:
-    return len(value) if isinstance(value, (str, list, tuple)) else 0
+def weight(value: Any, limit: int = BUDGET) -> int:
+    """Roughly how many characters `value` holds; stops counting past `limit`."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int):
+        return value.bit_length() // 3 + 1
+    if isinstance(value, float):
+        return 24
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        total = len(value)
+        items = value.items() if isinstance(value, dict) else ((v, None) for v in value)
+        for a, b in items:
+            total += weight(a, limit) + (weight(b, limit) if b is not None else 0)
+            if total > limit:
+                return limit + 1
+        return total
+    if isinstance(value, Mapping):
+        return weight(dict(value), limit)
+    return 32
 
 
-def _check_width(fmt: str) -> None:
+def charge(amount: int, what: str = "expression") -> None:
+    """Spend from the current field's budget before building a value of `amount` characters."""
+    box = _budget.get(None)
+    if box is None:
+        return
+    box[0] -= max(amount, 0)
+    if box[0] < 0 or amount > MAX_OUTPUT:
+        raise SecurityError(f"{what} would build more than {BUDGET} characters")
+
+
+def _widths(fmt: str) -> int:
+    total = 0
     for m in _WIDTH.finditer(fmt):
         for part in m.groups():
             if part == "*" or (part and int(part) > 1000):
                 raise SecurityError("format widths over 1000 are not allowed")
+            total += int(part) if part else 0
+    return total
 
 
 class SpecEnvironment(ImmutableSandboxedEnvironment):
@@ -74,34 +119,25 @@ class SpecEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
-            count = right if _sized(left) or isinstance(left, str) else left
-            seq = left if isinstance(left, (str, list, tuple)) else right
-            if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                if len(seq) * max(count, 0) > MAX_OUTPUT:
-                    raise SecurityError(f"result would be longer than {MAX_OUTPUT} characters")
+            seq, count = (left, right) if isinstance(right, int) else (right, left)
+            if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and not isinstance(count, bool):
+                charge(weight(seq) * max(count, 0), "repetition")
+            else:
+                charge(weight(left) + weight(right))
         elif operator == "**":
             if isinstance(left, int) and isinstance(right, int) and (
                     abs(right) > 256 or abs(left).bit_length() * abs(right) > 4096):
                 raise SecurityError("power is too large")
         elif operator == "+":
-            if _sized(left) + _sized(right) > MAX_OUTPUT:
-                raise SecurityError(f"result would be longer than {MAX_OUTPUT} characters")
+            charge(weight(left) + weight(right), "joining")
         elif operator == "%" and isinstance(left, str):
-            _check_width(left)
+            charge(weight(left) + weight(right) + _widths(left), "formatting")
         return super().call_binop(context, operator, left, right)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if not super().is_safe_attribute(obj, attr, value):
             return False
-        if isinstance(obj, str):
-            return attr in _SAFE_STR_METHODS
-        if isinstance(obj, (_dt.date, _dt.datetime)):
-            return attr in _SAFE_DATE_ATTRS
-        if isinstance(obj, (list, tuple)):
-            return attr in ("index", "count")
-        if isinstance(obj, dict):
-            return attr in ("items", "keys", "values", "get")
-        return True
+        return any(isinstance(obj, types) and attr in allowed for types, allowed in _SAFE_ATTRS)
 
     def wrap_str_format(self, value: Any) -> Any:
         if super().wrap_str_format(value) is None:
@@ -116,8 +152,7 @@ class SpecEnvironment(ImmutableSandboxedEnvironment):
 
 def _bounded_join(value: Any, d: str = "", attribute: Any = None) -> str:
     items = [str(v) for v in value]
-    if sum(map(len, items)) + len(d) * max(len(items) - 1, 0) > MAX_OUTPUT:
-        raise SecurityError(f"join result would be longer than {MAX_OUTPUT} characters")
+    charge(sum(map(len, items)) + len(d) * max(len(items) - 1, 0), "join")
     return d.join(items)
 
 
@@ -126,9 +161,20 @@ def _bounded_replace(s: Any, old: str, new: str, count: int | None = None) -> st
     hits = s.count(old) if old else len(s) + 1
     if count is not None and count >= 0:
         hits = min(hits, count)
-    if len(s) + hits * max(len(new) - len(old), 0) > MAX_OUTPUT:
-        raise SecurityError(f"replace result would be longer than {MAX_OUTPUT} characters")
+    charge(len(s) + hits * max(len(new) - len(old), 0), "replace")
     return s.replace(old, new) if count is None else s.replace(old, new, count)
+
+
+def _charged(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # list('abc') and tojson roughly triple their input; charge that up front. tojson
+        # is called with Jinja's eval context first.
+        value = args[1] if name == "tojson" else args[0]
+        charge(3 * weight(value) + 2, name)
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def slug(value: Any) -> str:
@@ -137,7 +183,9 @@ def slug(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "-".join(slug(v) for v in value) or "none"
-    text = re.sub(r"[^A-Za-z0-9]+", "-", str(value)).strip("-").lower()
+    if isinstance(value, int) and value.bit_length() > 128:
+        return "n"
+    text = re.sub(r"[^A-Za-z0-9]+", "-", str(value)[:200]).strip("-").lower()
     return text or "x"
 
 
@@ -145,7 +193,8 @@ def slug(value: Any) -> str:
 def environment() -> SpecEnvironment:
     env = SpecEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     builtin = env.filters
-    env.filters = {name: builtin[name] for name in _ALLOWED_FILTERS}
+    env.filters = {name: builtin[name] for name in _PLAIN_FILTERS}
+    env.filters.update({name: _charged(name, builtin[name]) for name in _CHARGED_FILTERS})
     env.filters.update(join=_bounded_join, replace=_bounded_replace, slug=slug)
     env.globals = {}
     return env
@@ -174,6 +223,9 @@ def builtins(job_name: str) -> dict[str, Any]:
     }
 
 
+_TOO_COMPLEX = "expression is nested too deeply or is too complex"
+
+
 @functools.lru_cache(maxsize=4096)
 def _compile(source: str) -> Any:
     env = environment()
@@ -184,35 +236,36 @@ def _compile(source: str) -> Any:
             if found is not None:
                 raise VarError(f"{{% {type(found).__name__.lower()} %}} is not allowed",
                                "spec fields may use {{ expressions }} and {% if %} only")
-        names = sum(1 for _ in ast.find_all(nodes.Name))
+        names = 0
+        for node in ast.find_all(nodes.Name):
+            if node.name in _SPECIAL_NAMES:
+                raise VarError(f"{node.name!r} is not available in specs")
+            names += 1
         return env.from_string(ast), names
     except TemplateSyntaxError as exc:  # includes unknown filters and tests
         raise VarError(f"template syntax error: {exc.message}") from None
+    except (RecursionError, SyntaxError, MemoryError):
+        raise VarError(_TOO_COMPLEX) from None
 
 
-def _largest(variables: Mapping[str, Any]) -> int:
-    largest = 0
-    for value in variables.values():
-        if isinstance(value, str):
-            size = len(value)
-        elif isinstance(value, (int, float, bool)) or value is None:
-            size = 24
-        else:
-            size = len(json.dumps(value, default=str))
-        largest = max(largest, size)
-    return largest
+def largest(variables: Mapping[str, Any]) -> int:
+    """Weight of the largest variable: with the count of names, bounds what `~` can build."""
+    return max((weight(v) for v in variables.values()), default=0)
 
 
-def render(source: str, variables: Mapping[str, Any]) -> str:
+def render(source: str, variables: Mapping[str, Any], largest_var: int | None = None) -> str:
     """Render one string field. Raises VarError with a message fit for a diagnostic."""
     if len(source) > MAX_SOURCE:
         raise VarError(f"template text is longer than {MAX_SOURCE} characters")
     template, names = _compile(source)
-    if names * _largest(variables) > 4 * MAX_OUTPUT:
-        raise VarError("expression could expand to more than "
-                       f"{4 * MAX_OUTPUT} characters", "name large variables fewer times")
+    if largest_var is None:
+        largest_var = largest(variables)
+    if names * largest_var > BUDGET:
+        raise VarError(f"expression could expand to more than {BUDGET} characters",
+                       "name large variables fewer times")
     out: list[str] = []
     size = 0
+    token = _budget.set([BUDGET])
     try:
         for chunk in template.generate(**variables):
             size += len(chunk)
@@ -220,26 +273,28 @@ def render(source: str, variables: Mapping[str, Any]) -> str:
                 raise VarError(f"rendered text is longer than {MAX_OUTPUT} characters")
             out.append(chunk)
     except UndefinedError as exc:
-        name = _undefined_name(exc.message or "")
-        choices = [k for k in variables if not k.startswith("_")]
-        from afx.spec.schema import did_you_mean  # local: schema imports jsonschema, keep this light
-
-        hint = did_you_mean(name, choices) if name else ""
-        if not hint:
-            hint = "defined: " + ", ".join(sorted(choices)) if choices else "define it under vars"
-        raise VarError(f"undefined variable {name!r}" if name else (exc.message or "undefined"), hint) from None
+        raise _undefined(exc, variables) from None
     except SecurityError as exc:
         raise VarError(f"not allowed in a spec: {exc}") from None
     except TemplateError as exc:
         raise VarError(f"template error: {exc}") from None
-    except (ArithmeticError, ValueError, TypeError) as exc:
-        raise VarError(f"expression failed: {type(exc).__name__}: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise VarError(_TOO_COMPLEX) from None
+    except (ArithmeticError, ValueError, TypeError, LookupError) as exc:
+        raise VarError(f"expression failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+    finally:
+        _budget.reset(token)
     return "".join(out)
 
 
-def _undefined_name(message: str) -> str:
-    m = re.match(r"'([^']+)' is undefined", message)
-    if m:
-        return m.group(1)
-    m = re.search(r"has no attribute '([^']+)'", message)
-    return m.group(1) if m else ""
+def _undefined(exc: UndefinedError, variables: Mapping[str, Any]) -> VarError:
+    from afx.spec.schema import did_you_mean  # local: schema imports jsonschema, keep this light
+
+    message = exc.message or ""
+    m = re.match(r"'([^']+)' is undefined", message) or re.search(r"has no attribute '([^']+)'", message)
+    name = m.group(1) if m else ""
+    choices = [k for k in variables if not k.startswith("_")]
+    hint = did_you_mean(name, choices) if name else ""
+    if not hint:
+        hint = "defined: " + ", ".join(sorted(choices)) if choices else "define it under vars"
+    return VarError(f"undefined variable {name!r}" if name else (message[:200] or "undefined"), hint)

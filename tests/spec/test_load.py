@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -133,3 +134,23 @@ def test_bom_is_accepted_and_nul_refused(tmp_path):
 
 def test_non_string_keys_become_text():
     assert one("1: a\ntrue: b\n").data == {"1": "a", "true": "b"}
+
+
+@pytest.mark.parametrize("text", ["v: .nan", "v: .inf", "v: -.Inf", "v: 1e400", "v: 0x" + "f" * 5000,
+                                  "v: " + "9" * 50])
+def test_numbers_without_a_json_form_are_refused(text):
+    (d,) = errors(text + "\n")
+    assert d.line == 1 and d.path == "v" and "cannot read" in d.message
+
+
+def test_control_characters_are_reported_at_their_line_and_column():
+    (d,) = errors("topic: ok\ntone: a\x07b\n")
+    assert (d.line, d.column) == (2, 8) and "'\\x07'" in d.message
+
+
+def test_a_fifo_is_not_read(tmp_path):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    started = time.perf_counter()
+    docs, (d,) = load_file(fifo, "fifo.yaml")
+    assert time.perf_counter() - started < 1 and "not a regular file" in d.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -226,3 +227,107 @@ def test_api_body_is_exactly_the_post_jobs_fields(repo):
         "durationMins": 1, "platforms": ["tiktok"], "publishMode": "immediate", "staging": False,
     }
     assert job.to_api_body({"media/a.mp4": "file_123"})["fileId"] == "file_123"
+
+
+# -- found in review: hostile repos must stay fast, small and clean -------------------------
+
+def test_strings_in_unknown_fields_are_reported_not_rendered(repo):
+    junk = "\n".join(["- '{{ x }}{{ x }}'"] * 5000)
+    repo.write("a.yaml", f"entry: generate\ntopic: t\nvars: {{x: {'a' * 100000}}}\njunk:\n{junk}\n")
+    started = time.perf_counter()
+    (d,) = resolve([repo.root]).diagnostics
+    assert time.perf_counter() - started < 2
+    assert d.path == "junk" and d.message == "unknown field"
+
+
+def test_a_big_template_shared_by_many_jobs_is_merged_once(repo):
+    repo.write("templates/big.yaml", "vars: {big: " + str(list(range(15000))) + "}\ntone: calm\n")
+    repo.write("a.yaml", "".join(f"---\nname: j{i}\nfromTemplateId: big\nentry: generate\ntopic: t\n"
+                                 for i in range(300)))
+    started = time.perf_counter()
+    result = resolve([repo.root])
+    assert result.ok and len(result.jobs) == 300
+    assert time.perf_counter() - started < 3
+
+
+def test_template_chains_are_capped(repo):
+    for i in range(40):
+        repo.write(f"templates/t{i}.yaml", f"fromTemplateId: t{i + 1}\n" if i < 39 else "tone: x\n")
+    repo.write("a.yaml", "fromTemplateId: t0\nentry: generate\ntopic: t\n")
+    (d,) = resolve([repo.root]).diagnostics
+    assert "longer than 32" in d.message and d.path == "fromTemplateId"
+
+
+def test_a_broken_template_reports_only_its_own_error(repo):
+    repo.write("templates/t.yaml", "entry: fetch\ntonne: x\n")
+    repo.write("a.yaml", "fromTemplateId: t\n")
+    (d,) = resolve([repo.root]).diagnostics
+    assert d.file.endswith("t.yaml") and d.path == "tonne"
+
+
+def test_matrix_values_that_slug_to_one_name(repo):
+    repo.write("m.yaml", "entry: generate\ntopic: t\nmatrix:\n  g: [a-b, a_b]\n")
+    (d,) = resolve([repo.root]).diagnostics
+    assert d.path == "matrix" and d.line == 3 and "two combinations" in d.message
+
+
+def test_include_only_empty_matrix(repo):
+    repo.write("m.yaml", "entry: generate\ntopic: t\nmatrix: {include: []}\n")
+    (d,) = resolve([repo.root]).diagnostics
+    assert d.message == "expands to no jobs"
+
+
+@pytest.mark.parametrize("text,path", [("vars: {afx: 1}", "vars.afx"), ("matrix: {afx: [1]}", "matrix.afx")])
+def test_afx_is_reserved_for_built_ins(repo, text, path):
+    repo.write("a.yaml", f"entry: generate\ntopic: t\n{text}\n")
+    (d,) = resolve([repo.root]).diagnostics
+    assert d.path == path and "reserved" in d.message
+
+
+def test_job_names_that_clash_on_case_insensitive_disks_or_windows(repo):
+    repo.write("a.yaml", "name: Clip\nentry: generate\ntopic: t\n")
+    repo.write("b.yaml", "name: clip\nentry: generate\ntopic: t\n")
+    repo.write("c.yaml", "name: con\nentry: generate\ntopic: t\n")
+    repo.write("d.yaml", "name: trailing.\nentry: generate\ntopic: t\n")
+    messages = {os.path.basename(d.file): d.message + d.hint for d in resolve([repo.root]).diagnostics}
+    assert "(as 'Clip')" in messages["b.yaml"]
+    assert "Windows" in messages["c.yaml"]
+    assert "not a valid job name" in messages["d.yaml"]
+
+
+def test_a_spec_linked_from_outside_the_repo_is_not_read(repo, tmp_path):
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("secret_key: hunter2\n")
+    os.symlink(outside, repo.root / "leak.yaml")
+    result = resolve([repo.root])
+    (d,) = result.diagnostics
+    assert d.file.endswith("leak.yaml") and "outside the spec repo" in d.message
+    assert "secret" not in str(d)
+
+
+def test_unusable_local_paths_are_diagnostics(repo):
+    os.symlink("loop", repo.root / "loop")
+    repo.write("a.yaml", "entry: upload\nfile: loop/x.mp4\n")
+    repo.write("b.yaml", "entry: upload\nfile: " + "x" * 300 + ".mp4\n")
+    diags = resolve([repo.root]).diagnostics
+    assert len(diags) == 2 and all(d.path == "file" and "cannot be used" in d.message for d in diags)
+
+
+def test_empty_key_is_named(repo):
+    repo.write("a.yaml", "entry: generate\ntopic: t\n'': 1\n")
+    (d,) = resolve([repo.root]).diagnostics
+    assert d.path == '""' and d.message == "unknown field"
+
+
+def test_long_lists_are_summarised_in_messages(repo):
+    repo.write("a.yaml", "url: https://x.org/v\nurls: " + str([f"https://x.org/{i}" for i in range(30)]) + "\n")
+    (d,) = resolve([repo.root]).diagnostics
+    assert d.message == "has 30 items; at most 20 allowed"
+
+
+def test_config_errors_are_reported_with_the_rest(repo):
+    repo.write("afx.yaml", "version: 1\nfetch: {alow_hosts: [127.0.0.1]}\n")
+    repo.write("a.yaml", "entry: generate\n")
+    diags = resolve([repo.root]).diagnostics
+    assert {d.path for d in diags} == {"fetch.alow_hosts", "topic"}
+    assert any('did you mean "allow_hosts"' in d.hint for d in diags)

@@ -66,6 +66,15 @@ def test_sandbox_escapes_and_dangerous_methods_are_refused(source):
     "{{ x|center(1000000000) }}",
     "{{ x|indent(1000000000) }}",
     "{{ '{:>1000000000}'.format(1) }}",
+    # found in review: list repetition counted items not size, %(key) widths, int methods
+    "{{ ['a' * 200000] * 2000 }}",
+    "{{ (['a' * 1000] * 200) | tojson }}",
+    "{{ ('%s' * 100000) % (('a' * 200000,) * 100000) }}",
+    "{{ '%(a)1000000000s' % {'a': 1} }}",
+    "{{ (1).to_bytes(1000000000, 'big') | length }}",
+    "{{ ([[0] * 100000] * 1000) | sum(start=[]) }}",
+    "{{ ('a' * 200000) ~ ('a' * 200000) ~ ('a' * 200000) ~ ('a' * 200000) ~ ('a' * 200000) }}",
+    "{{ x | list | list | tojson | list | tojson }}",
 ])
 def test_amplification_and_statements_are_refused_fast(source):
     variables = {"x": "a" * 200_000, "big": "b" * 100_000}
@@ -73,6 +82,23 @@ def test_amplification_and_statements_are_refused_fast(source):
     with pytest.raises(VarError):
         render(source, variables)
     assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("source", [
+    "{{ " + "[" * 100 + "]" * 100 + " }}",
+    "{{ " + "+".join(["1"] * 1000) + " }}",
+    "{{ 1" + "|abs" * 1000 + " }}",
+])
+def test_deeply_nested_expressions_are_var_errors_not_crashes(source):
+    with pytest.raises(VarError) as info:
+        render(source, {})
+    assert "nested" in info.value.message or "complex" in info.value.message
+
+
+@pytest.mark.parametrize("source", ["{{ self }}", "{{ x.__len__ }}", "{{ (1).real }}", "{{ x | map('upper') }}"])
+def test_special_names_number_attributes_and_map_are_unavailable(source):
+    with pytest.raises(VarError):
+        render(source, {"x": ["a"]})
 
 
 def test_output_is_bounded():
