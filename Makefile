@@ -32,6 +32,7 @@ test: $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/noop.py
 
 clean:
 	rm -rf $(VENV) out specs/out .afx specs/.afx .pytest_cache

@@ -51,7 +51,7 @@ class SpecRepo:
 
 def afx(*args: str, cwd: Path | None = None, tty: bool = False, environ: dict[str, str] | None = None) -> Result:
     out, err = io.StringIO(), io.StringIO()
-    env = Environment(stdout=out, stderr=err, stdout_isatty=tty, environ=environ or {})
+    env = Environment(stdout=out, stderr=err, stdout_isatty=tty, stderr_isatty=tty, environ=environ or {})
     import os
 
     old = os.getcwd()

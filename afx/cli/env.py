@@ -19,6 +19,7 @@ class Environment:
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     stdout_isatty: bool | None = None
+    stderr_isatty: bool | None = None
     color_mode: str = "auto"  # auto | always | never
     json: bool = False
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
@@ -26,24 +27,33 @@ class Environment:
 
     def __post_init__(self) -> None:
         if self.stdout_isatty is None:
-            try:
-                self.stdout_isatty = self.stdout.isatty()
-            except (AttributeError, ValueError):
-                self.stdout_isatty = False
+            self.stdout_isatty = _isatty(self.stdout)
+        if self.stderr_isatty is None:
+            self.stderr_isatty = _isatty(self.stderr)
 
-    @property
-    def color(self) -> bool:
+    def _color_for(self, isatty: bool | None) -> bool:
         if self.color_mode == "always":
             return True
         if self.color_mode == "never" or "NO_COLOR" in self.environ:
             return False
-        return bool(self.stdout_isatty) and self.environ.get("TERM") != "dumb"
+        return bool(isatty) and self.environ.get("TERM") != "dumb"
+
+    @property
+    def color(self) -> bool:
+        """Colour for messages: they go to stderr."""
+        return self._color_for(self.stderr_isatty)
+
+    @property
+    def live(self) -> bool:
+        """A live progress display (a terminal on stderr, not --json, not -q)."""
+        return bool(self.stderr_isatty) and not self.json and self.verbosity >= 0 and \
+            self.environ.get("TERM") != "dumb"
 
     def style(self, text: str, **styles: Any) -> str:
         return click.style(text, **styles) if self.color else text
 
     def out(self, text: str = "") -> None:
-        click.echo(text, file=self.stdout, color=self.color)
+        click.echo(text, file=self.stdout, color=self._color_for(self.stdout_isatty))
 
     def info(self, text: str) -> None:
         """Progress and summaries: on stderr, silenced by -q."""
@@ -60,3 +70,10 @@ class Environment:
     def emit_json(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
         self.stdout.flush()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

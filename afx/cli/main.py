@@ -8,7 +8,8 @@ jinja2) happen inside the commands so `afx --version` stays fast.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
@@ -125,6 +126,118 @@ def init(ctx: click.Context, directory: str) -> int:
     from afx.cli.commands.init import init as run
 
     return run(_env(ctx), directory)
+
+
+def _split_force(force: tuple[str, ...], targets: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """`--force` takes an optional STAGE; a value that is no stage was a target after a bare --force."""
+    from afx.engine.runner import load_pipeline
+
+    names = load_pipeline().names
+    stages, extra = [], list(targets)
+    for value in force:
+        if value == "*" or value in names:
+            stages.append(value)
+        else:
+            stages.append("*")
+            extra.insert(0, value)
+    return stages, extra
+
+
+_force_option = click.option(
+    "--force", "force", multiple=True, is_flag=False, flag_value="*", metavar="[STAGE]",
+    help="Rerun STAGE even if it is up to date (every stage without a value); later stages rerun "
+         "only if its output changes.")
+_until_option = click.option("--until", metavar="STAGE", help="Stop after STAGE (ingest, script, render, package).")
+
+
+@cli.command("run")
+@click.argument("targets", nargs=-1)
+@click.option("-j", "--jobs", "jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Jobs to run at once, each in its own process.")
+@click.option("-k", "--keep-going", is_flag=True, help="Keep running other jobs after one fails.")
+@_force_option
+@_until_option
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would run and why; run nothing.")
+@click.option("--no-wait", is_flag=True, help="Fail at once if another run holds this repo (exit 3).")
+@output_options
+@click.pass_context
+def run_command(ctx: click.Context, targets: tuple[str, ...], jobs: int, keep_going: bool,
+                force: tuple[str, ...], until: str | None, dry_run: bool, no_wait: bool) -> int:
+    """Run the stale stages of jobs (default: every job) and update out/ and afx.lock.
+
+    TARGETS are job names, matrix base names, or spec files and folders. Each stage reruns
+    only when what it reads changed; the reason is shown.
+    """
+    from afx.cli.commands.run import run as run_cmd
+
+    stages, targets_ = _split_force(force, targets)
+    return run_cmd(_env(ctx), targets_, jobs=jobs, keep_going=keep_going, force=stages, until=until,
+                   dry_run=dry_run, wait=not no_wait)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@_force_option
+@_until_option
+@click.option("--check", is_flag=True, help="Exit 1 if anything would run.")
+@output_options
+@click.pass_context
+def plan(ctx: click.Context, targets: tuple[str, ...], force: tuple[str, ...], until: str | None,
+         check: bool) -> int:
+    """Show, per job and stage, `up to date` or `will run` with the first reason."""
+    from afx.cli.commands.run import plan as plan_cmd
+
+    stages, targets_ = _split_force(force, targets)
+    return plan_cmd(_env(ctx), targets_, force=stages, until=until, check=check)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("--check", is_flag=True, help="Exit 1 if any job is stale (for CI).")
+@output_options
+@click.pass_context
+def status(ctx: click.Context, targets: tuple[str, ...], check: bool) -> int:
+    """One line per job: up to date, or stale with the first reason."""
+    from afx.cli.commands.run import plan as plan_cmd
+
+    return plan_cmd(_env(ctx), targets, check=check, brief=True)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@output_options
+@click.pass_context
+def verify(ctx: click.Context, targets: tuple[str, ...]) -> int:
+    """Check the files in out/ against afx.lock (exit 1 on any difference)."""
+    from afx.cli.commands.verify import verify as verify_cmd
+
+    return verify_cmd(_env(ctx), targets)
+
+
+@cli.group()
+def cache() -> None:
+    """The artifact store (.afx/, or AFX_CACHE_DIR)."""
+
+
+@cache.command("info")
+@output_options
+@click.pass_context
+def cache_info(ctx: click.Context) -> int:
+    """Where the store is and what it holds."""
+    from afx.cli.commands.cache import info
+
+    return info(_env(ctx))
+
+
+@cache.command("gc")
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be dropped.")
+@output_options
+@click.pass_context
+def cache_gc(ctx: click.Context, dry_run: bool) -> int:
+    """Drop stage outputs and objects that no afx.lock entry references."""
+    from afx.cli.commands.cache import gc
+
+    return gc(_env(ctx), dry_run=dry_run)
 
 
 def report(env: Environment, exc: AfxError) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from afx.spec.merge import Origins
 
@@ -55,7 +56,14 @@ class Job:
     matrix: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     base_name: str = ""  # the name as written, before matrix expansion
+    paths: Mapping[tuple, Path] = field(default_factory=lambda: MappingProxyType({}))  # local files, absolute
     origins: Origins = field(default_factory=Origins, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple:
+        # MappingProxyType does not pickle; parallel runs send jobs to worker processes.
+        return (_rebuild, (self.name, thaw(self.fields), self.file, self.display, self.line, self.root,
+                           self.template_chain, thaw(self.matrix), thaw(self.vars), self.base_name, self.origins,
+                           dict(self.paths)))
 
     def __getitem__(self, key: str) -> Any:
         return self.fields[key]
@@ -73,13 +81,11 @@ class Job:
         return hashlib.sha256(canonical_json(self.fields).encode()).hexdigest()
 
     def local_path(self, key: str = "file") -> Path | None:
-        """A path field resolved against the file that wrote it (checked by the resolver)."""
-        value = self.fields.get(key)
-        if not isinstance(value, str):
-            return None
-        written_in, _ = self.origins.locate((key,))
-        base = Path(written_in).parent if written_in else self.file.parent
-        return (base / value).resolve()
+        """A local file field, resolved (and checked) by the resolver against the spec that wrote it."""
+        return self.local_path_at((key,))
+
+    def local_path_at(self, path: tuple) -> Path | None:
+        return self.paths.get(tuple(path))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved job as a spec document (`afx resolve`)."""
@@ -101,3 +107,10 @@ class Job:
             body["fileId"] = (file_ids or {}).get(data["file"], f"upload:{data['file']}")
             body = {k: body[k] for k in API_FIELDS if k in body}
         return body
+
+
+def _rebuild(name: str, fields: dict, file: Path, display: str, line: int, root: Path, chain: tuple,
+             matrix: dict, variables: dict, base_name: str, origins: Origins, paths: dict) -> Job:
+    return Job(name=name, fields=freeze(fields), file=file, display=display, line=line, root=root,
+               template_chain=chain, matrix=freeze(matrix), vars=freeze(variables), base_name=base_name,
+               origins=origins, paths=MappingProxyType(paths))

@@ -185,7 +185,8 @@ class _Builder:
             if self.aliases > MAX_ALIASES:
                 # An alias node carries its anchor's position; blame the entry being built.
                 raise _LoadProblem(
-                    self.marks.get(path[:1], (_mark(node.start_mark),))[0], path[:1], f"more than {MAX_ALIASES} alias expansions in one document",
+                    self.marks.get(path[:1], (_mark(node.start_mark),))[0], path[:1],
+                    f"more than {MAX_ALIASES} alias expansions in one document",
                     "YAML alias bombs are refused; use templates to share fields",
                 )
         self.seen.add(id(node))

@@ -23,7 +23,7 @@ class Origins:
     fallback: tuple[str, Mark] = ("", Mark(1, 1))
 
     @classmethod
-    def of(cls, doc: Document) -> "Origins":
+    def of(cls, doc: Document) -> Origins:
         return cls({p: (doc.file, k, v) for p, (k, v) in doc.marks.items()}, (doc.file, doc.start))
 
     def locate(self, path: tuple, *, at_key: bool = False) -> tuple[str, Mark]:
@@ -49,7 +49,7 @@ class Origins:
         for p in list(self.subtree(prefix)):
             del self.table[p]
 
-    def graft(self, prefix: Path_, other: "Origins", other_prefix: Path_) -> None:
+    def graft(self, prefix: Path_, other: Origins, other_prefix: Path_) -> None:
         """Copy other's entries under other_prefix to this table under prefix."""
         self.drop(prefix)
         n = len(other_prefix)

@@ -10,9 +10,10 @@ Layout (docs/specs.md):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from afx.errors import Diagnostic, UsageError
 from afx.spec.load import load_file

@@ -8,9 +8,11 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any
 
 from afx.errors import Diagnostic, SpecError
 from afx.spec import vars as specvars
@@ -19,7 +21,7 @@ from afx.spec.load import Document, dotted, load_file
 from afx.spec.matrix import MatrixError, expand
 from afx.spec.merge import Origins, merge
 from afx.spec.repo import RepoFiles, collect, display_path
-from afx.spec.schema import did_you_mean, diagnostics, field_names, string_paths
+from afx.spec.schema import diagnostics, did_you_mean, field_names, string_paths
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_-])?$")
 # Names Windows cannot use for a folder (out/<name>/ must work for every teammate).
@@ -285,7 +287,8 @@ class _Resolver:
                 file, mark = origins.locate(("name",))
                 found.append(Diagnostic(file, mark.line, mark.column, "name",
                                         f"{name!r} is not a valid job name", problem))
-        found.extend(self._check_paths(data, origins))
+        path_problems, local_paths = self._check_paths(data, origins)
+        found.extend(path_problems)
         if found:
             self.diags.extend(found)
             return None
@@ -294,7 +297,8 @@ class _Resolver:
         user_vars = {k: self._freeze(v) for k, v in variables.items() if k != "afx"}
         return Job(name=name, fields=freeze(data), file=path.resolve(), display=doc.file,
                    line=doc.start.line, root=self.root, template_chain=chain,
-                   matrix=freeze(matrix_values), vars=freeze(user_vars), base_name=base, origins=origins)
+                   matrix=freeze(matrix_values), vars=freeze(user_vars), base_name=base, origins=origins,
+                   paths=MappingProxyType(local_paths))
 
     def _render(self, text: str, variables: dict, origins: Origins, spath: tuple, biggest: int) -> str | None:
         try:
@@ -304,8 +308,9 @@ class _Resolver:
             self.diags.append(Diagnostic(file, mark.line, mark.column, dotted(spath), exc.message, exc.hint))
             return None
 
-    def _check_paths(self, data: dict, origins: Origins) -> list[Diagnostic]:
-        out = []
+    def _check_paths(self, data: dict, origins: Origins) -> tuple[list[Diagnostic], dict[tuple, Path]]:
+        out: list[Diagnostic] = []
+        resolved: dict[tuple, Path] = {}
         for fpath in PATH_FIELDS:
             value: Any = data
             for part in fpath:
@@ -313,29 +318,33 @@ class _Resolver:
             items = [(fpath + (i,), v) for i, v in enumerate(value)] if isinstance(value, list) else [(fpath, value)]
             for where, text in items:
                 if isinstance(text, str):
-                    problem = self._path_problem(text, origins.locate(where)[0])
+                    file, mark = origins.locate(where)
+                    target, problem = self._local_path(text, file)
                     if problem:
-                        file, mark = origins.locate(where)
                         out.append(Diagnostic(file, mark.line, mark.column, dotted(where), problem))
-        return out
+                    else:
+                        resolved[where] = target
+        return out, resolved
 
-    def _path_problem(self, text: str, written_in: str) -> str:
+    def _local_path(self, text: str, written_in: str) -> tuple[Path, str]:
+        """(absolute path, "") for a usable local file named in `written_in`, else (_, problem)."""
+        target = Path()
         if os.path.isabs(text) or text.startswith("~") or re.match(r"^[A-Za-z]:[\\/]", text):
-            return f"{text!r} is an absolute path; give a path relative to the spec file, inside the spec repo"
+            return target, f"{text!r} is an absolute path; give a path relative to the spec file, inside the spec repo"
         if "\x00" in text:
-            return "path contains a NUL byte"
+            return target, "path contains a NUL byte"
         base = (self.cwd / written_in).parent if written_in else self.root
         try:
             target = (base / text).resolve()
             if not target.is_relative_to(self.root):
-                return f"{text!r} leaves the spec repo ({display_path(self.root, self.cwd)})"
+                return target, f"{text!r} leaves the spec repo ({display_path(self.root, self.cwd)})"
             if not target.exists():
-                return f"{text!r} not found (looked for {display_path(target, self.cwd)})"
+                return target, f"{text!r} not found (looked for {display_path(target, self.cwd)})"
             if not target.is_file():
-                return f"{text!r} is not a regular file"
+                return target, f"{text!r} is not a regular file"
         except (OSError, RuntimeError) as exc:  # name too long, symlink loop
-            return f"{text[:80]!r} cannot be used: {getattr(exc, 'strerror', None) or exc}"
-        return ""
+            return target, f"{text[:80]!r} cannot be used: {getattr(exc, 'strerror', None) or exc}"
+        return target, ""
 
 
 def _get(doc: Any, path: tuple) -> Any:

@@ -14,15 +14,12 @@ import difflib
 import functools
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
-
-import jsonschema
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from afx.errors import Diagnostic
 from afx.spec.load import Mark, dotted
@@ -54,10 +51,6 @@ def schema(kind: str) -> dict:
     return json.loads(schema_text(kind))
 
 
-_format_checker = jsonschema.FormatChecker(formats=())
-
-
-@_format_checker.checks("date-time", raises=ValueError)
 def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -66,24 +59,32 @@ def _is_datetime(value: object) -> bool:
     return True
 
 
-@_format_checker.checks("uri", raises=ValueError)
 def _is_uri(value: object) -> bool:
     if not isinstance(value, str):
         return True
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http(s) URL")
-    parts.port  # raises ValueError for a port out of range
+    _ = parts.port  # raises ValueError for a port out of range
     return True
 
 
 @functools.cache
-def validator(kind: str) -> jsonschema.protocols.Validator:
+def validator(kind: str) -> Any:
+    """The reference (Python) validator: located, detailed errors. Imported only when needed:
+    valid documents never get here (see fast_validator)."""
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("date-time", raises=ValueError)(_is_datetime)
+    checker.checks("uri", raises=ValueError)(_is_uri)
     registry: Registry = Registry().with_resources(
         (f"{k}.schema.json", Resource.from_contents(schema(k), default_specification=DRAFT202012)) for k in KINDS
     )
     cls = jsonschema.validators.validator_for(schema(kind))
-    return cls(schema(kind), registry=registry, format_checker=_format_checker)
+    return cls(schema(kind), registry=registry, format_checker=checker)
 
 
 def _as_predicate(check: Any) -> Any:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from afx.cli.env import Environment
-from afx.errors import ExitStatus, SpecError
+from afx.errors import ExitStatus
 from afx.spec import resolve
 from afx.spec.repo import display_path
 

@@ -1,0 +1,100 @@
+"""afx run / plan / status: run what is stale, or say what would run and why."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from afx.cli.env import Environment
+from afx.cli.progress import display
+from afx.errors import ExitStatus, UsageError
+from afx.spec.select import select
+
+
+def _engine(targets: Sequence[str]):  # type: ignore[no-untyped-def]
+    from afx.engine.session import Engine
+
+    result, jobs = select(targets)
+    return Engine(result.root, result.config), jobs, not targets
+
+
+def _options(engine, force: Sequence[str], until: str | None, verbose: bool = False):  # type: ignore[no-untyped-def]
+    from afx.engine.runner import RunOptions
+
+    names = engine.pipeline.names
+    for stage in [*force, *([until] if until else [])]:
+        if stage != "*" and stage not in names:
+            raise UsageError(f"no stage named {stage!r}", hint="stages: " + ", ".join(names))
+    return RunOptions(force=frozenset(force), until=until, verbose=verbose)
+
+
+def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (), until: str | None = None,
+         check: bool = False, brief: bool = False) -> int:
+    engine, jobs, _ = _engine(targets)
+    reports = engine.plan(jobs, _options(engine, force, until))
+    for message in getattr(engine, "warnings", []):
+        env.info(f"warning: {message}")
+    stale = [r for r in reports if r.stale]
+    if env.json:
+        env.emit_json({"stale": len(stale), "jobs": [r.to_dict() for r in reports]})
+    elif brief:
+        for r in reports:
+            first = next((s for s in r.stages if s.run), None)
+            if first:
+                state = env.style("stale", fg="yellow") + f"  {first.stage}: {first.reason}"
+            elif not r.out_current:
+                state = env.style("stale", fg="yellow") + "  out/ needs updating"
+            else:
+                state = env.style("up to date", fg="green")
+            env.out(f"{r.job:<32} {state}")
+    else:
+        width = max((len(s.stage) for r in reports for s in r.stages), default=8)
+        for r in reports:
+            env.out(env.style(r.job, bold=True))
+            for s in r.stages:
+                status = env.style("will run", fg="yellow") if s.run else env.style("up to date", fg="green")
+                env.out(f"  {s.stage:<{width}}  {status}{'  ' + s.reason if s.reason else ''}")
+            if not any(s.run for s in r.stages) and not r.out_current:
+                env.out(f"  {'out':<{width}}  " + env.style("will update", fg="yellow") + f"  out/{r.job}/")
+    if not env.json:
+        env.info(f"{len(stale)} of {len(reports)} job{'s' * (len(reports) != 1)} stale")
+    return int(ExitStatus.STALE if (check and stale) else ExitStatus.OK)
+
+
+def run(env: Environment, targets: Sequence[str], *, jobs: int, keep_going: bool, force: Sequence[str],
+        until: str | None, dry_run: bool, wait: bool) -> int:
+    if dry_run:
+        return plan(env, targets, force=force, until=until)
+    engine, selected, whole_repo = _engine(targets)
+    options = _options(engine, force, until, verbose=env.verbosity > 0)
+    sink = display(env)
+    started = time.perf_counter()
+    counts = {"ran": 0, "cached": 0}
+
+    def emit(event: dict) -> None:
+        if event.get("event") == "stage" and event.get("status") in ("done", "cached"):
+            counts["ran" if event["status"] == "done" else "cached"] += 1
+        sink(event)
+
+    try:
+        reports = engine.run(selected, options, parallel=max(jobs, 1), keep_going=keep_going, wait_for_lock=wait,
+                             emit=emit, on_wait=lambda msg: sink({"event": "waiting", "message": msg}),
+                             prune_lock=whole_repo)
+    finally:
+        sink.close()
+    failed = [r for r in reports if r.status == "failed"]
+    seconds = time.perf_counter() - started
+    if env.json:
+        sink({"event": "done", "ok": not failed, "ran": counts["ran"], "cached": counts["cached"],
+              "failed": [r.job for r in failed], "seconds": round(seconds, 3)})
+    else:
+        done = sum(r.status in ("complete", "partial") for r in reports)
+        summary = (f"{done} job{'s' * (done != 1)} done, {len(failed)} failed: ran {counts['ran']} "
+                   f"stage{'s' * (counts['ran'] != 1)}, reused {counts['cached']} in {seconds:.2f}s")
+        if failed:
+            env.error(env.style("afx: ", fg="red", bold=True) + summary)
+            for r in failed:
+                env.error(f"  {r.job}: {r.error.splitlines()[0] if r.error else 'failed'}")
+        else:
+            env.info(summary)
+    return int(ExitStatus.STAGE_FAILED if failed else ExitStatus.OK)

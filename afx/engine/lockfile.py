@@ -1,0 +1,121 @@
+"""afx.lock (what each job's outputs were built from) and the run lock (one run at a time).
+
+afx.lock is JSON, written by afx run and meant for git: keys sorted and one value per line,
+so a change to one job is a small diff inside that job's block. (JSON rather than YAML: it
+is read and written on every run, and JSON's C parser keeps a 200-job no-op run fast.)
+
+    {
+      "afx.lock": "written by afx run; commit it; afx verify checks out/ against it",
+      "jobs": {
+        "cs2-weekly": {
+          "files": {"video.mp4": "<sha256>", ...},      # what out/cs2-weekly/ holds
+          "spec": "<sha256 of the resolved job>",
+          "stages": {"ingest": {"key": "<stage key>", "outputs": {"source.mp4": "<sha256>"}}, ...}
+        }
+      },
+      "version": 1
+    }
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from afx.errors import AfxError, ExitStatus
+from afx.fsutil import atomic_write
+
+LOCK_NAME = "afx.lock"
+LOCK_VERSION = 1
+_NOTE = "written by afx run; commit it; afx verify checks out/ against it"
+
+
+class LockFileError(AfxError):
+    exit_status = ExitStatus.INVALID
+
+
+def read_lock(root: Path) -> dict[str, Any]:
+    path = root / LOCK_NAME
+    if not path.exists():
+        return {"version": LOCK_VERSION, "jobs": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LockFileError(f"{path}: cannot be read ({exc})",
+                            hint="restore it from git, or delete it and run again") from None
+    if not isinstance(data, dict) or data.get("version") != LOCK_VERSION or not isinstance(data.get("jobs"), dict):
+        raise LockFileError(f"{path}: not an afx.lock of version {LOCK_VERSION}",
+                            hint="restore it from git, or delete it and run again")
+    return data
+
+
+def write_lock(root: Path, data: Mapping[str, Any]) -> bool:
+    """Write afx.lock if its content changed. Returns whether it was written."""
+    doc = {"afx.lock": _NOTE, "version": LOCK_VERSION, "jobs": dict(data.get("jobs", {}))}
+    text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    path = root / LOCK_NAME
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, text)
+    return True
+
+
+class Busy(AfxError):
+    exit_status = ExitStatus.STAGE_FAILED
+
+
+class RunLock:
+    """An exclusive flock on <store>/run.lock for the length of a run."""
+
+    def __init__(self, store_root: Path) -> None:
+        self.path = Path(store_root) / "run.lock"
+        self.fd: int | None = None
+
+    def acquire(self, *, wait: bool = True, on_wait: Callable[[str], None] = lambda msg: None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+            holder = _read_holder(fd)
+            if not wait:
+                os.close(fd)
+                raise Busy(f"another afx run is using {self.path.parent}{holder}",
+                           hint="wait for it, or run without --no-wait to queue behind it") from None
+            on_wait(f"waiting for another afx run in {self.path.parent}{holder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 64, 0).decode().split()[0]
+        return f" (pid {pid})"
+    except (OSError, IndexError, UnicodeDecodeError):
+        return ""

@@ -1,0 +1,230 @@
+"""Plan and run jobs through the pipeline's stages, reusing what is cached (issue 3).
+
+One function walks a job's stages for both `afx plan` (execute=False) and `afx run`, so the
+plan and the run can never disagree about what is stale or why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from afx.engine import outputs
+from afx.engine.keys import explain, fingerprint
+from afx.engine.stage import Artifacts, Pipeline, StageContext
+from afx.engine.store import Manifest, Store
+from afx.errors import AfxError, StageError
+from afx.spec.job import Job
+
+Emit = Callable[[dict[str, Any]], None]
+DEFAULT_PIPELINE = "afx.stages:PIPELINE"
+
+
+def load_pipeline(ref: str | None = None) -> Pipeline:
+    """The pipeline named by `module:attribute` (AFX_PIPELINE for tests and benchmarks)."""
+    ref = ref or os.environ.get("AFX_PIPELINE") or DEFAULT_PIPELINE
+    module, _, attr = ref.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr or "PIPELINE")
+    except (ImportError, AttributeError) as exc:
+        raise AfxError(f"cannot load pipeline {ref!r}: {exc}") from None
+    if not isinstance(obj, Pipeline):
+        raise AfxError(f"{ref!r} is not an afx Pipeline")
+    return obj
+
+
+def store_dir(root: Path) -> Path:
+    env = os.environ.get("AFX_CACHE_DIR")
+    return Path(env).expanduser().resolve() if env else root / ".afx"
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    run: bool
+    reason: str  # why it runs, or "" when up to date
+    key: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "will run" if self.run else "up to date"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "status": self.status, "reason": self.reason, "key": self.key}
+
+
+@dataclass
+class JobReport:
+    job: str
+    stages: list[StagePlan] = field(default_factory=list)
+    status: str = "planned"  # planned | complete | partial | failed | cancelled
+    error: str = ""
+    out_current: bool = True
+    lock: dict[str, Any] | None = None  # the job's afx.lock block, when complete
+
+    @property
+    def stale(self) -> bool:
+        return any(s.run for s in self.stages) or not self.out_current
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "status": self.status, "stale": self.stale, "error": self.error,
+                "out_current": self.out_current, "stages": [s.to_dict() for s in self.stages]}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    force: frozenset[str] = frozenset()  # stage names; "*" forces every stage
+    until: str | None = None
+    verbose: bool = False
+
+    def forced(self, stage: str) -> bool:
+        return "*" in self.force or stage in self.force
+
+
+def _artifacts(store: Store, m: Manifest) -> Artifacts:
+    files = {name: store.object_path(entry["digest"]) for name, entry in m.files.items()}
+    return Artifacts(m.stage, files, m.meta, m.exports, m.digest, m.created, m.seconds)
+
+
+def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, execute: bool,
+                options: RunOptions = RunOptions(), config: Mapping[str, Any] | None = None,
+                emit: Emit = lambda e: None) -> JobReport:
+    """Plan (execute=False) or run one job. Stage failures are in the report, not raised."""
+    report = JobReport(job.name)
+    stages = list(pipeline.stages)
+    if options.until:
+        stages = stages[: pipeline.index(options.until) + 1]
+    artifacts: dict[str, Artifacts] = {}
+    digests: dict[str, str | None] = {}  # stage -> manifest digest; None: will change
+    lasts = {s.name: store.last(job.name, s.name) for s in pipeline.stages}
+    job_is_new = all(v is None for v in lasts.values())
+    for stage in stages:
+        fp = fingerprint(stage, job, store, digests)
+        key = fp.key  # None only when planning below a stage that will run
+        last = lasts[stage.name]
+        forced = options.forced(stage.name)
+        manifest, problem = store.checked_manifest(key) if key and not forced else (None, "")
+        if manifest is not None:
+            report.stages.append(StagePlan(stage.name, False, "", key))
+            if execute:
+                emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "cached"})
+                _remember(store, job.name, stage.name, fp.parts(), key, manifest.digest, last)
+        else:
+            reason = "forced" if forced else (problem or explain(fp, last, job_is_new=job_is_new))
+            report.stages.append(StagePlan(stage.name, True, reason, key))
+            if not execute:
+                digests[stage.name] = None
+                continue
+            assert key is not None  # every upstream stage has run
+            emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "running",
+                  "reason": reason})
+            started = time.perf_counter()
+            try:
+                manifest = _execute(stage, job, store, key, artifacts, config or {}, emit)
+            except KeyboardInterrupt:
+                report.status = "cancelled"
+                emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "cancelled"})
+                raise
+            except Exception as exc:  # a stage failure is reported, never a crash of the run
+                report.status, report.error = "failed", _describe(stage.name, exc, options.verbose)
+                emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "failed",
+                      "error": report.error})
+                return report
+            emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "done",
+                  "seconds": round(time.perf_counter() - started, 3)})
+            _remember(store, job.name, stage.name, fp.parts(), key, manifest.digest, last)
+        artifacts[stage.name] = _artifacts(store, manifest)
+        digests[stage.name] = manifest.digest
+    complete = len(stages) == len(pipeline.stages)
+    folder = out_root / job.name
+    if len(artifacts) < len(stages):  # planning, with stages still to run
+        report.out_current = False
+        return report
+    files = outputs.exported(artifacts)
+    result = pipeline.result(job, artifacts) if complete and pipeline.result else None
+    if not execute:
+        report.out_current = outputs.is_current(folder, files, result)
+        return report
+    if outputs.materialize(folder, files, result):
+        emit({"event": "out", "job": job.name, "path": str(folder)})
+    report.status = "complete" if complete else "partial"
+    if complete:
+        report.lock = _lock_block(job, store, artifacts, stages, [s.key for s in report.stages])
+    return report
+
+
+def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[str, Artifacts],
+             config: Mapping[str, Any], emit: Emit) -> Manifest:
+    workdir = store.workdir(job.name, stage.name)
+    last_emit = [0.0]
+
+    def on_progress(fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - last_emit[0] >= 0.1 or fraction >= 1.0:
+            last_emit[0] = now
+            emit({"event": "progress", "job": job.name, "stage": stage.name, "fraction": round(fraction, 4),
+                  "message": message})
+
+    ctx = StageContext(job=job, stage=stage.name, workdir=workdir,
+                       inputs={d: artifacts[d] for d in stage.after}, files=dict(stage.files(job)),
+                       config=config, on_progress=on_progress)
+    started = time.perf_counter()
+    try:
+        meta = stage.run(ctx) or {}
+        try:
+            meta = json.loads(json.dumps(meta))  # JSON-able, and detached from the stage's objects
+        except (TypeError, ValueError) as exc:
+            raise StageError(f"stage {stage.name} returned metadata that is not JSON: {exc}") from None
+        files: dict[str, dict[str, Any]] = {}
+        for entry in sorted(workdir.iterdir()):
+            if not entry.is_file() or entry.is_symlink():
+                raise StageError(f"stage {stage.name} left {entry.name!r}, which is not a regular file")
+            if entry.name.startswith("."):
+                continue  # scratch files
+            files[entry.name] = store.put_object(entry)
+        missing = [n for n in ctx._exports if n not in files]
+        if missing:
+            raise StageError(f"stage {stage.name} promised {', '.join(missing)} but did not write it")
+        manifest = Manifest(stage.name, key, files, dict(ctx._exports), meta, time.perf_counter() - started)
+        store.put_manifest(manifest)  # last: only now is the stage done
+        return manifest
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _remember(store: Store, job: str, stage: str, parts: dict, key: str, manifest: str,
+              last: Mapping[str, Any] | None) -> None:
+    record = {"key": key, "parts": parts, "manifest": manifest}
+    if last is None or any(last.get(k) != v for k, v in record.items()):
+        store.set_last(job, stage, {**record, "time": time.time()})
+
+
+def _lock_block(job: Job, store: Store, artifacts: Mapping[str, Artifacts], stages: Sequence[Any],
+                keys: Sequence[str | None]) -> dict[str, Any]:
+    block: dict[str, Any] = {"spec": job.digest, "stages": {}, "files": {}}
+    for stage, key in zip(stages, keys):
+        arts = artifacts[stage.name]
+        manifest = store.manifest(key) if key else None
+        outputs_ = {n: e["digest"] for n, e in manifest.files.items()} if manifest else {}
+        block["stages"][stage.name] = {"key": key, "outputs": outputs_}
+        for name, export in arts.exports.items():
+            block["files"][export] = outputs_.get(name)
+    return block
+
+
+def _describe(stage: str, exc: BaseException, verbose: bool) -> str:
+    if isinstance(exc, AfxError):
+        text = exc.message + (f" ({exc.hint})" if exc.hint else "")
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    if verbose and not isinstance(exc, AfxError):
+        text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+    return f"{stage}: {text}"

@@ -1,0 +1,123 @@
+"""The stage protocol: what the engine needs to know about a stage, and nothing about media.
+
+A stage reads some resolved job fields, some local files and the artifacts of earlier
+stages, and writes artifacts into a private work directory. The engine fingerprints
+exactly those inputs, before the stage runs, to decide whether it must run (issue 3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from afx.spec.job import Job, thaw
+
+
+@runtime_checkable
+class Stage(Protocol):
+    name: str
+    version: str
+    after: tuple[str, ...]  # earlier stages whose artifacts this one reads
+
+    def fields(self, job: Job) -> Mapping[str, Any]:
+        """The resolved values this stage reads, by name. Only deterministic values."""
+
+    def files(self, job: Job) -> Mapping[str, Path]:
+        """Local input files this stage reads, by name (hashed by content)."""
+
+    def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        """Write artifacts under ctx.workdir; return JSON-able metadata (or None)."""
+
+
+def pick(job: Job, *paths: str) -> dict[str, Any]:
+    """Field values by dotted path (`render.captions`), absent ones left out: for Stage.fields."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        value: Any = job.fields
+        for part in path.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                value = _MISSING
+                break
+            value = value[part]
+        if value is not _MISSING:
+            out[path] = thaw(value)
+    return out
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """A finished stage's outputs, read-only: files in the store plus metadata."""
+
+    stage: str
+    files: Mapping[str, Path]  # name -> path of the stored object
+    meta: Mapping[str, Any]
+    exports: Mapping[str, str]  # name -> file name under out/<job>/
+    digest: str  # manifest digest: what downstream keys hash
+    created: float = 0.0  # when the stage produced them (unix time)
+    seconds: float = 0.0  # how long it took
+
+    def path(self, name: str) -> Path:
+        try:
+            return self.files[name]
+        except KeyError:
+            raise KeyError(f"stage {self.stage} has no artifact {name!r} (has: {', '.join(self.files)})") from None
+
+
+@dataclass
+class StageContext:
+    job: Job
+    stage: str
+    workdir: Path
+    inputs: Mapping[str, Artifacts]  # upstream stage name -> its artifacts
+    files: Mapping[str, Path]  # this stage's local input files
+    config: Mapping[str, Any] = field(default_factory=dict)
+    on_progress: Callable[[float, str], None] = lambda fraction, message: None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("afx.stage"))
+    _exports: dict[str, str] = field(default_factory=dict)
+
+    def output(self, name: str, *, export: str | None = None) -> Path:
+        """Where to write artifact `name`; `export` also puts it in out/<job>/ under that name."""
+        if "/" in name or name.startswith(".") or not name:
+            raise ValueError(f"artifact names are plain file names, not {name!r}")
+        if export is not None:
+            if "/" in export or export.startswith(".") or not export:
+                raise ValueError(f"export names are plain file names, not {export!r}")
+            self._exports[name] = export
+        return self.workdir / name
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self.on_progress(min(max(fraction, 0.0), 1.0), message)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The ordered stages of a run, and how finished artifacts become out/<job>/result.json."""
+
+    stages: Sequence[Stage]
+    # (job, artifacts by stage) -> the result document (GET /jobs/:id/result shape)
+    result: Callable[[Job, Mapping[str, Artifacts]], dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate stage names: {names}")
+        for i, stage in enumerate(self.stages):
+            for dep in stage.after:
+                if dep not in names[:i]:
+                    raise ValueError(f"stage {stage.name} reads {dep!r}, which does not run before it")
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(name) from None

@@ -1,0 +1,259 @@
+"""The artifact store: content-addressed objects plus a diskcache index (issue 3).
+
+Layout of the store directory (`.afx/` in the spec repo, or AFX_CACHE_DIR):
+
+    FORMAT          store format version; another version is set aside and rebuilt
+    objects/ab/cd…  artifact files named by their sha256, read-only
+    index/          diskcache (SQLite): stage key -> manifest, (job, stage) -> last run,
+                    file path -> (size, mtime, inode, digest) so unchanged inputs are not rehashed
+    tmp/            stage work directories; anything left here is from a killed run
+
+Everything reaches its final name by os.replace, and a manifest is indexed only after all
+its objects are in place, so a run killed at any instant leaves nothing that looks done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STORE_FORMAT = 1
+PICKLE_PROTOCOL = 5  # pinned: the index must read the same on every Python >= 3.8
+_CHUNK = 1 << 20
+
+log = logging.getLogger("afx.store")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def digest_of(value: Any) -> str:
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one stage run produced. Its digest ignores timing, so equal outputs cut off reruns."""
+
+    stage: str
+    key: str
+    files: Mapping[str, Mapping[str, Any]]  # name -> {"digest", "size", "mtime_ns"}
+    exports: Mapping[str, str]  # name -> file name under out/<job>/
+    meta: Mapping[str, Any]
+    seconds: float = 0.0
+    created: float = field(default_factory=time.time)
+
+    @property
+    def digest(self) -> str:
+        return digest_of({"files": {n: f["digest"] for n, f in self.files.items()},
+                          "exports": dict(self.exports), "meta": self.meta})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "key": self.key, "files": {k: dict(v) for k, v in self.files.items()},
+                "exports": dict(self.exports), "meta": self.meta, "seconds": self.seconds,
+                "created": self.created}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        return cls(data["stage"], data["key"], data["files"], data["exports"], data["meta"],
+                   data.get("seconds", 0.0), data.get("created", 0.0))
+
+
+class StoreProblem(Exception):
+    """A cached entry that cannot be used; the message names it."""
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+        self._index: Any = None
+        self.warnings: list[str] = []
+
+    # -- index ----------------------------------------------------------------------------
+    @property
+    def index(self) -> Any:
+        if self._index is None:
+            self._index = self._open_index()
+        return self._index
+
+    def _open_index(self) -> Any:
+        import diskcache
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fmt = self.root / "FORMAT"
+        found = fmt.read_text().strip() if fmt.exists() else None
+        if found is not None and found != str(STORE_FORMAT):
+            self._set_aside("index", f"store format {found!r} is not {STORE_FORMAT}")
+        if found != str(STORE_FORMAT):
+            from afx.fsutil import atomic_write
+
+            atomic_write(fmt, f"{STORE_FORMAT}\n")
+        settings = dict(disk_pickle_protocol=PICKLE_PROTOCOL, eviction_policy="none", size_limit=2**62)
+        try:
+            cache = diskcache.Cache(str(self.root / "index"), **settings)
+            cache.get("probe")
+            return cache
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._set_aside("index", f"index is unreadable ({exc})")
+            return diskcache.Cache(str(self.root / "index"), **settings)
+
+    def _set_aside(self, name: str, why: str) -> None:
+        src = self.root / name
+        if src.exists():
+            dst = self.root / f"{name}.broken-{int(time.time())}"
+            os.replace(src, dst)
+            self.warn(f"cache {src} set aside as {dst.name}: {why}; rebuilding")
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
+
+    # Index keys are plain strings: diskcache stores them as they are, where a tuple key
+    # would be pickled (and optimised) on every lookup.
+    def _get(self, key: str) -> Any:
+        try:
+            return self.index.get(key)
+        except Exception as exc:  # noqa: BLE001 - any unreadable entry (bad pickle, bad page) is a miss
+            # An unreadable entry (truncated pickle, damaged page) is a miss, not a crash.
+            self.warn(f"cache entry {key!r} is unreadable ({type(exc).__name__}); rebuilding it")
+            try:
+                self.index.delete(key)
+            except sqlite3.DatabaseError:
+                pass
+            return None
+
+    def _set(self, key: str, value: Any) -> None:
+        self.index.set(key, value)
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    # -- file digests ---------------------------------------------------------------------
+    def file_digest(self, path: Path) -> str:
+        """sha256 of a local input file, rehashed only when its size, mtime or inode change."""
+        path = Path(path)
+        st = path.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        cached = self._get(f"file:{path}")
+        if isinstance(cached, tuple) and cached[:3] == stamp:
+            return cached[3]
+        digest = sha256_file(path)
+        self._set(f"file:{path}", (*stamp, digest))
+        return digest
+
+    # -- objects --------------------------------------------------------------------------
+    def object_path(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest[2:]
+
+    def put_object(self, src: Path) -> dict[str, Any]:
+        """Move a finished file into the store (or drop it if the store has it already)."""
+        digest = sha256_file(src)
+        dst = self.object_path(digest)
+        if dst.exists() and dst.stat().st_size == src.stat().st_size:
+            src.unlink()
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(src, 0o444)
+            os.replace(src, dst)
+        st = dst.stat()
+        return {"digest": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    def check_object(self, name: str, entry: Mapping[str, Any]) -> Path:
+        """The object's path, if it is present and unchanged; StoreProblem otherwise.
+
+        Size and mtime are compared on every use; only a changed mtime costs a rehash.
+        """
+        path = self.object_path(entry["digest"])
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise StoreProblem(f"output missing: {name} ({path}) is gone from the store") from None
+        if st.st_size != entry["size"] or (st.st_mtime_ns != entry.get("mtime_ns")
+                                           and sha256_file(path) != entry["digest"]):
+            # The object no longer holds what its name promises: remove it, so the rerun
+            # stores a good copy instead of keeping this one.
+            path.unlink(missing_ok=True)
+            what = "size" if st.st_size != entry["size"] else "content"
+            raise StoreProblem(f"output corrupt: {name} ({path}) changed {what}")
+        return path
+
+    # -- manifests ------------------------------------------------------------------------
+    def manifest(self, key: str) -> Manifest | None:
+        raw = self._get(f"stage:{key}")
+        if raw is None:
+            return None
+        try:
+            return Manifest.from_dict(raw)
+        except (KeyError, TypeError, AttributeError):
+            self.warn(f"cache entry for stage key {key[:12]} is malformed; rebuilding it")
+            return None
+
+    def checked_manifest(self, key: str) -> tuple[Manifest | None, str]:
+        """(manifest, "") if usable; (None, why) if absent ("") or damaged (a message)."""
+        m = self.manifest(key)
+        if m is None:
+            return None, ""
+        try:
+            for name, entry in m.files.items():
+                self.check_object(name, entry)
+        except StoreProblem as exc:
+            self.warn(f"{m.stage}: {exc}; the stage reruns")
+            return None, str(exc)
+        return m, ""
+
+    def put_manifest(self, m: Manifest) -> None:
+        self._set(f"stage:{m.key}", m.to_dict())
+
+    def last(self, job: str, stage: str) -> dict[str, Any] | None:
+        value = self._get(f"last:{job}/{stage}")
+        return value if isinstance(value, dict) else None
+
+    def set_last(self, job: str, stage: str, record: Mapping[str, Any]) -> None:
+        self._set(f"last:{job}/{stage}", dict(record))
+
+    def stage_keys(self) -> Iterator[str]:
+        for key in self.index.iterkeys():
+            if isinstance(key, str) and key.startswith("stage:"):
+                yield key[len("stage:"):]
+
+    def delete_stage(self, key: str) -> None:
+        self.index.delete(f"stage:{key}")
+
+    # -- work directories -----------------------------------------------------------------
+    def workdir(self, job: str, stage: str) -> Path:
+        import tempfile
+
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{job}.{stage}.", dir=self.tmp))
+
+    def clean_tmp(self) -> int:
+        """Remove work dirs of runs that died (call only while holding the run lock)."""
+        if not self.tmp.exists():
+            return 0
+        count = 0
+        for child in self.tmp.iterdir():
+            shutil.rmtree(child, ignore_errors=True)
+            count += 1
+        return count

@@ -1,0 +1,15 @@
+"""The five stages of every job, in order (architecture.md): ingest, script, render, package,
+publish. Each declares what it reads; the engine decides when it runs."""
+
+from afx.engine.stage import Pipeline
+from afx.stages.ingest import IngestStage
+from afx.stages.package import PackageStage
+from afx.stages.publish import PublishStage
+from afx.stages.render import RenderStage
+from afx.stages.result import job_result
+from afx.stages.script import ScriptStage
+
+STAGES = (IngestStage(), ScriptStage(), RenderStage(), PackageStage(), PublishStage())
+PIPELINE = Pipeline(STAGES, result=job_result)
+
+__all__ = ["PIPELINE", "STAGES"]

@@ -1,0 +1,47 @@
+"""out/<job>/result.json: the shape of GET /jobs/:id/result, plus afx extras under one key."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from afx.engine.stage import Artifacts
+from afx.spec.job import Job
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job_result(job: Job, artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
+    """The API's result document for a job whose stages all finished.
+
+    URLs are relative to out/<job>/, so the folder can be moved or served as it is.
+    completedAt is when the last stage's output was made, so a run that reuses everything
+    leaves result.json byte-for-byte unchanged.
+    """
+    exports = {export for arts in artifacts.values() for export in arts.exports.values()}
+    video = next((n for n in sorted(exports) if n.endswith(".mp4")), None)
+    thumb = next((n for n in sorted(exports) if n.startswith("thumb")), None)
+    package = artifacts.get("package")
+    publish = artifacts.get("publish")
+    copy = dict(package.meta.get("publishCopy", {})) if package else {}
+    completed = max((a.created for a in artifacts.values()), default=0)
+    return {
+        "jobId": job.name,
+        "status": "complete",
+        "videoUrl": video,
+        "thumbnailUrl": thumb,
+        "publishCopy": {"title": copy.get("title", ""), "description": copy.get("description", ""),
+                        "hashtags": list(copy.get("hashtags", []))},
+        "completedAt": _iso(completed) if completed else None,
+        "publishResults": list(publish.meta.get("results", [])) if publish else [],
+        "afx": {
+            "spec": job.digest,
+            "score": package.meta.get("score") if package else None,
+            "files": sorted(exports),
+            "stages": {name: {"digest": a.digest, "seconds": round(a.seconds, 3)}
+                       for name, a in artifacts.items()},
+        },
+    }

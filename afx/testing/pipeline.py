@@ -1,0 +1,121 @@
+"""A pipeline with the real stages' declarations and cheap, deterministic work.
+
+The five stages read exactly what afx's real stages read (they subclass them), but write
+small text artifacts instead of media, so engine behaviour (what reruns, and why) is tested
+and benchmarked against the real declarations in milliseconds. Select it with
+AFX_PIPELINE=afx.testing.pipeline:PIPELINE.
+
+Test hooks, from the environment:
+- AFX_TEST_LOG=FILE      append "<job> <stage>" to FILE each time a stage really runs
+- AFX_TEST_SLEEP=S:SEC   sleep SEC seconds inside stage S (to kill a run mid-stage)
+- AFX_TEST_FAIL=S[:JOB]  make stage S fail (for every job, or only JOB)
+- AFX_TEST_VERSION=S:V   report version V for stage S
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from afx.engine.stage import Pipeline, StageContext
+from afx.errors import StageError
+from afx.stages.ingest import IngestStage
+from afx.stages.package import PackageStage
+from afx.stages.publish import PublishStage
+from afx.stages.render import RenderStage
+from afx.stages.result import job_result
+from afx.stages.script import ScriptStage
+
+
+def _hook(name: str) -> tuple[str, str]:
+    stage, _, arg = os.environ.get(name, "").partition(":")
+    return stage, arg
+
+
+class _Cheap:
+    name: str
+    _version: str
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        stage, v = _hook("AFX_TEST_VERSION")
+        return v if stage == self.name and v else self._version
+
+    def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        log = os.environ.get("AFX_TEST_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"{ctx.job.name} {self.name}\n")
+        stage, seconds = _hook("AFX_TEST_SLEEP")
+        if stage == self.name:
+            deadline = time.monotonic() + float(seconds or 5)
+            while time.monotonic() < deadline:
+                ctx.progress(1 - (deadline - time.monotonic()) / float(seconds or 5), "sleeping")
+                time.sleep(0.02)
+        stage, job = _hook("AFX_TEST_FAIL")
+        if stage == self.name and (not job or job == ctx.job.name):
+            raise StageError(f"{self.name} failed on purpose (AFX_TEST_FAIL)")
+        return self.work(ctx)
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        raise NotImplementedError
+
+
+def _read(ctx: StageContext, stage: str, name: str) -> str:
+    return ctx.inputs[stage].path(name).read_text(encoding="utf-8")
+
+
+class Ingest(_Cheap, IngestStage):
+    _version = IngestStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any]:
+        data = {"fields": self.fields(ctx.job), "files": {}}
+        for name, path in ctx.files.items():
+            data["files"][name] = path.read_bytes().hex()[:64]
+        ctx.output("source.json").write_text(json.dumps(data, sort_keys=True))
+        return {"sources": len(data["fields"].get("urls", [])) or 1}
+
+
+class Script(_Cheap, ScriptStage):
+    _version = ScriptStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any]:
+        text = ctx.job.get("script") or f"A {ctx.job.get('tone', 'plain')} video about {ctx.job.get('topic', '')}."
+        ctx.output("script.txt", export="script.txt").write_text(text + "\n")
+        return {"words": len(text.split())}
+
+
+class Render(_Cheap, RenderStage):
+    _version = RenderStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any]:
+        body = _read(ctx, "ingest", "source.json") + _read(ctx, "script", "script.txt")
+        ctx.output("video.mp4", export="video.mp4").write_text(f"VIDEO {ctx.job.get('format')}\n{body}")
+        ctx.progress(1.0, "encoded")
+        return {"profiles": sorted(ctx.job.get("platforms", ())) or ["default"]}
+
+
+class Package(_Cheap, PackageStage):
+    _version = PackageStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any]:
+        ctx.output("thumb.jpg", export="thumb.jpg").write_text("THUMB " + _read(ctx, "render", "video.mp4")[:40])
+        topic = ctx.job.get("topic", "")
+        return {"publishCopy": {"title": topic[:100], "description": _read(ctx, "script", "script.txt").strip(),
+                                "hashtags": ["#" + w.lower() for w in topic.split()[:3]]},
+                "score": {"total": 50 + len(topic) % 50}}
+
+
+class Publish(_Cheap, PublishStage):
+    _version = PublishStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any]:
+        results = [{"platform": p, "status": "outbox"} for p in ctx.job.get("platforms", ())]
+        ctx.output("publish.json", export="publish.json").write_text(json.dumps(results, indent=2) + "\n")
+        return {"results": results}
+
+
+PIPELINE = Pipeline((Ingest(), Script(), Render(), Package(), Publish()), result=job_result)

@@ -1,0 +1,91 @@
+"""Benchmark: a fully cached `afx run` over 200 jobs, next to `afx --version` (issue 3).
+
+The specs use a template and variables like a real repo; the stages are afx's real stage
+declarations with cheap work (afx.testing.pipeline), so the run measures the engine:
+resolving specs, fingerprinting inputs, checking the store and out/, and deciding that
+nothing needs doing. Goal: under 0.5 s above start-up.
+
+    .venv/bin/python bench/noop.py [--specs 200] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def generate(root: Path, count: int) -> None:
+    (root / "templates").mkdir(parents=True)
+    (root / "media").mkdir()
+    (root / "afx.yaml").write_text("version: 1\n")
+    (root / "templates" / "weekly.yaml").write_text(
+        "tone: hype\nplatforms: [tiktok, youtube]\ntopic: 'Best {{ game }} plays, week {{ week }}'\n"
+        "render: {layout: split, captions: {uppercase: true}}\n")
+    for i in range(count):
+        kind = i % 4
+        if kind == 0:
+            body = f"fromTemplateId: weekly\nurl: https://clips.example/{i}.mp4\nvars: {{game: G{i}, week: {i % 52}}}\n"
+        elif kind == 1:
+            (root / "media" / f"{i}.mp4").write_bytes(os.urandom(256 * 1024))
+            body = f"fromTemplateId: weekly\nentry: upload\nfile: media/{i}.mp4\nvars: {{game: U{i}, week: 1}}\n"
+        elif kind == 2:
+            body = f"entry: compose\ntopic: Tip {i}\nscript: Tip number {i}, explained in one breath.\n"
+        else:
+            body = f"entry: generate\ntopic: Fact {i}\ntone: calm\nplatforms: [instagram]\n"
+        (root / f"job-{i:03d}.yaml").write_text(body)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        best = min(best, time.perf_counter() - started)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--specs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    env = {**os.environ, "AFX_PIPELINE": "afx.testing.pipeline:PIPELINE", "NO_COLOR": "1"}
+    env.pop("AFX_CACHE_DIR", None)
+    afx = str(BIN / "afx")
+    with tempfile.TemporaryDirectory(prefix="afx-noop-") as tmp:
+        root = Path(tmp) / "specs"
+        generate(root, args.specs)
+        started = time.perf_counter()
+        first = subprocess.run([afx, "run", "-q"], cwd=root, env=env, capture_output=True, text=True)
+        cold = time.perf_counter() - started
+        if first.returncode != 0:
+            raise SystemExit(first.stderr)
+        version = timed([afx, "--version"], root, env, args.runs)
+        noop = timed([afx, "run", "-q"], root, env, args.runs)
+        status = timed([afx, "status", "--check", "-q"], root, env, args.runs)
+        lock_before = (root / "afx.lock").read_bytes()
+        assert (root / "afx.lock").read_bytes() == lock_before
+    overhead = noop - version
+    print(f"no-op run of {args.specs} cached jobs (best of {args.runs}):")
+    print(f"  afx --version          {version:7.3f} s")
+    print(f"  afx run (all cached)   {noop:7.3f} s   (+{overhead:.3f} s over start-up; goal < 0.5 s)")
+    print(f"  afx status --check     {status:7.3f} s")
+    print(f"  first run (all stages) {cold:7.3f} s")
+    print(json.dumps({"specs": args.specs, "version_s": round(version, 3), "noop_s": round(noop, 3),
+                      "overhead_s": round(overhead, 3), "status_s": round(status, 3), "cold_s": round(cold, 3),
+                      "goal_met": overhead < 0.5}))
+    return 0 if overhead < 0.5 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SpecRepo
+
+AFX = str(Path(sys.executable).parent / "afx")
+PIPELINE = "afx.testing.pipeline:PIPELINE"
+
+
+class EngineRepo(SpecRepo):
+    """A spec repo run through the cheap test pipeline, counting real stage runs."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        super().__init__(root)
+        self.log = log
+
+    def runs(self) -> Counter:
+        """(job, stage) -> how many times it really ran, since the last call."""
+        if not self.log.exists():
+            return Counter()
+        lines = self.log.read_text().split("\n")
+        self.log.write_text("")
+        return Counter(tuple(line.split()) for line in lines if line.strip())
+
+    def ran(self) -> set[tuple[str, str]]:
+        return set(self.runs())
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, "AFX_PIPELINE": PIPELINE, "AFX_TEST_LOG": str(self.log), "NO_COLOR": "1"}
+        env.update(extra)
+        return env
+
+    def popen(self, *args: str, **extra_env: str) -> subprocess.Popen:
+        return subprocess.Popen([AFX, *args], cwd=self.root, env=self.env(**extra_env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run_process(self, *args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([AFX, *args], cwd=self.root, env=self.env(**extra_env), capture_output=True,
+                              text=True, timeout=timeout)
+
+
+@pytest.fixture
+def erepo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EngineRepo:
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("AFX_PIPELINE", PIPELINE)
+    monkeypatch.setenv("AFX_TEST_LOG", str(log))
+    monkeypatch.delenv("AFX_CACHE_DIR", raising=False)
+    repo = EngineRepo(tmp_path / "repo", log)
+    repo.write("templates/base.yaml", "tone: hype\nplatforms: [tiktok]\n")
+    repo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Alpha plays\n")
+    repo.write("b.yaml", "fromTemplateId: base\nentry: upload\nfile: media/b.mp4\ntopic: Beta plays\n")
+    repo.write("media/b.mp4", b"\x00\x00\x00\x18ftypisom" + b"\x01" * 64)
+    return repo

@@ -1,0 +1,150 @@
+"""Crash safety and concurrency with real processes: kill -9, Ctrl-C, two runs at once."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+STAGES = ["ingest", "script", "render", "package", "publish"]
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def logged(repo, line):
+    return repo.log.exists() and line in repo.log.read_text()
+
+
+def test_kill_9_mid_stage_then_rerun_reuses_finished_stages(erepo):
+    proc = erepo.popen("run", "a", AFX_TEST_SLEEP="render:30")
+    wait_for(lambda: logged(erepo, "a render"))
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    tmp = erepo.root / ".afx" / "tmp"
+    assert any(tmp.iterdir()), "the killed stage left its work folder"
+    assert not (erepo.root / "out" / "a" / "video.mp4").exists()
+    assert erepo.runs() == {("a", "ingest"): 1, ("a", "script"): 1, ("a", "render"): 1}
+    r = erepo.run_process("run", "a")
+    assert r.returncode == 0, r.stderr
+    assert "removed 1 work folder(s) left by an interrupted run" in r.stderr
+    assert erepo.ran() == {("a", "render"), ("a", "package"), ("a", "publish")}
+    assert not any(tmp.iterdir())
+    assert erepo.run_process("verify", "a").returncode == 0
+
+
+def test_kill_9_while_storing_outputs_never_indexes_half_a_stage(erepo):
+    # Kill repeatedly at random moments of whole runs; every rerun must end consistent.
+    for i, delay in enumerate((0.05, 0.12, 0.2, 0.3)):
+        erepo.write("a.yaml", f"fromTemplateId: base\nentry: compose\ntopic: Round {i}\n")
+        proc = erepo.popen("run")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        r = erepo.run_process("run")
+        assert r.returncode == 0, r.stderr
+        assert erepo.run_process("verify").returncode == 0
+        assert erepo.run_process("status", "--check").returncode == 0
+
+
+def test_ctrl_c_exits_130_and_leaves_the_cache_usable(erepo):
+    proc = erepo.popen("run", AFX_TEST_SLEEP="script:30")
+    wait_for(lambda: logged(erepo, "a script"))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    erepo.runs()
+    r = erepo.run_process("run")
+    assert r.returncode == 0, r.stderr
+    assert ("a", "ingest") not in erepo.ran()
+
+
+def test_ctrl_c_in_a_parallel_run(erepo):
+    for i in range(4):
+        erepo.write(f"p{i}.yaml", f"entry: compose\ntopic: P {i}\n")
+    proc = erepo.popen("run", "-j", "3", AFX_TEST_SLEEP="render:30")
+    wait_for(lambda: erepo.log.exists() and erepo.log.read_text().count("render") >= 2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    r = erepo.run_process("run", "-j", "3")
+    assert r.returncode == 0, r.stderr
+    assert erepo.run_process("verify").returncode == 0
+
+
+def test_second_run_waits_for_the_first(erepo):
+    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:1.5")
+    wait_for(lambda: logged(erepo, "a script"))
+    started = time.monotonic()
+    second = erepo.run_process("run", "a")
+    waited = time.monotonic() - started
+    assert first.wait(timeout=20) == 0
+    assert second.returncode == 0, second.stderr
+    assert "waiting for another afx run" in second.stderr
+    assert waited > 0.5
+    runs = erepo.runs()
+    assert runs[("a", "script")] == 1, "the second run reused what the first built"
+
+
+def test_no_wait_fails_fast(erepo):
+    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:3")
+    wait_for(lambda: logged(erepo, "a script"))
+    started = time.monotonic()
+    second = erepo.run_process("run", "--no-wait", "a")
+    assert time.monotonic() - started < 2.5
+    assert second.returncode == 3 and "another afx run is using" in second.stderr
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=20)
+
+
+def test_plan_and_status_do_not_wait_for_a_run(erepo):
+    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:3")
+    wait_for(lambda: logged(erepo, "a script"))
+    r = erepo.run_process("status", timeout=10)
+    assert r.returncode == 0
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=20)
+
+
+def test_corrupt_index_is_set_aside_and_rebuilt(erepo):
+    assert erepo.run_process("run").returncode == 0
+    erepo.runs()
+    db = erepo.root / ".afx" / "index" / "cache.db"
+    db.write_bytes(b"this is not a sqlite database" * 100)
+    r = erepo.run_process("run")
+    assert r.returncode == 0, r.stderr
+    assert "set aside" in r.stderr and "rebuilding" in r.stderr
+    assert erepo.run_process("verify").returncode == 0
+    # objects survived, but with the index gone every stage had to be checked again
+    assert ("a", "ingest") in erepo.ran()
+
+
+def test_unreadable_index_entries_are_misses(erepo):
+    assert erepo.run_process("run").returncode == 0
+    erepo.runs()
+    import sqlite3
+
+    con = sqlite3.connect(erepo.root / ".afx" / "index" / "cache.db")
+    con.execute("UPDATE Cache SET value = X'80049500' WHERE mode = 4")  # truncated pickles
+    con.commit()
+    con.close()
+    r = erepo.run_process("run")
+    assert r.returncode == 0, r.stderr
+    assert "unreadable" in r.stderr
+    assert erepo.run_process("verify").returncode == 0
+
+
+def test_store_format_change_is_rebuilt(erepo):
+    assert erepo.run_process("run").returncode == 0
+    (erepo.root / ".afx" / "FORMAT").write_text("0\n")
+    r = erepo.run_process("run")
+    assert r.returncode == 0 and "store format" in r.stderr
+    assert (erepo.root / ".afx" / "FORMAT").read_text().strip() == "1"
