@@ -1,4 +1,9 @@
-"""Stage 2, script & voice: script text, voiceover, word timings (issue 5)."""
+"""Stage 2, script & voice: script text, voiceover, word timings.
+
+Version 1 (issue 4) writes the script only: the spec's `script`, or one line from the topic.
+Issue 5 gives this stage its writer (templates per tone, optional LLM), the piper voice and
+word timings.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from afx.engine.stage import StageContext, pick
-from afx.errors import StageError
 from afx.spec.job import Job
 
 
@@ -23,4 +27,7 @@ class ScriptStage:
         return {}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        raise StageError("script has no implementation yet (issue 5)")
+        text = ctx.job.get("script") or (ctx.job.get("topic") or "").strip()
+        ctx.output("script.txt", export="script.txt").write_text(text + "\n", encoding="utf-8")
+        return {"words": len(text.split()), "written_by": "spec" if ctx.job.get("script") else "topic",
+                "voice": None}

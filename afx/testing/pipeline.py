@@ -22,6 +22,7 @@ from typing import Any
 
 from afx.engine.stage import Pipeline, StageContext
 from afx.errors import StageError
+from afx.stages.analyze import AnalyzeStage
 from afx.stages.ingest import IngestStage
 from afx.stages.package import PackageStage
 from afx.stages.publish import PublishStage
@@ -79,6 +80,14 @@ class Ingest(_Cheap, IngestStage):
         return {"sources": len(data["fields"].get("urls", [])) or 1}
 
 
+class Analyze(_Cheap, AnalyzeStage):
+    _version = AnalyzeStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any]:
+        ctx.output("analysis.json").write_text(_read(ctx, "ingest", "source.json")[::-1])
+        return {"sources": 1}
+
+
 class Script(_Cheap, ScriptStage):
     _version = ScriptStage.version
 
@@ -118,4 +127,4 @@ class Publish(_Cheap, PublishStage):
         return {"results": results}
 
 
-PIPELINE = Pipeline((Ingest(), Script(), Render(), Package(), Publish()), result=job_result)
+PIPELINE = Pipeline((Ingest(), Analyze(), Script(), Render(), Package(), Publish()), result=job_result)

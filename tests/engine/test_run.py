@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-STAGES = ["ingest", "script", "render", "package", "publish"]
+STAGES = ["ingest", "analyze", "script", "render", "package", "publish"]
 
 
 def locked(repo):
@@ -29,7 +29,7 @@ def test_first_run_runs_everything_then_nothing(erepo):
     mtimes = {p: p.stat().st_mtime_ns for p in (erepo.root / "out").rglob("*")}
     r = erepo.afx("run")
     assert r.code == 0 and erepo.runs() == {}
-    assert "ran 0 stages, reused 10" in r.err
+    assert "ran 0 stages, reused 12" in r.err
     assert (erepo.root / "afx.lock").read_bytes() == lock
     assert {p: p.stat().st_mtime_ns for p in (erepo.root / "out").rglob("*")} == mtimes
 
@@ -65,7 +65,7 @@ def test_field_change_reruns_from_the_first_stage_that_reads_it(erepo):
     assert p[("a", "script")] == ("will run", "field `tone` changed")
     assert p[("a", "render")] == ("will run", "upstream stage `script` will run")
     erepo.afx("run")
-    assert erepo.ran() == {("a", s) for s in STAGES[1:]}
+    assert erepo.ran() == {("a", s) for s in STAGES[2:]}
 
 
 def test_template_change_reaches_every_job_using_it(erepo):
@@ -99,8 +99,11 @@ def test_unchanged_output_cuts_off_downstream_reruns(erepo):
 def test_stage_version_change(erepo, monkeypatch):
     erepo.afx("run")
     erepo.runs()
-    monkeypatch.setenv("AFX_TEST_VERSION", "render:2")
-    assert plan(erepo, "a")[("a", "render")] == ("will run", "stage version changed (1 -> 2)")
+    from afx.stages.render import RenderStage
+
+    old, new = RenderStage.version, str(int(RenderStage.version) + 1)
+    monkeypatch.setenv("AFX_TEST_VERSION", f"render:{new}")
+    assert plan(erepo, "a")[("a", "render")] == ("will run", f"stage version changed ({old} -> {new})")
     erepo.afx("run", "a")
     assert erepo.ran() == {("a", "render")}  # the new render made identical output: no further reruns
 
@@ -149,7 +152,7 @@ def test_corrupt_output_is_detected_and_rebuilt(erepo):
 def test_until_stops_early_and_leaves_the_lock(erepo):
     r = erepo.afx("run", "--until", "render", "a")
     assert r.code == 0, r.text
-    assert erepo.ran() == {("a", s) for s in STAGES[:3]}
+    assert erepo.ran() == {("a", s) for s in STAGES[:4]}
     out = erepo.root / "out" / "a"
     assert (out / "video.mp4").exists() and not (out / "result.json").exists()
     assert not (erepo.root / "afx.lock").exists() or "a" not in locked(erepo)
@@ -173,7 +176,7 @@ def test_failure_stops_the_run_and_keep_going_continues(erepo, monkeypatch):
     assert set(locked(erepo)) == {"b"}  # only complete jobs are locked
     monkeypatch.delenv("AFX_TEST_FAIL")
     assert erepo.afx("run").code == 0
-    assert erepo.ran() == {("a", s) for s in STAGES[2:]}  # a's ingest and script were kept
+    assert erepo.ran() == {("a", s) for s in STAGES[3:]}  # a's ingest, analyze and script were kept
 
 
 def test_parallel_run_matches_serial_run(erepo, tmp_path):
@@ -276,7 +279,7 @@ def test_stale_exports_are_removed_but_user_files_kept(erepo):
 def test_cache_info_and_gc(erepo):
     erepo.afx("run")
     info = json.loads(erepo.afx("cache", "info", "--json").out)
-    assert info["objects"] > 0 and info["stage_entries"] == 10
+    assert info["objects"] > 0 and info["stage_entries"] == 12
     erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Something else\n")
     erepo.afx("run")
     before = json.loads(erepo.afx("cache", "info", "--json").out)

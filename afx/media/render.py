@@ -1,0 +1,275 @@
+"""Render a video in one ffmpeg run: trim + concat, reframe, title, loudness, encode (issue 4).
+
+The filtergraph holds only numbers and afx's own labels. User text (the title) reaches
+ffmpeg as a picture file; file paths reach it as `-i` arguments; ffmpeg runs in the work
+folder. Loudness is measured first on the audio alone (a fast pass), so the render applies
+a known gain (and a peak limiter only where needed): -14 LUFS integrated, true peak under
+-1 dBTP.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
+from afx.media.highlights import Segment
+from afx.media.probe import Probe
+from afx.media.profiles import Encode
+
+TARGET_LUFS = -14.0
+TARGET_TP = -2.0  # plain gain up to here; above it, a limiter (see _normaliser)
+FACECAM_SHARE = 1 / 3  # of the height, for layout split
+
+
+@dataclass
+class Source:
+    path: Path
+    probe: Probe
+    motion_x: list[tuple[float, float]] = field(default_factory=list)  # (time, 0-1) for layout track
+    facecam: list[float] | None = None
+
+
+@dataclass
+class Output:
+    encode: Encode
+    path: Path
+
+
+@dataclass
+class RenderJob:
+    sources: Sequence[Source]
+    segments: Sequence[Segment]
+    outputs: Sequence[Output]
+    layout: str = "center"  # center | fit | track | split (shorts); long always fits 16:9
+    title: Path | None = None  # transparent PNG (afx.media.title.title_card)
+    title_xy: tuple[int, int] = (0, 0)  # where it goes in the frame
+    title_seconds: float = 3.0
+    preset: str = "veryfast"
+    crf: int = 23
+
+    @property
+    def duration(self) -> float:
+        return round(sum(s.duration for s in self.segments), 6)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.outputs[0].encode.width, self.outputs[0].encode.height
+
+    @property
+    def fps(self) -> int:
+        return self.outputs[0].encode.fps
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2)) * 2)
+
+
+def _cover(w: int, h: int, sw: int, sh: int) -> str:
+    """Fill w x h from an sw x sh picture: crop to the target shape first, then scale
+    (scaling a 1080p frame up to 3413x1920 and cropping after costs 3x the time)."""
+    if sw * h > sh * w:  # wider than the target: keep the height
+        cw, ch = _even(sh * w / h), sh
+    else:
+        cw, ch = sw, _even(sw * h / w)
+    return f"crop={min(cw, sw)}:{min(ch, sh)},scale={w}:{h}:flags=bicubic"
+
+
+def _fit_blur(w: int, h: int, label: str) -> str:
+    """Fitted picture over a blurred, darkened copy of itself (blur done small, for speed)."""
+    sw, sh = _even(w / 4), _even(h / 4)
+    return (f"split=2[{label}b][{label}f];"
+            f"[{label}b]scale={sw}:{sh}:force_original_aspect_ratio=increase,crop={sw}:{sh},"
+            f"boxblur=8:2,scale={w}:{h},eq=brightness=-0.12[{label}bg];"
+            f"[{label}f]scale={w}:{h}:force_original_aspect_ratio=decrease:flags=bicubic[{label}fg];"
+            f"[{label}bg][{label}fg]overlay=(W-w)/2:(H-h)/2")
+
+
+def _track_x(source: Source, seg: Segment, scaled_w: int, out_w: int) -> str:
+    """Crop x (in source pixels) as a function of t: the motion centre, smoothed, as a sum of
+    clipped ramps, so the expression is flat (no nesting) and holds numbers only."""
+    span = max(scaled_w - out_w, 0)
+    pts = [(t - seg.start, x) for t, x in source.motion_x if seg.start - 2 <= t <= seg.end + 2]
+    if not pts:
+        return str(span // 2)
+    smooth, value = [], pts[0][1]
+    for t, x in pts:  # exponential smoothing, then a speed limit of 15% of the width per second
+        value = 0.6 * value + 0.4 * x
+        smooth.append((t, value))
+    limited = [smooth[0]]
+    for t, x in smooth[1:]:
+        pt, px = limited[-1]
+        step = 0.15 * max(t - pt, 0.0)
+        limited.append((t, min(max(x, px - step), px + step)))
+    xs = [(max(t, 0.0), min(max(c * scaled_w - out_w / 2, 0), span)) for t, c in limited]
+    expr = f"{xs[0][1]:.1f}"
+    for (t0, x0), (t1, x1) in zip(xs, xs[1:]):
+        if t1 > t0:
+            expr += f"+{(x1 - x0) / (t1 - t0):.4f}*clip(t-{t0:.3f},0,{t1 - t0:.3f})"
+    return f"'{expr}'"
+
+
+def _reframe(job: RenderJob, source: Source, seg: Segment, label: str) -> str:
+    w, h = job.size
+    p = source.probe
+    if w <= h and job.layout in ("track", "split") and p.width / p.height < 1.0:
+        layout = "fit"  # a vertical source has nothing to pan across
+    else:
+        layout = job.layout if w < h else "long"
+    if layout == "long":
+        same_shape = abs(p.width / p.height - w / h) < 0.02
+        return f"scale={w}:{h}:flags=bicubic" if same_shape else _fit_blur(w, h, label)
+    if layout == "fit":
+        return _fit_blur(w, h, label)
+    if layout == "track":
+        cw = min(_even(p.height * w / h), p.width)
+        return f"crop={cw}:{p.height}:x={_track_x(source, seg, p.width, cw)}:y=0,scale={w}:{h}:flags=bicubic"
+    if layout == "split" and source.facecam:
+        fx, fy, fw, fh = source.facecam
+        top_h = _even(h * FACECAM_SHARE)
+        cw, ch = _even(fw * p.width), _even(fh * p.height)
+        cam = f"crop={cw}:{ch}:{int(fx * p.width)}:{int(fy * p.height)}"
+        return (f"split=2[{label}c][{label}g];[{label}c]{cam},{_cover(w, top_h, cw, ch)}[{label}top];"
+                f"[{label}g]{_cover(w, h - top_h, p.width, p.height)}[{label}bot];[{label}top][{label}bot]vstack")
+    if layout == "split":
+        return _fit_blur(w, h, label)  # no facecam found: the whole picture, fitted
+    return _cover(w, h, p.width, p.height)
+
+
+def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = None
+           ) -> tuple[list[str], str, list[str]]:
+    """(input arguments, filter_complex, output labels)."""
+    args: list[str] = []
+    chains: list[str] = []
+    pairs: list[str] = []
+    fps = job.fps
+    n = 0
+    for i, seg in enumerate(job.segments):
+        src = job.sources[seg.source]
+        d = round(seg.duration, 6)
+        frames = int(round(d * fps))
+        samples = int(round(d * 48000))
+        skip_video = ["-vn"] if audio_only else []
+        args += [*SAFE_INPUT, *skip_video, "-ss", f"{seg.start:.6f}", "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
+        vin = n
+        n += 1
+        if src.probe.has_audio:
+            ain = f"{vin}:a:0"
+        else:
+            args += ["-f", "lavfi", "-t", f"{d + 0.5:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
+            ain = f"{n}:a"
+            n += 1
+        if not audio_only:
+            chains.append(f"[{vin}:v:0]setpts=PTS-STARTPTS,fps={fps},{_reframe(job, src, seg, f's{i}')},"
+                          f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop_duration=1,"
+                          f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
+        chains.append(f"[{ain}]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
+                      f"apad=whole_len={samples},atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
+        pairs.append(f"[a{i}]" if audio_only else f"[v{i}][a{i}]")
+    k = len(job.segments)
+    if audio_only:
+        chains.append(f"{''.join(pairs)}concat=n={k}:v=0:a=1[ac]")
+    else:
+        chains.append(f"{''.join(pairs)}concat=n={k}:v=1:a=1[vc][ac]")
+    if loudness is None:  # the measuring pass
+        chains.append("[ac]ebur128=peak=true:framelog=quiet[aout]")
+    else:
+        chains.append(f"[ac]{_normaliser(loudness)}[aout]")
+    if audio_only:
+        return args, ";".join(chains), ["aout"]
+    video = "vc"
+    if job.title is not None:
+        # Decoded once and repeated by `loop` (not `-loop 1`, which decodes the PNG per frame).
+        args += [*SAFE_INPUT, "-i", str(job.title)]
+        frames = max(int(round(job.title_seconds * fps)), 1)
+        fade_out = max(job.title_seconds - 0.3, 0.0)
+        x, y = job.title_xy
+        chains.append(f"[{n}:v]format=rgba,loop=loop={frames - 1}:size=1:start=0,setpts=N/{fps}/TB,"
+                      f"fade=t=in:st=0:d=0.25:alpha=1,fade=t=out:st={fade_out:.3f}:d=0.3:alpha=1[title];"
+                      f"[vc][title]overlay={x}:{y}:eof_action=pass[vt]")
+        video = "vt"
+        n += 1
+    m = len(job.outputs)
+    if m == 1:
+        return args, ";".join(chains), [video, "aout"]
+    chains.append(f"[{video}]split={m}" + "".join(f"[vo{j}]" for j in range(m)))
+    chains.append("[aout]asplit=" + str(m) + "".join(f"[ao{j}]" for j in range(m)))
+    return args, ";".join(chains), [x for j in range(m) for x in (f"vo{j}", f"ao{j}")]
+
+
+LIMIT = 0.708  # -3 dBFS sample peak: true peak stays under -1 dBTP after AAC (tests measure it)
+
+
+def _normaliser(m: dict[str, float]) -> str:
+    """-14 LUFS integrated, true peak under -1 dBTP, from a measurement of the programme.
+
+    Plain gain when it keeps the peaks under the ceiling (speech, commentary); otherwise gain
+    and a fast peak limiter. (loudnorm's dynamic mode does this too, but at 192 kHz: in this
+    graph it cost ~6% of the render time and doubled ffmpeg's memory, bench/render.py.)
+    """
+    if m["integrated"] < -69:  # silence, or nearly: nothing to normalise
+        return "anull"
+    gain = m.get("gain", TARGET_LUFS - m["integrated"])
+    if m["true_peak"] + gain <= TARGET_TP:
+        return f"volume={gain:.2f}dB"
+    return f"volume={gain:.2f}dB,alimiter=limit={LIMIT}:attack=5:release=50:level=0"
+
+
+def measure_loudness(job: RenderJob, workdir: Path) -> dict[str, float]:
+    """Audio-only passes with ebur128 (~5x faster than a loudnorm pass): the programme's
+    loudness; when the limiter will act, a second pass through gain + limiter corrects the
+    gain for the loudness the limiter takes away."""
+    args, graph, labels = _graph(job, audio_only=True)
+
+    def measure(g: str) -> dict[str, float]:
+        lines: list[str] = []
+        run([*args, "-filter_complex", g, "-map", f"[{labels[0]}]", "-f", "null", "-"],
+            what="measuring loudness", cwd=workdir, stderr_lines=lines, loglevel="info")
+        return parse_ebur128("\n".join(lines))
+
+    m = measure(graph)
+    normaliser = _normaliser(m)
+    if "alimiter" in normaliser:
+        after = measure(graph.replace("[ac]ebur128", f"[ac]{normaliser},ebur128"))
+        m["gain"] = round(TARGET_LUFS - m["integrated"] + (TARGET_LUFS - after["integrated"]), 2)
+    return m
+
+
+def parse_ebur128(text: str) -> dict[str, float]:
+    summary = text[text.rfind("Summary:"):]
+    if not summary:
+        raise MediaError("measuring loudness", "ebur128 printed no summary")
+
+    def grab(label: str, unit: str, after: str = "") -> float:
+        part = summary[summary.find(after):] if after else summary
+        m = re.search(rf"{label}:\s*(-?[\d.]+|-inf|inf)\s*{unit}", part)
+        if not m:
+            raise MediaError("measuring loudness", f"no {label} in the ebur128 summary")
+        return -120.0 if "inf" in m.group(1) else float(m.group(1))
+
+    return {"integrated": grab("I", "LUFS"), "threshold": grab("Threshold", "LUFS"),
+            "range": grab("LRA", "LU"), "true_peak": grab("Peak", "dBFS", "True peak")}
+
+
+def render(job: RenderJob, workdir: Path, on_progress: Callable[[float], None] = lambda f: None) -> dict[str, Any]:
+    if not job.segments:
+        raise MediaError("nothing to render", "no segments were chosen")
+    loudness = measure_loudness(job, workdir)
+    on_progress(0.05)
+    args, graph, labels = _graph(job, loudness=loudness)
+    cmd = [*args, "-filter_complex", graph]
+    for j, out in enumerate(job.outputs):
+        e = out.encode
+        cmd += ["-map", f"[{labels[2 * j]}]", "-map", f"[{labels[2 * j + 1]}]",
+                "-c:v", "libx264", "-preset", job.preset, "-crf", str(job.crf), "-profile:v", "high",
+                "-pix_fmt", "yuv420p", "-r", str(e.fps), "-g", str(2 * e.fps), "-maxrate", str(e.maxrate),
+                "-bufsize", str(e.bufsize), "-c:a", "aac", "-b:a", str(e.audio_bitrate), "-ar", "48000",
+                "-ac", "2", "-movflags", "+faststart", "-map_metadata", "-1", "-metadata", "encoder=afx",
+                os.fspath(out.path)]
+    run(cmd, what="rendering", duration=job.duration, on_progress=lambda f: on_progress(0.05 + 0.95 * f),
+        cwd=workdir)
+    return {"loudness_in": loudness, "normaliser": _normaliser(loudness).split("=")[0]}

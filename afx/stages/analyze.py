@@ -1,0 +1,48 @@
+"""Stage ingest → analyze: loudness, motion, cuts, silences, facecam of each source (issue 4).
+
+A stage of its own, so analysis is cached apart from downloading (a new analyser version
+reruns analysis, not the download) and apart from rendering (a new target length reruns
+only the render's cheap highlight choice).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from afx.engine.stage import StageContext
+from afx.errors import StageError
+from afx.media.analysis import ANALYSIS_VERSION, analyse
+from afx.media.ffmpeg import MediaError
+from afx.media.probe import Probe
+from afx.spec.job import Job
+
+
+class AnalyzeStage:
+    name = "analyze"
+    version = str(ANALYSIS_VERSION)
+    after: tuple[str, ...] = ("ingest",)
+
+    def fields(self, job: Job) -> Mapping[str, Any]:
+        return {}
+
+    def files(self, job: Job) -> Mapping[str, Path]:
+        return {}
+
+    def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        ingest = ctx.inputs["ingest"]
+        sources = ingest.meta.get("sources", [])
+        summary = []
+        for i, src in enumerate(sources):
+            info = Probe.from_dict(src["probe"])
+            try:
+                result = analyse(ingest.path(src["name"]), info.duration, info.has_audio,
+                                 lambda f, i=i: ctx.progress((i + f) / len(sources), f"analysing {i + 1}"))
+            except MediaError as exc:
+                raise StageError(str(exc)) from None
+            ctx.output(f"analysis{i}.json").write_text(json.dumps(result.to_dict()))
+            summary.append({"cuts": len(result.cuts), "silences": len(result.silences),
+                            "keyframes": len(result.keyframes), "facecam": result.facecam})
+        return {"sources": summary}
