@@ -7,6 +7,7 @@ jinja2) happen inside the commands so `afx --version` stays fast.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,11 +34,13 @@ def _set_json(ctx: click.Context, _p: click.Parameter, value: bool) -> None:
 def _set_quiet(ctx: click.Context, _p: click.Parameter, value: int) -> None:
     if value:
         _env(ctx).verbosity = -value
+        _setup_logging(_env(ctx))
 
 
 def _set_verbose(ctx: click.Context, _p: click.Parameter, value: int) -> None:
     if value:
         _env(ctx).verbosity = value
+        _setup_logging(_env(ctx))
 
 
 def _set_color(ctx: click.Context, _p: click.Parameter, value: str | None) -> None:
@@ -65,13 +68,40 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="afx", message="%(prog)s %(version)s")
 @output_options
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """afx: short-form video production as code.
 
     Specs are YAML files in a spec repo (a folder with afx.yaml); see `afx init`.
     Exit statuses: 0 ok, 1 stale, 2 invalid spec or usage, 3 stage failed,
     4 remote API error, 130 interrupted.
     """
+    _setup_logging(_env(ctx))
+
+
+class _EnvHandler(logging.Handler):
+    """Log records to the stderr of the Environment of the command now running."""
+
+    env: Environment | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.env is not None:
+            self.env.error(self.format(record))
+
+
+_handler = _EnvHandler()
+_handler.setFormatter(logging.Formatter("afx: %(name)s: %(message)s"))
+
+
+def _setup_logging(env: Environment) -> None:
+    """afx's own logger (yt-dlp's messages go through it too): warnings, -v info, -vv debug."""
+    logger = logging.getLogger("afx")
+    if _handler not in logger.handlers:
+        logger.addHandler(_handler)
+        logger.propagate = False
+    _handler.env = env
+    logger.setLevel(logging.WARNING if env.verbosity <= 0 else logging.INFO if env.verbosity == 1
+                    else logging.DEBUG)
 
 
 @cli.command()

@@ -68,8 +68,17 @@ def shots(a: Analysis) -> list[tuple[float, float]]:
     for start, end in zip(merged, merged[1:]):
         pieces = max(1, round((end - start) / MAX_SHOT + 0.49))
         step = (end - start) / pieces
-        out.extend((start + i * step, start + (i + 1) * step) for i in range(pieces))
+        bounds = [start] + [_quietest(a, start + i * step, step / 3) for i in range(1, pieces)] + [end]
+        out.extend(zip(bounds, bounds[1:]))
     return out
+
+
+def _quietest(a: Analysis, t: float, reach: float) -> float:
+    """The quietest window boundary within `reach` of t: where a long shot is split."""
+    lo, hi = int((t - reach) / a.window), int((t + reach) / a.window)
+    best = min(range(max(lo, 1), max(min(hi, len(a.energy_db) - 1), lo + 1) + 1),
+               key=lambda i: (a.energy_db[min(i, len(a.energy_db) - 1)], abs(i * a.window - t)), default=None)
+    return t if best is None else best * a.window
 
 
 def _score(scores: list[float], window: float, start: float, end: float) -> float:
@@ -99,6 +108,8 @@ def select(analyses: Sequence[Analysis], target: float, fps: int = 30) -> list[S
         length = min(end - start, room)
         if length < min(MIN_SHOT, room):
             continue
+        if length < end - start:  # only part of the shot fits: take its best part
+            start = _best_part(window_scores(analyses[i]), analyses[i].window, start, end, length)
         seg = Segment(i, snap(start, fps), snap(start + length, fps))
         if seg.duration <= 0:
             continue
@@ -106,6 +117,18 @@ def select(analyses: Sequence[Analysis], target: float, fps: int = 30) -> list[S
         filled += seg.duration
     chosen.sort(key=lambda s: (s.source, s.start))
     return _join_adjacent(chosen)
+
+
+def _best_part(scores: list[float], window: float, start: float, end: float, length: float) -> float:
+    """Start of the `length`-second stretch of [start, end] with the highest score."""
+    best, best_score = start, float("-inf")
+    t = start
+    while t + length <= end + 1e-9:
+        score = _score(scores, window, t, t + length)
+        if score > best_score:
+            best, best_score = t, score
+        t += window
+    return best
 
 
 def _join_adjacent(segments: list[Segment]) -> list[Segment]:
