@@ -33,8 +33,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python bench/validate.py
-	$(BIN)/python bench/noop.py
+	cd bench && ../$(BIN)/python validate.py
+	cd bench && ../$(BIN)/python noop.py
+	cd bench && ../$(BIN)/python analyze.py
+	cd bench && ../$(BIN)/python render.py
 
 clean:
 	rm -rf $(VENV) out specs/out .afx specs/.afx .pytest_cache

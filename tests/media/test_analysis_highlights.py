@@ -98,3 +98,31 @@ def test_shots_never_shorter_than_min_shot_except_a_tiny_source():
     lengths = [e - s for s, e in shots(a)]
     assert all(length >= MIN_SHOT - 1e-9 for length in lengths), lengths
     assert abs(sum(lengths) - 30.0) < 1e-6
+
+
+def test_facecam_is_a_small_face_that_stays_in_a_corner(monkeypatch):
+    import numpy as np
+
+    from afx.media import analysis
+
+    boxes = {"corner": [(20, 20, 40, 40)], "centre": [(220, 110, 40, 40)], "none": []}
+
+    class FakeCascade:
+        def __init__(self, _path: str) -> None:
+            pass
+
+        def detectMultiScale(self, image, **_kw):  # noqa: N802 - OpenCV's name
+            return boxes[self.kind]
+
+    frames = [(float(t), np.zeros((270, 480), np.uint8)) for t in range(20)]
+    import cv2
+
+    for kind, expect in (("corner", True), ("centre", False), ("none", False)):
+        FakeCascade.kind = kind
+        monkeypatch.setattr(cv2, "CascadeClassifier", FakeCascade)
+        found = analysis.find_facecam(frames)
+        assert (found is not None) == expect, (kind, found)
+        if found:
+            x, y, w, h = found
+            assert x == 0.0 and y == 0.0 and 0.1 < w <= 0.45 and 0 < h <= 0.5
+            assert x <= 40 / 480 and y <= 40 / 270  # the face lies inside the camera box

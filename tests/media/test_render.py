@@ -182,3 +182,13 @@ def test_render_metadata_records_the_plan(mrepo):
     assert r.code == 0
     events = [json.loads(line) for line in r.out.splitlines()]
     assert [e["stage"] for e in events if e.get("status") == "done"] == ["ingest", "analyze", "script", "render"]
+
+
+def test_upload_over_500_mb_is_refused_before_copying(mrepo):
+    big = mrepo.root / "media" / "big.mp4"
+    with open(big, "wb") as fh:
+        fh.write(b"\x00\x00\x00\x18ftypisom")
+        fh.truncate(501 * 1024 * 1024)  # sparse: 501 MB on paper
+    mrepo.write("a.yaml", "entry: upload\nfile: media/big.mp4\ntopic: x\n")
+    r = run_until_render(mrepo)
+    assert r.code == 3 and "media/big.mp4: 501 MB is over the 500 MB upload limit" in r.err, r.err
