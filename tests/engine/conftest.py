@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -38,8 +39,11 @@ class EngineRepo(SpecRepo):
         return env
 
     def popen(self, *args: str, **extra_env: str) -> subprocess.Popen:
+        # A test suite started in the background (`make test &`) runs with SIGINT ignored,
+        # which children inherit; Ctrl-C tests need afx to see SIGINT as a terminal sends it.
         return subprocess.Popen([AFX, *args], cwd=self.root, env=self.env(**extra_env),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def run_process(self, *args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess:
         return subprocess.run([AFX, *args], cwd=self.root, env=self.env(**extra_env), capture_output=True,
