@@ -40,8 +40,12 @@ class Fingerprint:
                 "files": dict(self.files), "inputs": dict(self.inputs)}
 
 
-def fingerprint(stage: Stage, job: Job, store: Store, upstream: Mapping[str, str | None]) -> Fingerprint:
+def fingerprint(stage: Stage, job: Job, store: Store, upstream: Mapping[str, str | None],
+                config: Mapping[str, Any] | None = None) -> Fingerprint:
     fields = {name: digest_of(value) for name, value in stage.fields(job).items()}
+    settings = getattr(stage, "settings", None)  # optional: what a stage reads from afx.yaml
+    if settings is not None:
+        fields.update({f"config.{k}": digest_of(v) for k, v in settings(config or {}).items()})
     files = {name: store.file_digest(path) for name, path in stage.files(job).items()}
     return Fingerprint(stage.name, str(stage.version), fields, files, {d: upstream.get(d) for d in stage.after})
 

@@ -107,7 +107,7 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
     lasts = {s.name: store.last(job.name, s.name) for s in pipeline.stages}
     job_is_new = all(v is None for v in lasts.values())
     for stage in stages:
-        fp = fingerprint(stage, job, store, digests)
+        fp = fingerprint(stage, job, store, digests, config)
         key = fp.key  # None only when planning below a stage that will run
         last = lasts[stage.name]
         forced = options.forced(stage.name)
@@ -185,10 +185,10 @@ def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[st
             raise StageError(f"stage {stage.name} returned metadata that is not JSON: {exc}") from None
         files: dict[str, dict[str, Any]] = {}
         for entry in sorted(workdir.iterdir()):
+            if entry.name.startswith("."):
+                continue  # scratch files and folders: removed with the work folder
             if not entry.is_file() or entry.is_symlink():
                 raise StageError(f"stage {stage.name} left {entry.name!r}, which is not a regular file")
-            if entry.name.startswith("."):
-                continue  # scratch files
             files[entry.name] = store.put_object(entry)
         missing = [n for n in ctx._exports if n not in files]
         if missing:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
 from afx.media.highlights import Segment
@@ -40,6 +40,15 @@ class Output:
     path: Path
 
 
+class Canvas(Protocol):
+    """Generated or composed pictures (compose/generate): inputs and a chain ending in [vc]."""
+
+    duration: float
+
+    def build(self, first_input: int, fps: int, size: tuple[int, int]) -> tuple[list[str], list[str]]:
+        """(input arguments, filter chains); inputs are numbered from first_input."""
+
+
 @dataclass
 class RenderJob:
     sources: Sequence[Source]
@@ -49,11 +58,18 @@ class RenderJob:
     title: Path | None = None  # transparent PNG (afx.media.title.title_card)
     title_xy: tuple[int, int] = (0, 0)  # where it goes in the frame
     title_seconds: float = 3.0
+    canvas: Canvas | None = None  # instead of sources/segments
+    voice: Path | None = None  # voiceover (any rate, mono): ducks the source or music under it
+    music: Path | None = None  # background music, looped, ducked under the voice
+    music_db: float = -18.0
+    captions: str | None = None  # ASS file name in the work folder; fonts in `.fonts` beside it
     preset: str = "veryfast"
     crf: int = 23
 
     @property
     def duration(self) -> float:
+        if self.canvas is not None:
+            return round(self.canvas.duration, 6)
         return round(sum(s.duration for s in self.segments), 6)
 
     @property
@@ -145,40 +161,70 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
     """(input arguments, filter_complex, output labels)."""
     args: list[str] = []
     chains: list[str] = []
-    pairs: list[str] = []
     fps = job.fps
+    total = int(round(job.duration * 48000))
     n = 0
-    for i, seg in enumerate(job.segments):
-        src = job.sources[seg.source]
-        d = round(seg.duration, 6)
-        frames = int(round(d * fps))
-        samples = int(round(d * 48000))
-        skip_video = ["-vn"] if audio_only else []
-        args += [*SAFE_INPUT, *skip_video, "-ss", f"{seg.start:.6f}", "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
-        vin = n
-        n += 1
-        if src.probe.has_audio:
-            ain = f"{vin}:a:0"
-        else:
-            args += ["-f", "lavfi", "-t", f"{d + 0.5:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
-            ain = f"{n}:a"
+    bed = None  # the audio under the voice: the sources' sound, or music
+    if job.canvas is None:
+        pairs: list[str] = []
+        for i, seg in enumerate(job.segments):
+            src = job.sources[seg.source]
+            d = round(seg.duration, 6)
+            frames = int(round(d * fps))
+            samples = int(round(d * 48000))
+            skip_video = ["-vn"] if audio_only else []
+            args += [*SAFE_INPUT, *skip_video, "-ss", f"{seg.start:.6f}", "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
+            vin = n
             n += 1
-        if not audio_only:
-            chains.append(f"[{vin}:v:0]setpts=PTS-STARTPTS,fps={fps},{_reframe(job, src, seg, f's{i}')},"
-                          f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop_duration=1,"
-                          f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
-        chains.append(f"[{ain}]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
-                      f"apad=whole_len={samples},atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
-        pairs.append(f"[a{i}]" if audio_only else f"[v{i}][a{i}]")
-    k = len(job.segments)
-    if audio_only:
-        chains.append(f"{''.join(pairs)}concat=n={k}:v=0:a=1[ac]")
+            if src.probe.has_audio:
+                ain = f"{vin}:a:0"
+            else:
+                args += ["-f", "lavfi", "-t", f"{d + 0.5:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
+                ain = f"{n}:a"
+                n += 1
+            if not audio_only:
+                chains.append(f"[{vin}:v:0]setpts=PTS-STARTPTS,fps={fps},{_reframe(job, src, seg, f's{i}')},"
+                              f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop_duration=1,"
+                              f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
+            chains.append(f"[{ain}]{_STEREO},apad=whole_len={samples},atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
+            pairs.append(f"[a{i}]" if audio_only else f"[v{i}][a{i}]")
+        k = len(job.segments)
+        chains.append(f"{''.join(pairs)}concat=n={k}:v={0 if audio_only else 1}:a=1" +
+                      ("[ac]" if audio_only else "[vc][ac]"))
+        bed = "ac"
+    elif not audio_only:
+        canvas_args, canvas_chains = job.canvas.build(n, fps, job.size)
+        args += canvas_args
+        chains += canvas_chains
+        n += sum(1 for a in canvas_args if a == "-i")
+    if job.music is not None and job.canvas is not None:
+        args += ["-stream_loop", "-1", *SAFE_INPUT, "-i", str(job.music)]
+        chains.append(f"[{n}:a:0]{_STEREO},volume={job.music_db:.1f}dB,atrim=end_sample={total},"
+                      f"asetpts=N/SR/TB[mu]")
+        bed = "mu"
+        n += 1
+    voice = None
+    if job.voice is not None:
+        args += [*SAFE_INPUT, "-i", str(job.voice)]
+        chains.append(f"[{n}:a:0]{_STEREO},apad=whole_len={total},atrim=end_sample={total},asetpts=N/SR/TB[vo]")
+        voice = "vo"
+        n += 1
+    if bed and voice:  # duck the bed under the voice
+        chains.append("[vo]asplit=2[vsc][vmx];"
+                      f"[{bed}][vsc]sidechaincompress=threshold=0.02:ratio=12:attack=10:release=400:makeup=1[bd];"
+                      "[bd][vmx]amix=inputs=2:normalize=0:duration=first[mix]")
+        mix = "mix"
+    elif bed or voice:
+        mix = bed or voice
     else:
-        chains.append(f"{''.join(pairs)}concat=n={k}:v=1:a=1[vc][ac]")
+        args += ["-f", "lavfi", "-t", f"{job.duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
+        chains.append(f"[{n}:a]atrim=end_sample={total}[sil]")
+        mix = "sil"
+        n += 1
     if loudness is None:  # the measuring pass
-        chains.append("[ac]ebur128=peak=true:framelog=quiet[aout]")
+        chains.append(f"[{mix}]ebur128=peak=true:framelog=quiet[aout]")
     else:
-        chains.append(f"[ac]{_normaliser(loudness)}[aout]")
+        chains.append(f"[{mix}]{_normaliser(loudness)}[aout]")
     if audio_only:
         return args, ";".join(chains), ["aout"]
     video = "vc"
@@ -193,12 +239,19 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
                       f"[vc][title]overlay={x}:{y}:eof_action=pass[vt]")
         video = "vt"
         n += 1
+    if job.captions:
+        # Fixed names only (the ASS file and its fonts live in the work folder, ffmpeg's cwd).
+        chains.append(f"[{video}]ass={job.captions}:fontsdir=.fonts[vcap]")
+        video = "vcap"
     m = len(job.outputs)
     if m == 1:
         return args, ";".join(chains), [video, "aout"]
     chains.append(f"[{video}]split={m}" + "".join(f"[vo{j}]" for j in range(m)))
     chains.append("[aout]asplit=" + str(m) + "".join(f"[ao{j}]" for j in range(m)))
     return args, ";".join(chains), [x for j in range(m) for x in (f"vo{j}", f"ao{j}")]
+
+
+_STEREO = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
 
 
 LIMIT = 0.708  # -3 dBFS sample peak: true peak stays under -1 dBTP after AAC (tests measure it)
@@ -256,7 +309,7 @@ def parse_ebur128(text: str) -> dict[str, float]:
 
 
 def render(job: RenderJob, workdir: Path, on_progress: Callable[[float], None] = lambda f: None) -> dict[str, Any]:
-    if not job.segments:
+    if not job.segments and job.canvas is None:
         raise MediaError("nothing to render", "no segments were chosen")
     loudness = measure_loudness(job, workdir)
     on_progress(0.05)

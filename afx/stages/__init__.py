@@ -1,9 +1,11 @@
 """The stages of every job, in order: the five of architecture.md (ingest, script, render,
-package, publish) plus analyze, which caches source analysis apart from the download and
-the render. Each declares what it reads; the engine decides when it runs."""
+package, publish) plus analyze (source analysis, cached apart from the download) and edit
+(which parts of the sources make the video, and what is said in them). Each declares what
+it reads; the engine decides when it runs."""
 
 from afx.engine.stage import Pipeline
 from afx.stages.analyze import AnalyzeStage
+from afx.stages.edit import EditStage
 from afx.stages.ingest import IngestStage
 from afx.stages.package import PackageStage
 from afx.stages.publish import PublishStage
@@ -11,7 +13,8 @@ from afx.stages.render import RenderStage
 from afx.stages.result import job_result
 from afx.stages.script import ScriptStage
 
-STAGES = (IngestStage(), AnalyzeStage(), ScriptStage(), RenderStage(), PackageStage(), PublishStage())
+STAGES = (IngestStage(), AnalyzeStage(), EditStage(), ScriptStage(), RenderStage(), PackageStage(),
+          PublishStage())
 PIPELINE = Pipeline(STAGES, result=job_result)
 
 __all__ = ["PIPELINE", "STAGES"]

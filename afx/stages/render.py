@@ -1,8 +1,11 @@
-"""Stage 3, render: the video, one file per distinct encode profile (issue 4).
+"""Stage 3, render: the video, one file per distinct encode profile (issues 4 and 5).
 
-fetch/upload: highlights of the analysed sources, reframed (short: 9:16 by render.layout;
-long: 16:9), the topic as a hook title, loudness-normalised, encoded once per distinct set
-of encode settings among the job's platforms.
+- fetch/upload: the segments edit chose, reframed (short: 9:16 by render.layout; long:
+  16:9), the source's sound ducked under the voice's hook and call to action.
+- compose: the voiceover over the spec's backgrounds (or a generated one), music ducked.
+- generate: the voiceover over generated scenes, one per sentence.
+All get the hook title (not generate: its scenes carry the words), word-level captions
+(burned in, plus captions.srt / captions.vtt) and -14 LUFS loudness.
 """
 
 from __future__ import annotations
@@ -14,32 +17,28 @@ from typing import Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
+from afx.media import captions as caps
 from afx.media.analysis import Analysis
 from afx.media.ffmpeg import MediaError
-from afx.media.highlights import select
-from afx.media.probe import Probe, probe
+from afx.media.highlights import Segment
+from afx.media.probe import Probe, probe, sniff_mp4
 from afx.media.profiles import check_duration, group, profiles_for
 from afx.media.render import Output, RenderJob, Source, render
 from afx.media.title import title_card
+from afx.media.tts import Word, sentences
+from afx.media.visuals import ComposeCanvas, GenerateCanvas, Scene, keyword, seed_of
 from afx.spec.job import Job, thaw
 
-SHORT_MAX = 60.0
-
-
-def target_seconds(job: Job) -> float:
-    render_opts = job.get("render") or {}
-    if job.get("format", "short") == "short":
-        return min(float(render_opts.get("seconds", SHORT_MAX)), SHORT_MAX)
-    return float(render_opts.get("seconds", float(job.get("durationMins", 1)) * 60))
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 class RenderStage:
     name = "render"
-    version = "2"
-    after: tuple[str, ...] = ("ingest", "analyze", "script")
+    version = "5"
+    after: tuple[str, ...] = ("ingest", "analyze", "edit", "script")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "entry", "format", "durationMins", "platforms", "topic", "render.layout",
+        return pick(job, "entry", "format", "durationMins", "platforms", "topic", "tone", "render.layout",
                     "render.seconds", "render.facecam", "render.captions", "render.title", "render.music.volume",
                     "render.backgrounds")
 
@@ -55,32 +54,33 @@ class RenderStage:
         return out
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        job = ctx.job
-        if job.get("entry") in ("compose", "generate"):
-            raise StageError(f"entry {job['entry']} is rendered from a voiceover (issue 5), not built yet")
         try:
-            return self._render_sources(ctx)
+            return self._render(ctx)
         except MediaError as exc:
             raise StageError(str(exc)) from None
 
-    def _render_sources(self, ctx: StageContext) -> dict[str, Any]:
+    def _render(self, ctx: StageContext) -> dict[str, Any]:
         job = ctx.job
         opts = thaw(job.get("render") or {})
-        ingest, analyzed = ctx.inputs["ingest"], ctx.inputs["analyze"]
-        sources, analyses = [], []
-        for i, src in enumerate(ingest.meta["sources"]):
-            info = Probe.from_dict(src["probe"])
-            a = Analysis.from_dict(json.loads(analyzed.path(f"analysis{i}.json").read_text()))
-            facecam = opts.get("facecam") or a.facecam
-            sources.append(Source(ingest.path(src["name"]), info, list(zip(a.keyframes, a.motion_x)), facecam))
-            analyses.append(a)
-        if not sources:
-            raise StageError("no source media to render")
+        entry = job.get("entry", "fetch")
+        script = ctx.inputs["script"]
+        voice = script.path("voice.wav") if "voice.wav" in script.files else None
+        voice_words = [Word(**w) for w in json.loads(script.path("words.json").read_text())]
         fmt = job.get("format", "short")
         profiles = profiles_for(fmt, job.get("platforms", ()))
-        fps = profiles[0].fps
-        segments = select(analyses, target_seconds(job), fps)
-        seconds = round(sum(s.duration for s in segments), 3)
+        sources, segments, canvas = [], [], None
+        spoken: list[Word] = list(voice_words)
+        if entry in ("compose", "generate"):
+            seconds = round(float(script.meta.get("seconds", 0.0)), 3)
+            if seconds <= 0:
+                raise StageError("nothing to render: the script has no voice or words")
+            canvas = (self._generate(ctx, voice_words, seconds) if entry == "generate"
+                      else self._compose(ctx, opts, seconds))
+        else:
+            sources, segments = self._sources(ctx, opts)
+            seconds = round(sum(s.duration for s in segments), 3)
+            spoken = _merge(voice_words, [Word(**w) for w in json.loads(
+                ctx.inputs["edit"].path("transcript.json").read_text())])
         problems = check_duration(profiles, seconds)
         if problems:
             raise StageError("; ".join(problems))
@@ -90,18 +90,29 @@ class RenderStage:
             name = "video.mp4" if k == 0 else f"video-{members[0].name}.mp4"
             outputs.append(Output(encode, ctx.output(name, export=name)))
             exports[name] = [p.name for p in members]
+        width, height = outputs[0].encode.width, outputs[0].encode.height
+        title, xy = None, (0, 0)
         title_opts = opts.get("title") or {}
         text = title_opts.get("text") or job.get("topic") or ""
-        title = None
-        xy = (0, 0)
-        width, height = outputs[0].encode.width, outputs[0].encode.height
-        if title_opts.get("enabled", True) and text.strip():
+        if title_opts.get("enabled", entry != "generate") and text.strip():
             title = ctx.workdir / ".title.png"
-            card = title_card(text, width, height, title)
-            xy = (card["x"], card["y"])
-        layout = opts.get("layout", "center")
-        rj = RenderJob(sources, segments, outputs, layout=layout, title=title, title_xy=xy,
-                       title_seconds=min(float(title_opts.get("seconds", 3.0)), seconds))
+            xy = tuple(title_card(text, width, height, title)[k] for k in ("x", "y"))
+        caption_opts = opts.get("captions") or {}
+        captions_file = None
+        lines = caps.group_lines(spoken, int(caption_opts.get("wordsPerLine", 3)))
+        style = caps.CaptionStyle.from_options(caption_opts)
+        if lines:
+            ctx.output("captions.srt", export="captions.srt").write_text(caps.to_srt(lines, style.uppercase))
+            ctx.output("captions.vtt", export="captions.vtt").write_text(caps.to_vtt(lines, style.uppercase))
+            if caption_opts.get("enabled", True):
+                (ctx.workdir / ".captions.ass").write_text(caps.to_ass(lines, style, width, height), encoding="utf-8")
+                caps.font_dir(ctx.workdir)
+                captions_file = ".captions.ass"
+        music = ctx.files.get("music")
+        rj = RenderJob(sources, segments, outputs, layout=opts.get("layout", "center"), title=title,
+                       title_xy=xy, title_seconds=min(float(title_opts.get("seconds", 3.0)), seconds),
+                       canvas=canvas, voice=voice, music=music,
+                       music_db=float((opts.get("music") or {}).get("volume", -18)), captions=captions_file)
         meta = render(rj, ctx.workdir, lambda f: ctx.progress(f, "rendering"))
         files = {}
         for out in outputs:
@@ -113,5 +124,68 @@ class RenderStage:
             files[out.path.name] = {"profiles": exports[out.path.name], "width": info.width,
                                     "height": info.height, "fps": info.fps, "seconds": info.duration,
                                     "bytes": info.size}
-        return {"seconds": seconds, "layout": layout, "segments": [s.to_dict() for s in segments],
-                "outputs": files, "title": bool(title), **meta}
+        return {"seconds": seconds, "entry": entry, "layout": opts.get("layout", "center") if sources else entry,
+                "segments": [s.to_dict() for s in segments], "outputs": files, "title": bool(title),
+                "captions": {"lines": len(lines), "burned": bool(captions_file)}, **meta}
+
+    def _sources(self, ctx: StageContext, opts: dict) -> tuple[list[Source], list[Segment]]:
+        ingest, analyzed = ctx.inputs["ingest"], ctx.inputs["analyze"]
+        sources = []
+        for i, src in enumerate(ingest.meta["sources"]):
+            a = Analysis.from_dict(json.loads(analyzed.path(f"analysis{i}.json").read_text()))
+            sources.append(Source(ingest.path(src["name"]), Probe.from_dict(src["probe"]),
+                                  list(zip(a.keyframes, a.motion_x)), opts.get("facecam") or a.facecam))
+        if not sources:
+            raise StageError("no source media to render")
+        segments = [Segment(**s) for s in ctx.inputs["edit"].meta.get("segments", [])]
+        return sources, segments
+
+    def _compose(self, ctx: StageContext, opts: dict, seconds: float) -> ComposeCanvas:
+        backgrounds = []
+        for i, _ in enumerate(opts.get("backgrounds", ())):
+            path = ctx.files[f"background{i}"]
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                backgrounds.append((path, "image"))
+            elif sniff_mp4(path) or path.suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
+                probe(path, label=opts["backgrounds"][i], check_complete=False)
+                backgrounds.append((path, "video"))
+            else:
+                raise StageError(f"render.backgrounds[{i}]: {opts['backgrounds'][i]} is neither an image "
+                                 "(png, jpg, webp) nor a video")
+        return ComposeCanvas(seconds, backgrounds, ctx.job.get("tone"), ctx.workdir)
+
+    def _generate(self, ctx: StageContext, words: list[Word], seconds: float) -> GenerateCanvas:
+        text = ctx.inputs["script"].path("script.txt").read_text(encoding="utf-8")
+        scenes = _scenes(sentences(text), words, seconds)
+        return GenerateCanvas(seconds, scenes, ctx.workdir, ctx.job.get("tone"), seed_of(ctx.job.get("topic") or ""))
+
+
+def _scenes(parts: list[str], words: list[Word], seconds: float) -> list[Scene]:
+    """One scene per sentence, timed by the voice's words (in order, counted per sentence)."""
+    scenes, i = [], 0
+    used: set[str] = set()
+    for sentence in parts:
+        n = len(sentence.split())
+        chunk = words[i:i + n] or words[-1:]
+        start = chunk[0].start if chunk else 0.0
+        end = chunk[-1].end if chunk else seconds
+        word = keyword(sentence, avoid=used)
+        used.add(word.lower())
+        scenes.append(Scene(round(start, 3), round(end, 3), word))
+        i += n
+    if not scenes:
+        scenes = [Scene(0.0, seconds, "")]
+    scenes[0] = Scene(0.0, scenes[0].end, scenes[0].keyword)
+    return scenes
+
+
+def _merge(voice: list[Word], heard: list[Word]) -> list[Word]:
+    """Captions of what is said: the voiceover, and the footage's speech where the voice is quiet."""
+    spans = []
+    for w in voice:
+        if spans and w.start - spans[-1][1] < 0.8:
+            spans[-1][1] = w.end
+        else:
+            spans.append([w.start, w.end])
+    free = [w for w in heard if not any(s - 0.2 < w.end and w.start < e + 0.2 for s, e in spans)]
+    return sorted([*voice, *free], key=lambda w: w.start)

@@ -1,33 +1,170 @@
-"""Stage 2, script & voice: script text, voiceover, word timings.
+"""Stage 2, script & voice: the script, the voiceover and its word timings (issue 5).
 
-Version 1 (issue 4) writes the script only: the spec's `script`, or one line from the topic.
-Issue 5 gives this stage its writer (templates per tone, optional LLM), the piper voice and
-word timings.
+- compose / generate: the spec's `script` as written; otherwise one written from topic and
+  tone (an OpenAI-compatible LLM when configured, else the offline templates), sized to
+  the target length. The video is as long as its voiceover.
+- fetch / upload: the voice opens and closes the clip (a hook, a call to action), written
+  from the topic and what the chosen footage says; a spec `script` is spoken from the start.
+The voice track of fetch/upload jobs spans the whole video, so render can mix it as is.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from afx.engine.stage import StageContext, pick
+from afx.errors import StageError
+from afx.media import llm
+from afx.media import script as writer
+from afx.media.ffmpeg import MediaError
+from afx.media.tts import Synthesis, sentences, speakable, tone_voice
 from afx.spec.job import Job
+
+log = logging.getLogger("afx.script")
+SHORT_LIMIT = 60.0
+DEFAULT_SECONDS = {"short": 30.0}
+TAIL = 0.6  # seconds of quiet after the last word of a composed video
+
+
+def spoken_seconds(job: Job) -> float:
+    opts = job.get("render") or {}
+    if "seconds" in opts:
+        return float(opts["seconds"])
+    return DEFAULT_SECONDS.get(job.get("format", "short"), float(job.get("durationMins", 1)) * 60)
+
+
+def limit_seconds(job: Job) -> float:
+    return SHORT_LIMIT if job.get("format", "short") == "short" else float(job.get("durationMins", 1)) * 60 * 1.1
 
 
 class ScriptStage:
     name = "script"
-    version = "1"
-    after: tuple[str, ...] = ("ingest",)
+    version = "3"
+    after: tuple[str, ...] = ("edit",)
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "entry", "topic", "tone", "script", "format", "durationMins", "render.voice")
+        return pick(job, "entry", "topic", "tone", "script", "format", "durationMins", "render.voice",
+                    "render.seconds")
 
     def files(self, job: Job) -> Mapping[str, Path]:
         return {}
 
+    def settings(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        cfg = llm.config_from(config)
+        return {"llm": cfg.fingerprint() if cfg else None}
+
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        text = ctx.job.get("script") or (ctx.job.get("topic") or "").strip()
+        try:
+            if ctx.job.get("entry") in ("compose", "generate"):
+                return self._narration(ctx)
+            return self._bookends(ctx)
+        except MediaError as exc:
+            raise StageError(str(exc)) from None
+
+    # -- compose / generate ---------------------------------------------------------------
+    def _narration(self, ctx: StageContext) -> dict[str, Any]:
+        job = ctx.job
+        tone = tone_voice(job.get("tone"))
+        text, written_by, note = self._text(ctx, spoken_seconds(job) - TAIL, bookends=False)
+        words = len(speakable(text).split())
+        if words == 0:
+            raise StageError("the script has no words to speak")
+        limit = limit_seconds(job)
+        estimate = words / tone.words_per_second
+        if estimate > limit * 1.15:
+            fits = int(limit * tone.words_per_second)
+            raise StageError(f"the script is {words} words, about {estimate:.0f} s of speech at the "
+                             f"{job.get('tone') or 'default'} pace; a {job.get('format', 'short')} of "
+                             f"{limit:.0f} s holds about {fits} words: shorten the script or use format: long")
+        voice = (job.get("render") or {}).get("voice")
         ctx.output("script.txt", export="script.txt").write_text(text + "\n", encoding="utf-8")
-        return {"words": len(text.split()), "written_by": "spec" if ctx.job.get("script") else "topic",
-                "voice": None}
+        if voice == "none":
+            timed = _paced(text, tone.words_per_second)
+            seconds = (timed[-1]["end"] if timed else 0.0) + TAIL
+            ctx.output("words.json").write_text(json.dumps(timed))
+            return {"words": words, "written_by": written_by, "voice": None, "seconds": round(seconds, 3), **note}
+        synth = Synthesis(voice, job.get("tone"))
+        synth.silence(0.25)
+        synth.say(text, lambda f: ctx.progress(f, "voice"))
+        synth.silence(TAIL)
+        if synth.seconds > limit:
+            raise StageError(f"the voiceover is {synth.seconds:.1f} s, over the {limit:.0f} s a "
+                             f"{job.get('format', 'short')} allows: shorten the script")
+        synth.write(ctx.output("voice.wav"))
+        ctx.output("words.json").write_text(json.dumps([w.to_dict() for w in synth.words]))
+        return {"words": words, "written_by": written_by, "voice": synth.voice_name, "engine": synth.engine,
+                "seconds": round(synth.seconds, 3), **note}
+
+    # -- fetch / upload -------------------------------------------------------------------
+    def _bookends(self, ctx: StageContext) -> dict[str, Any]:
+        job = ctx.job
+        seconds = float(ctx.inputs["edit"].meta.get("seconds", 0.0))
+        voice = (job.get("render") or {}).get("voice")
+        text, written_by, note = self._text(ctx, seconds, bookends=True)
+        ctx.output("script.txt", export="script.txt").write_text(text + "\n", encoding="utf-8")
+        if voice == "none" or seconds <= 0:
+            ctx.output("words.json").write_text("[]")
+            return {"words": len(text.split()), "written_by": written_by, "voice": None, "seconds": seconds, **note}
+        parts = [p for p in text.split("\n\n") if p.strip()]
+        synth = Synthesis(voice, job.get("tone"))
+        synth.silence(0.3)
+        synth.say(parts[0])
+        if len(parts) > 1:
+            closing = Synthesis(voice, job.get("tone"))
+            closing.say(" ".join(parts[1:]))
+            gap = seconds - 0.4 - closing.seconds - synth.seconds
+            if gap >= 1.0:  # room for the call to action at the end, after the footage speaks
+                synth.silence(gap)
+                offset = synth.seconds
+                synth.samples.extend(closing.samples)
+                synth.words.extend(type(w)(w.text, round(w.start + offset, 3), round(w.end + offset, 3))
+                                   for w in closing.words)
+        if synth.seconds > seconds:
+            raise StageError(f"the voiceover ({synth.seconds:.1f} s) is longer than the video ({seconds:.1f} s): "
+                             "shorten the script")
+        synth.silence(seconds - synth.seconds)
+        synth.write(ctx.output("voice.wav"))
+        ctx.output("words.json").write_text(json.dumps([w.to_dict() for w in synth.words]))
+        return {"words": len(text.split()), "written_by": written_by, "voice": synth.voice_name,
+                "engine": synth.engine, "seconds": round(synth.seconds, 3), **note}
+
+    # -- text -----------------------------------------------------------------------------
+    def _text(self, ctx: StageContext, seconds: float, *, bookends: bool) -> tuple[str, str, dict]:
+        job = ctx.job
+        if job.get("script"):
+            return job["script"].strip(), "spec", {}
+        heard: list[str] = []
+        edit = ctx.inputs.get("edit")
+        if edit is not None and "transcript.json" in edit.files:
+            heard = [w["text"] for w in json.loads(edit.path("transcript.json").read_text())]
+        tone = tone_voice(job.get("tone"))
+        topic = job.get("topic") or ""
+        cfg = llm.config_from(dict(ctx.config))
+        if cfg is not None and not bookends:
+            try:
+                return llm.write_script(cfg, topic, job.get("tone") or "", int(seconds * tone.words_per_second),
+                                        " ".join(heard)[:2000]), "llm", {"llm": cfg.model}
+            except llm.LLMError as exc:
+                log.warning("script writer %s failed (%s): using the offline templates", cfg.model, exc)
+                note = {"llm_error": str(exc)}
+        else:
+            note = {}
+        script = writer.write(topic, job.get("tone"), seconds, tone.words_per_second, bookends_only=bookends,
+                              heard=heard)
+        return script.text, "templates", note
+
+
+def _paced(text: str, wps: float) -> list[dict[str, Any]]:
+    """Word times at the tone's pace, for a video without a voice (captions only)."""
+    out, t = [], 0.25
+    for sentence in sentences(speakable(text)):
+        for word in sentence.split():
+            d = max(len(word), 2) / (5.5 * wps)
+            out.append({"text": word, "start": round(t, 3), "end": round(t + d, 3)})
+            t += d + 0.04
+        t += 0.35
+    return out

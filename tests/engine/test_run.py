@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-STAGES = ["ingest", "analyze", "script", "render", "package", "publish"]
+STAGES = ["ingest", "analyze", "edit", "script", "render", "package", "publish"]
 
 
 def locked(repo):
@@ -29,7 +29,7 @@ def test_first_run_runs_everything_then_nothing(erepo):
     mtimes = {p: p.stat().st_mtime_ns for p in (erepo.root / "out").rglob("*")}
     r = erepo.afx("run")
     assert r.code == 0 and erepo.runs() == {}
-    assert "ran 0 stages, reused 12" in r.err
+    assert "ran 0 stages, reused 14" in r.err
     assert (erepo.root / "afx.lock").read_bytes() == lock
     assert {p: p.stat().st_mtime_ns for p in (erepo.root / "out").rglob("*")} == mtimes
 
@@ -59,13 +59,13 @@ def test_new_job_reason_and_plan_does_not_run(erepo):
 def test_field_change_reruns_from_the_first_stage_that_reads_it(erepo):
     erepo.afx("run")
     erepo.runs()
-    erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Alpha plays\ntone: calm\n")
+    erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Alpha plays\nscript: Mine.\n")
     p = plan(erepo, "a")
     assert p[("a", "ingest")] == ("up to date", "")
-    assert p[("a", "script")] == ("will run", "field `tone` changed")
+    assert p[("a", "script")] == ("will run", "field `script` added")
     assert p[("a", "render")] == ("will run", "upstream stage `script` will run")
     erepo.afx("run")
-    assert erepo.ran() == {("a", s) for s in STAGES[2:]}
+    assert erepo.ran() == {("a", s) for s in STAGES[3:]}
 
 
 def test_template_change_reaches_every_job_using_it(erepo):
@@ -152,7 +152,7 @@ def test_corrupt_output_is_detected_and_rebuilt(erepo):
 def test_until_stops_early_and_leaves_the_lock(erepo):
     r = erepo.afx("run", "--until", "render", "a")
     assert r.code == 0, r.text
-    assert erepo.ran() == {("a", s) for s in STAGES[:4]}
+    assert erepo.ran() == {("a", s) for s in STAGES[:5]}
     out = erepo.root / "out" / "a"
     assert (out / "video.mp4").exists() and not (out / "result.json").exists()
     assert not (erepo.root / "afx.lock").exists() or "a" not in locked(erepo)
@@ -176,7 +176,7 @@ def test_failure_stops_the_run_and_keep_going_continues(erepo, monkeypatch):
     assert set(locked(erepo)) == {"b"}  # only complete jobs are locked
     monkeypatch.delenv("AFX_TEST_FAIL")
     assert erepo.afx("run").code == 0
-    assert erepo.ran() == {("a", s) for s in STAGES[3:]}  # a's ingest, analyze and script were kept
+    assert erepo.ran() == {("a", s) for s in STAGES[4:]}  # a's earlier stages were kept
 
 
 def test_parallel_run_matches_serial_run(erepo, tmp_path):
@@ -279,7 +279,7 @@ def test_stale_exports_are_removed_but_user_files_kept(erepo):
 def test_cache_info_and_gc(erepo):
     erepo.afx("run")
     info = json.loads(erepo.afx("cache", "info", "--json").out)
-    assert info["objects"] > 0 and info["stage_entries"] == 12
+    assert info["objects"] > 0 and info["stage_entries"] == 14
     erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Something else\n")
     erepo.afx("run")
     before = json.loads(erepo.afx("cache", "info", "--json").out)

