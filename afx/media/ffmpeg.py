@@ -7,7 +7,9 @@ Inputs come from users, so every run restricts protocols to local files and pipe
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -37,6 +39,7 @@ def ffmpeg_exe() -> str:
 
 
 BASE = ("-hide_banner", "-nostdin", "-y")
+log = logging.getLogger("afx.ffmpeg")
 SAFE_INPUT = ("-protocol_whitelist", "file,pipe")
 
 
@@ -53,6 +56,7 @@ def run(args: Sequence[str], *, what: str, duration: float | None = None,
     if progress:
         cmd += ["-progress", "pipe:1", "-nostats"]
     cmd += list(args)
+    log.debug("%s: %s", what, shlex.join(cmd))
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
     err_tail: deque[str] = deque(maxlen=20)

@@ -55,7 +55,7 @@ def gradient(duration: float, colours: tuple[str, str, str], size: tuple[int, in
     c0, c1, c2 = colours
     # base, middle, base, accent: the accent is a glow at one end, not the whole frame
     return (f"gradients=s={gw}x{gh}:c0={c0}:c1={c1}:c2={c0}:c3={c2}:nb_colors=4:x0=0:y0=0:x1={gw}:y1={gh}:"
-            f"speed=0.015:duration={duration:.3f}:rate={fps}:type={kind}")
+            f"speed=0.015:duration={duration:.3f}:rate={fps}:type={kind}:seed=1")
 
 
 def _xfade_chain(labels: list[str], lengths: list[float], out: str, seed: int) -> list[str]:
@@ -105,17 +105,17 @@ class ComposeCanvas:
             n = int(round(length * fps))
             if kind == "image":
                 bw, bh = _even(w * 1.12), _even(h * 1.12)
-                args += [*SAFE_INPUT, "-i", str(path)]
+                args += ["-framerate", str(fps), *SAFE_INPUT, "-i", str(path)]  # xfade wants equal rates
                 # scale once, repeat the frame, pan a 1080x1920 window across it (Ken Burns)
                 x = f"(iw-ow)*t/{length:.3f}" if i % 2 == 0 else f"(iw-ow)*(1-t/{length:.3f})"
                 chains.append(f"[{k}:v]scale={bw}:{bh}:force_original_aspect_ratio=increase:flags=bicubic,"
                               f"crop={bw}:{bh},format=yuv420p,loop=loop={n - 1}:size=1:start=0,setpts=N/{fps}/TB,"
-                              f"crop={w}:{h}:x='{x}':y='(ih-oh)/2',setsar=1[b{i}]")
+                              f"crop={w}:{h}:x='{x}':y='(ih-oh)/2',setsar=1,settb=1/{fps}[b{i}]")
             else:
                 args += ["-stream_loop", "-1", *SAFE_INPUT, "-i", str(path)]
                 chains.append(f"[{k}:v]setpts=PTS-STARTPTS,fps={fps},scale={w}:{h}:force_original_aspect_ratio="
                               f"increase:flags=bicubic,crop={w}:{h},format=yuv420p,setsar=1,"
-                              f"trim=end_frame={n},setpts=PTS-STARTPTS[b{i}]")
+                              f"trim=end_frame={n},setpts=PTS-STARTPTS,settb=1/{fps}[b{i}]")
             labels.append(f"b{i}")
         chains += _xfade_chain(labels, lengths, "bx", 0)
         chains.append(f"[bx]trim=end_frame={frames},setpts=PTS-STARTPTS[vc]")
@@ -150,7 +150,7 @@ class GenerateCanvas:
         for i, length in enumerate(lengths):
             colours = palette(self.tone, self.seed + i)
             args += ["-f", "lavfi", "-i", gradient(length, colours, size, fps, (self.seed + i) % 2)]
-            chains.append(f"[{first + i}:v]scale={w}:{h}:flags=bicubic,format=yuv420p,setsar=1[g{i}]")
+            chains.append(f"[{first + i}:v]scale={w}:{h}:flags=bicubic,format=yuv420p,setsar=1,settb=1/{fps}[g{i}]")
             labels.append(f"g{i}")
         chains += _xfade_chain(labels, lengths, "bg", self.seed)
         n = first + len(lengths)
