@@ -21,9 +21,9 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-# The demo renders the fetch and upload examples; compose/generate (issue 5) and
-# package/publish (issue 6) join it as they land.
-DEMO_RUN ?= --until render cs2-weekly clutch ace-upload
+# The demo renders every example (fetch, upload, compose, generate); package and publish
+# (issue 6) join it as they land.
+DEMO_RUN ?= --until render
 
 demo: $(STAMP)
 	$(BIN)/python -m afx.testing.demo specs -- $(DEMO_RUN)
@@ -37,6 +37,7 @@ bench: $(BENCH_STAMP)
 	cd bench && ../$(BIN)/python noop.py
 	cd bench && ../$(BIN)/python analyze.py
 	cd bench && ../$(BIN)/python render.py
+	cd bench && ../$(BIN)/python compose.py
 
 clean:
 	rm -rf $(VENV) out specs/out .afx specs/.afx .pytest_cache

@@ -151,6 +151,7 @@ class Synthesis:
         offset = self.seconds
         audio = bytearray()
         groups: list[tuple[int, int]] = []  # (start sample, end sample) of each phoneme word
+        phones: list[tuple[int, int]] = []  # (start, end) of each sounded phoneme
         cursor = 0
         current: list[int] | None = None
         for chunk in voice.synthesize(sentence, syn_config=cfg, include_alignments=True):
@@ -164,11 +165,12 @@ class Synthesis:
                         current = None
                 elif ph not in ("ˈ", "ˌ", "ː"):
                     current = [cursor, cursor + n] if current is None else [current[0], cursor + n]
+                    phones.append((cursor, cursor + n))
                 cursor += n
         if current is not None:
             groups.append((current[0], current[1]))
         tokens = _TOKEN.findall(sentence)
-        timed = _match(voice, tokens, groups)
+        timed = _match(voice, tokens, groups, phones)
         if timed is None:
             timed = _by_transcription(bytes(audio), tokens)
         self.words.extend(Word(t, round(offset + s / SAMPLE_RATE, 3), round(offset + e / SAMPLE_RATE, 3))
@@ -204,10 +206,11 @@ class Synthesis:
         return path
 
 
-def _match(voice: Any, tokens: Sequence[str], groups: Sequence[tuple[int, int]]
-           ) -> list[tuple[str, int, int]] | None:
+def _match(voice: Any, tokens: Sequence[str], groups: Sequence[tuple[int, int]],
+           phones: Sequence[tuple[int, int]] = ()) -> list[tuple[str, int, int]] | None:
     """Text words to phoneme-word groups, counting how many groups each word phonemizes to."""
     counts = []
+    sounds = []  # phonemes per word, said on its own
     for token in tokens:
         plain = token.strip("\"'“”‘’()[]")
         if not re.search(r"\w", plain):
@@ -216,14 +219,34 @@ def _match(voice: Any, tokens: Sequence[str], groups: Sequence[tuple[int, int]]
         phon = voice.phonemize(plain)
         n = sum(len([w for w in "".join(s).split(" ") if w.strip(",.!?;:…")]) for s in phon)
         counts.append(max(n, 1))
-    if sum(counts) != len(groups):
+        sounds.append(sum(1 for s in phon for ph in s if ph.strip() and ph not in "ˈˌː,.!?;:…"))
+    total = sum(counts)
+    if not groups or total == 0:
         return None
+    if total != len(groups):
+        # espeak read the sentence as a whole differently from word by word (it joins "to be",
+        # spells out numbers): place each word by its share of the sentence's phonemes
+        return _spread([t for t, c in zip(tokens, counts) if c], [x for x, c in zip(sounds, counts) if c],
+                       phones) if phones else None
     out, i = [], 0
     for token, n in zip(tokens, counts):
         if n == 0:
             continue
         out.append((token, groups[i][0], groups[i + n - 1][1]))
         i += n
+    return out
+
+
+def _spread(tokens: Sequence[str], sounds: Sequence[int], phones: Sequence[tuple[int, int]]
+            ) -> list[tuple[str, int, int]]:
+    """Word k starts at the phoneme where its share of all the words' phonemes begins."""
+    total, p = max(sum(sounds), 1), len(phones)
+    out, done = [], 0
+    for token, n in zip(tokens, sounds):
+        first = min(int(round(done * p / total)), p - 1)
+        last = min(max(int(round((done + n) * p / total)) - 1, first), p - 1)
+        out.append((token, phones[first][0], phones[last][1]))
+        done += n
     return out
 
 

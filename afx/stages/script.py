@@ -43,7 +43,7 @@ def limit_seconds(job: Job) -> float:
 
 class ScriptStage:
     name = "script"
-    version = "3"
+    version = "4"
     after: tuple[str, ...] = ("edit",)
 
     def fields(self, job: Job) -> Mapping[str, Any]:
