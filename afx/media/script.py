@@ -108,8 +108,9 @@ def keywords(topic: str, extra: Sequence[str] = ()) -> list[str]:
     seen: dict[str, str] = {}
     for w in words:
         key = w.lower().strip("'")
-        if key in STOP or len(key) < 2 or key.isdigit():
-            continue
+        letters = sum(c.isalpha() for c in key)
+        if key in STOP or len(key) < 2 or letters < 2 or letters * 2 < sum(c.isdigit() for c in key):
+            continue  # stop words, numbers, dates and codes such as 2026-W48
         seen.setdefault(key, w)
     first = words[0].lower() if words else ""
     # Names and game titles (capitals or digits, not merely a sentence's first word) first,

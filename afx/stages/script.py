@@ -43,7 +43,7 @@ def limit_seconds(job: Job) -> float:
 
 class ScriptStage:
     name = "script"
-    version = "4"
+    version = "5"
     after: tuple[str, ...] = ("edit",)
 
     def fields(self, job: Job) -> Mapping[str, Any]:
