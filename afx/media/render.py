@@ -287,7 +287,7 @@ def measure_loudness(job: RenderJob, workdir: Path) -> dict[str, float]:
     m = measure(graph)
     normaliser = _normaliser(m)
     if "alimiter" in normaliser:
-        after = measure(graph.replace("[ac]ebur128", f"[ac]{normaliser},ebur128"))
+        after = measure(graph.replace("]ebur128=", f"]{normaliser},ebur128="))
         m["gain"] = round(TARGET_LUFS - m["integrated"] + (TARGET_LUFS - after["integrated"]), 2)
     return m
 

@@ -34,7 +34,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 class RenderStage:
     name = "render"
-    version = "6"
+    version = "7"
     after: tuple[str, ...] = ("ingest", "analyze", "edit", "script")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
