@@ -181,7 +181,8 @@ def test_render_metadata_records_the_plan(mrepo):
     r = mrepo.afx("run", "--until", "render", "--json")
     assert r.code == 0
     events = [json.loads(line) for line in r.out.splitlines()]
-    assert [e["stage"] for e in events if e.get("status") == "done"] == ["ingest", "analyze", "edit", "script", "render"]
+    done = [e["stage"] for e in events if e.get("status") == "done"]
+    assert done == ["ingest", "analyze", "edit", "script", "render"]
 
 
 def test_upload_over_500_mb_is_refused_before_copying(mrepo):
