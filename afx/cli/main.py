@@ -244,6 +244,70 @@ def verify(ctx: click.Context, targets: tuple[str, ...]) -> int:
     return verify_cmd(_env(ctx), targets)
 
 
+@cli.command("publish")
+@click.argument("targets", nargs=-1)
+@click.option("--due", is_flag=True, help="Publish every scheduled job whose time has come (safe from cron).")
+@output_options
+@click.pass_context
+def publish_command(ctx: click.Context, targets: tuple[str, ...], due: bool) -> int:
+    """Publish jobs now (manual ones too), or with --due every scheduled job that is due.
+
+    Idempotent: a platform never gets a job twice (the publish ledger), and concurrent calls
+    wait for each other.
+    """
+    from afx.cli.commands.publishing import publish
+
+    return publish(_env(ctx), targets, due=due)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@output_options
+@click.pass_context
+def approve(ctx: click.Context, targets: tuple[str, ...]) -> int:
+    """Release staged jobs (staging: true) for publishing, and run them."""
+    from afx.cli.commands.publishing import approve as approve_cmd
+
+    return approve_cmd(_env(ctx), targets)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--at", "at", metavar="TIME", help="RFC 3339 time, e.g. 2026-05-26T09:00:00Z.")
+@click.option("--clear", is_flag=True, help="Unschedule.")
+@output_options
+@click.pass_context
+def schedule(ctx: click.Context, targets: tuple[str, ...], at: str | None, clear: bool) -> int:
+    """Set (--at) or clear (--clear) when jobs publish; wins over the spec's scheduledAt."""
+    from afx.cli.commands.publishing import schedule as schedule_cmd
+
+    return schedule_cmd(_env(ctx), targets, at=at, clear=clear)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@output_options
+@click.pass_context
+def jobs(ctx: click.Context, targets: tuple[str, ...]) -> int:
+    """List jobs: built or stale, publish mode, and the state on each platform."""
+    from afx.cli.commands.publishing import jobs as jobs_cmd
+
+    return jobs_cmd(_env(ctx), targets)
+
+
+@cli.command("report")
+@click.argument("targets", nargs=-1)
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=str),
+              help="Where to write the page (default: out/report.html).")
+@output_options
+@click.pass_context
+def report_command(ctx: click.Context, targets: tuple[str, ...], output: str | None) -> int:
+    """Write one static HTML page about the jobs' results (out/report.html)."""
+    from afx.cli.commands.report import report as report_cmd
+
+    return report_cmd(_env(ctx), targets, output)
+
+
 @cli.group()
 def cache() -> None:
     """The artifact store (.afx/, or AFX_CACHE_DIR)."""

@@ -46,6 +46,9 @@ def fingerprint(stage: Stage, job: Job, store: Store, upstream: Mapping[str, str
     settings = getattr(stage, "settings", None)  # optional: what a stage reads from afx.yaml
     if settings is not None:
         fields.update({f"config.{k}": digest_of(v) for k, v in settings(config or {}).items()})
+    state = getattr(stage, "state", None)  # optional: outside state (the publish ledger, the clock)
+    if state is not None:
+        fields.update({f"state.{k}": digest_of(v) for k, v in state(job).items()})
     files = {name: store.file_digest(path) for name, path in stage.files(job).items()}
     return Fingerprint(stage.name, str(stage.version), fields, files, {d: upstream.get(d) for d in stage.after})
 

@@ -21,7 +21,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "staging": False,
 })
 # Order of keys in a resolved job document (`afx resolve`): name first, then the API order.
-FIELD_ORDER = ("name",) + API_FIELDS + ("file", "script", "scheduledAt", "render")
+FIELD_ORDER = ("name",) + API_FIELDS + ("file", "script", "scheduledAt", "copy", "render")
 
 
 def freeze(value: Any) -> Any:

@@ -30,7 +30,7 @@ MAX_CHAIN = 32
 CONTROL = ("name", "fromTemplateId", "vars", "matrix")  # read before anything is merged
 TEMPLATE_ONLY = frozenset({"id", "name", "description", "fromTemplateId"})
 # Fields holding local file paths: relative to the file that wrote them, inside the repo.
-PATH_FIELDS = (("file",), ("render", "music", "file"), ("render", "backgrounds"))
+PATH_FIELDS = (("file",), ("render", "music", "file"), ("render", "backgrounds"), ("render", "thumbnail", "file"))
 
 
 @dataclass

@@ -1,26 +1,115 @@
-"""Stage 4, package: thumbnail, publish copy, quality score (issue 6)."""
+"""Stage 4, package: thumbnail, publish copy per platform, and the quality score (issue 6)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.spec.job import Job
+from afx.media import copy as copywriter
+from afx.media import thumbnail
+from afx.media.analysis import analyse
+from afx.media.ffmpeg import MediaError
+from afx.media.measure import loudness
+from afx.media.probe import probe
+from afx.media.profiles import profiles_for
+from afx.spec.job import Job, thaw
+from afx.stages.edit import target_seconds
+
+log = logging.getLogger("afx.package")
+LONG_THUMB = (1280, 720)  # YouTube's custom thumbnail size
 
 
 class PackageStage:
     name = "package"
-    version = "1"
-    after: tuple[str, ...] = ("script", "render")
+    version = "2"
+    after: tuple[str, ...] = ("edit", "script", "render")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "topic", "tone", "platforms", "format")
+        return pick(job, "entry", "topic", "tone", "platforms", "format", "durationMins", "copy",
+                    "render.thumbnail", "render.seconds")
 
     def files(self, job: Job) -> Mapping[str, Path]:
-        return {}
+        path = job.local_path_at(("render", "thumbnail", "file"))
+        return {"thumbnail": path} if path is not None else {}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        raise StageError("package has no implementation yet (issue 6)")
+        try:
+            return self._package(ctx)
+        except MediaError as exc:
+            raise StageError(str(exc)) from None
+
+    def _package(self, ctx: StageContext) -> dict[str, Any]:
+        job = ctx.job
+        render, script = ctx.inputs["render"], ctx.inputs["script"]
+        video = render.path("video.mp4")
+        info = probe(video, check_complete=False)
+        opts = thaw((job.get("render") or {}).get("thumbnail") or {})
+        fmt = job.get("format", "short")
+        # thumbnail
+        size = (info.width, info.height) if fmt == "short" else LONG_THUMB
+        text = opts.get("text", thumbnail.short_text(job.get("topic") or ""))
+        if "file" in opts:
+            picture, chosen = ctx.files["thumbnail"].read_bytes(), {"file": opts["file"]}
+        else:
+            if "time" in opts:
+                t = float(opts["time"])
+                if t >= info.duration:
+                    raise StageError(f"render.thumbnail.time {t:g} s is beyond the video ({info.duration:.1f} s)")
+                chosen = {"time": t}
+            else:
+                title_s = float(((job.get("render") or {}).get("title") or {}).get("seconds", 3.0))
+                ranked = sorted(thumbnail.candidates(video, skip=title_s), key=lambda c: (-c.score, c.time))
+                best = ranked[0] if ranked else thumbnail.Candidate(min(info.duration / 2, 1.0), 0.0, {})
+                chosen = {"time": best.time, "score": best.score, "parts": best.parts}
+            picture = thumbnail.frame(video, chosen["time"])
+        chosen.update(thumbnail.compose(picture, size, text, ctx.output("thumb.jpg", export="thumb.jpg")))
+        # publish copy, per platform and in general (the API's publishCopy)
+        script_text = script.path("script.txt").read_text(encoding="utf-8")
+        overrides = thaw(job.get("copy") or {})
+        topic, tone = job.get("topic") or "", job.get("tone")
+        per_platform, warnings = {}, []
+        general = copywriter.write(topic, tone, script_text, fmt, None, overrides)
+        warnings += general.warnings
+        for platform in job.get("platforms", ()):
+            c = copywriter.write(topic, tone, script_text, fmt, platform, overrides)
+            warnings += c.warnings
+            per_platform[platform] = {**c.to_dict(), "caption": c.caption()}
+        for w in warnings:
+            log.warning("%s: %s", job.name, w)
+        ctx.output("copy.json", export="copy.json").write_text(
+            json.dumps({"publishCopy": general.to_dict(), "platforms": per_platform}, indent=2, ensure_ascii=False))
+        # score
+        result = self._score(ctx, video, info)
+        return {"publishCopy": general.to_dict(), "copy": per_platform, "thumbnail": chosen,
+                "score": result, "warnings": warnings}
+
+    def _score(self, ctx: StageContext, video: Path, info: Any) -> dict[str, Any]:
+        from afx.media.score import score
+
+        job = ctx.job
+        render, script = ctx.inputs["render"], ctx.inputs["script"]
+        a = analyse(video, info.duration, info.has_audio)
+        level = loudness(video)
+        profiles = profiles_for(job.get("format", "short"), job.get("platforms", ()))
+        words = json.loads(script.path("words.json").read_text())
+        edit = ctx.inputs["edit"]
+        heard = json.loads(edit.path("transcript.json").read_text()) if "transcript.json" in edit.files else []
+        speech = [(w["start"], w["end"]) for w in [*words, *heard]]
+        captions = render.meta.get("captions") or {}
+        captioned = speech if captions.get("burned") else []
+        entry = job.get("entry", "fetch")
+        target = float(script.meta.get("seconds", info.duration)) if entry in ("compose", "generate") \
+            else target_seconds(job)
+        hook_text = bool(render.meta.get("title")) or any(s < 3.0 for s, _ in speech if captions.get("burned"))
+        seams = max(len(render.meta.get("segments") or []) - 1, 0) + int(render.meta.get("scenes", 0))
+        p = profiles[0]
+        return score(analysis=a, loudness=level, width=info.width, height=info.height, fps=info.fps,
+                     expected=(p.width, p.height, p.fps), seconds=info.duration,
+                     target=min(target, min(x.max_seconds for x in profiles)),
+                     max_seconds=min(x.max_seconds for x in profiles), speech=speech, captioned=captioned,
+                     text_in_hook=hook_text, seams=seams)

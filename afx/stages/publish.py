@@ -1,26 +1,158 @@
-"""Stage 5, publish: per-platform publish records, through a ledger (issue 6)."""
+"""Stage 5, publish: per-platform publish records, through the ledger (issue 6).
+
+Never cached blindly: the stage's fingerprint includes the ledger's state for the job and
+whether its scheduled time has come, so approving, requesting, rescheduling or the clock
+passing scheduledAt makes it run again; the ledger makes running it again harmless.
+
+Per platform: `staging: true` and not approved -> staged; publishMode manual and not
+requested (`afx publish JOB`) -> manual; scheduled and the time (afx schedule, else
+scheduledAt) not yet come -> scheduled; otherwise published through the platform's
+publisher (afx.yaml `publish.<platform>`: outbox by default), once.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.spec.job import Job
+from afx.publish.base import Item, PublishError
+from afx.publish.ledger import Ledger, ledger_path
+from afx.publish.publishers import for_platform
+from afx.spec.job import Job, thaw
+
+
+def parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+
+
+def schedule_of(job: Job, controls: Mapping[str, Any]) -> str | None:
+    """The publish time in force: `afx schedule` (or the API's PATCH) wins over the spec."""
+    if controls.get("schedule_set"):
+        return controls.get("schedule")
+    return job.get("scheduledAt")
+
+
+def decide(job: Job, controls: Mapping[str, Any], now: float) -> tuple[str, str | None]:
+    """('publish' | 'staged' | 'manual' | 'scheduled' | 'unscheduled', the schedule)."""
+    at = schedule_of(job, controls)
+    if job.get("staging") and not controls.get("approved_at"):
+        return "staged", at
+    mode = job.get("publishMode", "immediate")
+    if controls.get("requested_at"):
+        return "publish", at
+    if mode == "manual":
+        return "manual", at
+    if mode == "scheduled" or (controls.get("schedule_set") and at):
+        ts = parse_time(at)
+        if ts is None:
+            return "unscheduled", None
+        return ("publish" if now >= ts else "scheduled"), at
+    return "publish", at
 
 
 class PublishStage:
     name = "publish"
-    version = "1"
+    version = "2"
     after: tuple[str, ...] = ("render", "package")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "platforms", "publishMode", "staging", "scheduledAt")
+        return pick(job, "platforms", "publishMode", "staging", "scheduledAt", "format")
 
     def files(self, job: Job) -> Mapping[str, Path]:
         return {}
 
+    def settings(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"publish": thaw(config.get("publish") or {})}
+
+    def state(self, job: Job) -> Mapping[str, Any]:
+        if not ledger_path(job.root).exists():  # planning must not create files
+            controls = {"approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0}
+            token = Ledger.token_of(controls)
+        else:
+            with Ledger(job.root) as ledger:
+                token = ledger.state_token(job.name)
+                controls = ledger.controls(job.name)
+        status, _ = decide(job, controls, time.time())
+        return {"ledger": token, "decision": status}
+
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        raise StageError("publish has no implementation yet (issue 6)")
+        job = ctx.job
+        render, package = ctx.inputs["render"], ctx.inputs["package"]
+        results, errors = [], []
+        with Ledger(job.root) as ledger:
+            controls = ledger.controls(job.name)
+            status, at = decide(job, controls, time.time())
+            for platform in job.get("platforms", ()):
+                row = ledger.row(job.name, platform)
+                if row and row["state"] == "published":
+                    results.append(_result(platform, row))
+                    continue
+                if status != "publish":
+                    results.append({"platform": platform, "status": status, "scheduledAt": at})
+                    continue
+                try:
+                    results.append(self._publish(ctx, ledger, platform, render, package))
+                except (PublishError, OSError, ValueError) as exc:
+                    message = (exc.message + (f" ({exc.hint})" if exc.hint else "")
+                               if isinstance(exc, PublishError) else str(exc))
+                    errors.append(f"{platform}: {message}")
+                    results.append({"platform": platform, "status": "failed", "error": message})
+        ctx.output("publish.json", export="publish.json").write_text(json.dumps(results, indent=2) + "\n")
+        if errors:
+            raise StageError("publishing failed: " + "; ".join(errors))
+        return {"results": results, "decision": status}
+
+    def _publish(self, ctx: StageContext, ledger: Ledger, platform: str, render: Any, package: Any) -> dict:
+        job = ctx.job
+        video = render.path(_video_for(render.meta, platform))
+        digest = video.parent.name + video.name  # stored objects are named by their sha256
+        publisher = for_platform(platform, ctx.config)
+        row = ledger.claim(job.name, platform, publisher.name, digest)
+        if row is None:
+            return {"platform": platform, "status": "in progress", "error": "another afx is publishing it"}
+        if row["state"] == "published":
+            return _result(platform, row)
+        copy = dict((package.meta.get("copy") or {}).get(platform) or package.meta.get("publishCopy") or {})
+        item = Item(job=job.name, platform=platform, video=video,
+                    thumbnail=package.path("thumb.jpg") if "thumb.jpg" in package.files else None,
+                    copy=copy, digest=digest, seconds=float(render.meta.get("seconds", 0.0)),
+                    format=job.get("format", "short"), root=job.root, config=ctx.config)
+        session = dict(row.get("session") or {})
+
+        def save(s: dict) -> None:
+            ledger.save(job.name, platform, state="uploading", session=s, event="progress")
+
+        ledger.save(job.name, platform, state="uploading", event="attempt")
+        try:
+            done = publisher.publish(item, session, save)
+        except PublishError as exc:
+            ledger.save(job.name, platform, state="failed", error=exc.message, event="failed")
+            ledger.release(job.name, platform)
+            raise
+        ledger.save(job.name, platform, state="published", remote_id=done.remote_id, url=done.url, event="published")
+        ledger.release(job.name, platform)
+        return _result(platform, ledger.row(job.name, platform) or {})
+
+
+def _video_for(meta: Mapping[str, Any], platform: str) -> str:
+    for name, info in (meta.get("outputs") or {}).items():
+        if any(p.startswith(platform) for p in info.get("profiles", [])):
+            return name
+    return "video.mp4"
+
+
+def _result(platform: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"platform": platform, "status": row.get("state"), "publisher": row.get("publisher"),
+            "remoteId": row.get("remote_id"), "url": row.get("url"), "publishedAt": iso(row.get("published_at"))}

@@ -126,7 +126,9 @@ class RenderStage:
                                     "bytes": info.size}
         return {"seconds": seconds, "entry": entry, "layout": opts.get("layout", "center") if sources else entry,
                 "segments": [s.to_dict() for s in segments], "outputs": files, "title": bool(title),
-                "captions": {"lines": len(lines), "burned": bool(captions_file)}, **meta}
+                "captions": {"lines": len(lines), "burned": bool(captions_file)},
+                "scenes": max(len(getattr(canvas, "scenes", ()) or getattr(canvas, "backgrounds", ())) - 1, 0)
+                if canvas is not None else 0, **meta}
 
     def _sources(self, ctx: StageContext, opts: dict) -> tuple[list[Source], list[Segment]]:
         ingest, analyzed = ctx.inputs["ingest"], ctx.inputs["analyze"]

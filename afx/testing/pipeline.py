@@ -111,9 +111,14 @@ class Render(_Cheap, RenderStage):
 
     def work(self, ctx: StageContext) -> Mapping[str, Any]:
         body = _read(ctx, "ingest", "source.json") + _read(ctx, "script", "script.txt")
-        ctx.output("video.mp4", export="video.mp4").write_text(f"VIDEO {ctx.job.get('format')}\n{body}")
+        padding = int(os.environ.get("AFX_TEST_VIDEO_BYTES", "0"))  # a bigger "video" for chunked uploads
+        text = f"VIDEO {ctx.job.get('format')}\n{body}"
+        ctx.output("video.mp4", export="video.mp4").write_bytes(text.encode() + b"\0" * padding)
         ctx.progress(1.0, "encoded")
-        return {"profiles": sorted(ctx.job.get("platforms", ())) or ["default"]}
+        seconds = float(os.environ.get("AFX_TEST_VIDEO_SECONDS", "30"))
+        return {"profiles": sorted(ctx.job.get("platforms", ())) or ["default"], "seconds": seconds,
+                "outputs": {"video.mp4": {"profiles": [f"{p}-{ctx.job.get('format')}"
+                                                        for p in ctx.job.get("platforms", ())]}}}
 
 
 class Package(_Cheap, PackageStage):
@@ -137,3 +142,6 @@ class Publish(_Cheap, PublishStage):
 
 
 PIPELINE = Pipeline((Ingest(), Analyze(), Edit(), Script(), Render(), Package(), Publish()), result=job_result)
+# The real publish stage (ledger, publishers) over the cheap ones: for publishing tests.
+PUBLISHING = Pipeline((Ingest(), Analyze(), Edit(), Script(), Render(), Package(), PublishStage()),
+                      result=job_result)

@@ -15,7 +15,7 @@ def _engine(targets: Sequence[str]):  # type: ignore[no-untyped-def]
     from afx.engine.session import Engine
 
     result, jobs = select(targets)
-    return Engine(result.root, result.config), jobs, not targets
+    return Engine(result.root, result.config), jobs
 
 
 def _options(engine, force: Sequence[str], until: str | None, verbose: bool = False):  # type: ignore[no-untyped-def]
@@ -30,7 +30,7 @@ def _options(engine, force: Sequence[str], until: str | None, verbose: bool = Fa
 
 def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (), until: str | None = None,
          check: bool = False, brief: bool = False) -> int:
-    engine, jobs, _ = _engine(targets)
+    engine, jobs = _engine(targets)
     reports = engine.plan(jobs, _options(engine, force, until))
     for message in getattr(engine, "warnings", []):
         env.info(f"warning: {message}")
@@ -65,7 +65,17 @@ def run(env: Environment, targets: Sequence[str], *, jobs: int, keep_going: bool
         until: str | None, dry_run: bool, wait: bool) -> int:
     if dry_run:
         return plan(env, targets, force=force, until=until)
-    engine, selected, whole_repo = _engine(targets)
+    result, selected = select(targets)
+    return execute(env, result, selected, jobs=jobs, keep_going=keep_going, force=force, until=until, wait=wait,
+                   prune_lock=not targets)
+
+
+def execute(env: Environment, result, selected, *, jobs: int = 1, keep_going: bool = True,  # type: ignore[no-untyped-def]
+            force: Sequence[str] = (), until: str | None = None, wait: bool = True, prune_lock: bool = False) -> int:
+    """Run `selected` jobs of a resolved repo, showing progress; the exit status."""
+    from afx.engine.session import Engine
+
+    engine = Engine(result.root, result.config)
     options = _options(engine, force, until, verbose=env.verbosity > 0)
     sink = display(env)
     started = time.perf_counter()
@@ -79,7 +89,7 @@ def run(env: Environment, targets: Sequence[str], *, jobs: int, keep_going: bool
     try:
         reports = engine.run(selected, options, parallel=max(jobs, 1), keep_going=keep_going, wait_for_lock=wait,
                              emit=emit, on_wait=lambda msg: sink({"event": "waiting", "message": msg}),
-                             prune_lock=whole_repo)
+                             prune_lock=prune_lock)
     finally:
         sink.close()
     failed = [r for r in reports if r.status == "failed"]

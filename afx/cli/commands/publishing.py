@@ -1,0 +1,123 @@
+"""afx publish / approve / schedule / jobs: the publish side, driven by the ledger (issue 6).
+
+- `afx publish JOB...` asks for a publish now (manual jobs, or ahead of schedule) and runs
+  the jobs; `afx publish --due` publishes every scheduled job whose time has come. Both
+  are idempotent: the ledger never lets a platform get a job twice, and the run lock
+  makes concurrent calls (two crons) wait for each other.
+- `afx approve JOB...` releases staged jobs (staging: true) and runs them.
+- `afx schedule JOB --at TIME` / `--clear` sets or clears the publish time (it wins over
+  the spec's scheduledAt; the next `publish --due` or `run` acts on it).
+- `afx jobs` lists every job with its stages' state and where it stands per platform.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+
+from afx.cli.env import Environment
+from afx.errors import ExitStatus, UsageError
+from afx.spec.select import select
+
+
+def _run(env: Environment, jobs: list, result, **kw) -> int:  # type: ignore[no-untyped-def]
+    from afx.cli.commands.run import execute
+
+    return execute(env, result, jobs, **kw)
+
+
+def publish(env: Environment, targets: Sequence[str], *, due: bool) -> int:
+    from afx.publish.ledger import Ledger
+    from afx.stages.publish import decide
+
+    if not targets and not due:
+        raise UsageError("name the jobs to publish, or use --due for every scheduled job whose time has come")
+    result, jobs = select(targets)
+    with Ledger(result.root) as ledger:
+        if due:
+            now = time.time()
+            chosen = []
+            for job in jobs:
+                status, _ = decide(job, ledger.controls(job.name), now)
+                rows = {r["platform"]: r["state"] for r in ledger.rows(job.name)}
+                if status == "publish" and any(rows.get(p) != "published" for p in job.get("platforms", ())):
+                    chosen.append(job)
+            jobs = chosen
+        else:
+            for job in jobs:
+                ledger.request(job.name)
+    if not jobs:
+        env.info("nothing is due")
+        return int(ExitStatus.OK)
+    return _run(env, jobs, result)
+
+
+def approve(env: Environment, targets: Sequence[str]) -> int:
+    from afx.publish.ledger import Ledger
+
+    result, jobs = select(targets)
+    with Ledger(result.root) as ledger:
+        for job in jobs:
+            ledger.approve(job.name)
+            if not job.get("staging"):
+                env.info(f"{job.name}: not staged (staging is not true); nothing to approve")
+    return _run(env, jobs, result)
+
+
+def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear: bool) -> int:
+    from afx.publish.ledger import Ledger
+
+    if bool(at) == bool(clear):
+        raise UsageError("give --at TIME or --clear")
+    value = None
+    if at:
+        try:
+            when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--at {at!r} is not an RFC 3339 time such as 2026-05-26T09:00:00Z") from None
+        if when.tzinfo is None:
+            raise UsageError(f"--at {at!r} needs a UTC offset (Z or +02:00)")
+        value = when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result, jobs = select(targets)
+    with Ledger(result.root) as ledger:
+        for job in jobs:
+            ledger.schedule(job.name, value)
+            env.info(f"{job.name}: " + (f"publishes at {value}" if value else "unscheduled"))
+    if env.json:
+        env.emit_json({"jobs": [j.name for j in jobs], "scheduledAt": value})
+    return int(ExitStatus.OK)
+
+
+def jobs(env: Environment, targets: Sequence[str]) -> int:
+    from afx.engine.session import Engine
+    from afx.publish.ledger import Ledger, ledger_path
+    from afx.stages.publish import decide
+
+    result, selected = select(targets)
+    reports = {r.job: r for r in Engine(result.root, result.config).plan(selected)}
+    rows_out = []
+    ledger = Ledger(result.root) if ledger_path(result.root).exists() else None
+    try:
+        for job in selected:
+            controls = ledger.controls(job.name) if ledger else {}
+            status, at = decide(job, controls, time.time())
+            published = {r["platform"]: r for r in (ledger.rows(job.name) if ledger else [])}
+            platforms = {p: (published[p]["state"] if p in published else status) for p in job.get("platforms", ())}
+            report = reports[job.name]
+            first = next((s for s in report.stages if s.run), None)
+            rows_out.append({"job": job.name, "entry": job.get("entry"), "built": not report.stale,
+                             "stale": f"{first.stage}: {first.reason}" if first else "",
+                             "publishMode": job.get("publishMode"), "scheduledAt": at, "platforms": platforms})
+    finally:
+        if ledger:
+            ledger.close()
+    if env.json:
+        env.emit_json({"jobs": rows_out})
+        return int(ExitStatus.OK)
+    for row in rows_out:
+        built = env.style("built", fg="green") if row["built"] else env.style("stale", fg="yellow")
+        where = ", ".join(f"{p}: {s}" for p, s in row["platforms"].items()) or "no platforms"
+        when = f" at {row['scheduledAt']}" if row["scheduledAt"] else ""
+        env.out(f"{row['job']:<28} {built:<6} {row['publishMode'] or '':<10}{when}  {where}")
+    return int(ExitStatus.OK)

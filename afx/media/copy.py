@@ -1,0 +1,161 @@
+"""Publish copy per platform: title, description, hashtags, within each platform's limits.
+
+Limits (docs/platforms.md): TikTok caption <= 2,200 characters; YouTube title <= 100,
+description <= 5,000, tags <= 500 characters in all; Instagram caption <= 2,200 and at
+most 30 hashtags. Text is cut at a word boundary (with a warning), never emitted too long.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from afx.media.script import keywords
+
+PLATFORMS = ("tiktok", "youtube", "instagram")
+
+
+@dataclass(frozen=True)
+class Limits:
+    title: int
+    description: int
+    caption: int | None  # title + description + hashtags together, where the platform has one caption
+    hashtags: int  # how many
+    tags_chars: int | None = None  # YouTube: all tags together
+
+
+LIMITS = {
+    "tiktok": Limits(title=150, description=2200, caption=2200, hashtags=30),
+    "youtube": Limits(title=100, description=5000, caption=None, hashtags=15, tags_chars=500),
+    "instagram": Limits(title=150, description=2200, caption=2200, hashtags=30),
+    None: Limits(title=100, description=5000, caption=None, hashtags=30),
+}
+
+TONE_TAGS = {"hype": ["#hype"], "funny": ["#funny"], "educational": ["#learn"], "calm": ["#chill"],
+             "dramatic": ["#epic"]}
+PLATFORM_TAGS = {("youtube", "short"): ["#shorts"], ("tiktok", "short"): ["#fyp"], ("instagram", "short"): ["#reels"]}
+
+
+@dataclass
+class Copy:
+    title: str
+    description: str
+    hashtags: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    def caption(self) -> str:
+        """One text for platforms with a single caption: description, then hashtags."""
+        return "\n\n".join(p for p in (self.description, " ".join(self.hashtags)) if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("warnings")
+        return data
+
+
+def hashtag(text: str) -> str:
+    """`#cs2` from "CS2", "#Best plays" -> "#bestplays": letters and digits, lower case."""
+    norm = unicodedata.normalize("NFKC", str(text)).lower()
+    body = "".join(ch for ch in norm if ch.isalnum() or ch == "_")
+    return f"#{body}" if body and not body.isdigit() else ""
+
+
+def normalise_tags(tags: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for t in tags:
+        tag = hashtag(t)
+        if tag and tag not in out:
+            out.append(tag)
+    return out
+
+
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters, ending at a word boundary (an ellipsis marks the cut)."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    room = max(limit - 1, 0)
+    head = text[:room]
+    if " " in head and not text[room].isspace():
+        head = head[: head.rfind(" ")]
+    return head.rstrip(" ,;:-–—") + "…"
+
+
+def first_sentences(text: str, limit: int) -> str:
+    parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    out = ""
+    for part in parts:
+        trial = f"{out} {part}".strip()
+        if len(trial) > limit:
+            break
+        out = trial
+    return out or cut(text, limit)
+
+
+def write(topic: str, tone: str | None, script: str, fmt: str, platform: str | None,
+          overrides: Mapping[str, Any] | None = None) -> Copy:
+    """Copy for one platform: the spec's overrides (platform block, then general), else afx's."""
+    overrides = dict(overrides or {})
+    specific = dict(overrides.get(platform) or {}) if platform else {}
+    limits = LIMITS[platform]
+    warnings: list[str] = []
+
+    def pick(name: str, default: Any) -> Any:
+        if name in specific:
+            return specific[name]
+        return overrides.get(name, default)
+
+    title = pick("title", topic.strip() or first_sentences(script, 90) or "New video")
+    description = pick("description", first_sentences(script, 300))
+    words = keywords(topic)[:3]
+    tags = pick("hashtags", [*words, *TONE_TAGS.get((tone or "").lower(), []),
+                             *PLATFORM_TAGS.get((platform, fmt), [])])
+    tags = normalise_tags(tags)
+    label = platform or "copy"
+    if len(tags) > limits.hashtags:
+        warnings.append(f"{label}: {len(tags)} hashtags, at most {limits.hashtags}: kept the first {limits.hashtags}")
+        tags = tags[: limits.hashtags]
+    if limits.tags_chars is not None:
+        while tags and len(",".join(t.lstrip("#") for t in tags)) > limits.tags_chars:
+            tags = tags[:-1]
+    if len(title) > limits.title:
+        warnings.append(f"{label}: title is {len(title)} characters, at most {limits.title}: cut")
+        title = cut(title, limits.title)
+    if len(description) > limits.description:
+        warnings.append(f"{label}: description is {len(description)} characters, at most "
+                        f"{limits.description}: cut")
+        description = cut(description, limits.description)
+    copy = Copy(title, description, tags, warnings)
+    if limits.caption is not None and len(copy.caption()) > limits.caption:
+        room = limits.caption - len(" ".join(tags)) - 2
+        if room < 40:  # hashtags crowd the caption: drop some first
+            while tags and limits.caption - len(" ".join(tags)) - 2 < 40:
+                tags = tags[:-1]
+            room = limits.caption - len(" ".join(tags)) - 2
+        warnings.append(f"{label}: caption over {limits.caption} characters: description cut")
+        copy = Copy(title, cut(description, max(room, 0)), tags, warnings)
+    return copy
+
+
+def check(copy: Copy, platform: str | None) -> list[str]:
+    """Every limit the copy breaks (empty: it fits). Used by tests and before publishing."""
+    limits = LIMITS[platform]
+    problems = []
+    if len(copy.title) > limits.title:
+        problems.append("title")
+    if len(copy.description) > limits.description:
+        problems.append("description")
+    if limits.caption is not None and len(copy.caption()) > limits.caption:
+        problems.append("caption")
+    if len(copy.hashtags) > limits.hashtags:
+        problems.append("hashtags")
+    if limits.tags_chars is not None and len(",".join(t.lstrip("#") for t in copy.hashtags)) > limits.tags_chars:
+        problems.append("tags")
+    if any(not re.fullmatch(r"#[^\W_]?[\w]*", t) or " " in t for t in copy.hashtags):
+        problems.append("hashtag form")
+    if len(set(copy.hashtags)) != len(copy.hashtags):
+        problems.append("duplicate hashtags")
+    return problems

@@ -1,0 +1,1 @@
+"""Publishing: the ledger, and one publisher per destination behind one protocol (issue 6)."""

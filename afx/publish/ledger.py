@@ -1,0 +1,194 @@
+"""The publish ledger: every attempt and result, so a job is never published twice (issue 6).
+
+SQLite (WAL) at `<spec repo>/.afx/ledger.sqlite`, apart from the cache (cache gc and
+AFX_CACHE_DIR never touch it). One row per (job, platform) with its state; an append-only
+event log of every attempt; per-job controls (approved, publish requested, schedule
+override). A publisher claims a row before it uploads; a claim held by a live process on
+this machine is respected, one held by a dead process is taken over, and a resumable
+upload's session is saved as it progresses so the next attempt resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS publishes (
+    job TEXT NOT NULL, platform TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending | uploading | processing | published | failed
+    publisher TEXT, remote_id TEXT, url TEXT, session TEXT, video_digest TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+    claimed_by TEXT, claimed_at REAL, updated REAL, published_at REAL,
+    PRIMARY KEY (job, platform));
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, platform TEXT, time REAL NOT NULL,
+    kind TEXT NOT NULL, detail TEXT);
+CREATE TABLE IF NOT EXISTS controls (
+    job TEXT PRIMARY KEY, approved_at REAL, requested_at REAL, schedule TEXT, schedule_set INTEGER DEFAULT 0);
+"""
+
+
+def ledger_path(root: Path) -> Path:
+    return Path(root) / ".afx" / "ledger.sqlite"
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str | None) -> bool:
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's claim: trust it (until its lease runs out)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    LEASE = 6 * 3600  # seconds a claim by another machine holds
+
+    def __init__(self, root: Path) -> None:
+        self.path = ledger_path(root)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # -- rows -----------------------------------------------------------------------------
+    def row(self, job: str, platform: str) -> dict[str, Any] | None:
+        r = self.db.execute("SELECT * FROM publishes WHERE job=? AND platform=?", (job, platform)).fetchone()
+        if r is None:
+            return None
+        out = dict(r)
+        out["session"] = json.loads(out["session"]) if out["session"] else {}
+        return out
+
+    def rows(self, job: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT job, platform FROM publishes" + (" WHERE job=?" if job else "") + " ORDER BY job, platform"
+        return [self.row(r["job"], r["platform"]) for r in self.db.execute(q, (job,) if job else ())]  # type: ignore
+
+    def claim(self, job: str, platform: str, publisher: str, digest: str) -> dict[str, Any] | None:
+        """The row, now held by this process; None if another live process holds it.
+        A published row comes back as it is (nothing to do)."""
+        me = owner_id()
+        now = time.time()
+        with self._tx() as db:
+            r = db.execute("SELECT * FROM publishes WHERE job=? AND platform=?", (job, platform)).fetchone()
+            if r is not None and r["state"] == "published":
+                return self.row(job, platform)
+            if r is not None and r["claimed_by"] and r["claimed_by"] != me and _alive(r["claimed_by"]) \
+                    and now - (r["claimed_at"] or 0) < self.LEASE:
+                return None
+            if r is None:
+                db.execute("INSERT INTO publishes (job, platform, state, publisher, video_digest, claimed_by, "
+                           "claimed_at, updated) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
+                           (job, platform, publisher, digest, me, now, now))
+            else:
+                db.execute("UPDATE publishes SET claimed_by=?, claimed_at=?, attempts=attempts+1, updated=?, "
+                           "publisher=COALESCE(publisher, ?) WHERE job=? AND platform=?",
+                           (me, now, now, publisher, job, platform))
+            db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'claim', ?)",
+                       (job, platform, now, me))
+        return self.row(job, platform)
+
+    def save(self, job: str, platform: str, *, state: str | None = None, session: dict | None = None,
+             remote_id: str | None = None, url: str | None = None, error: str | None = None,
+             event: str | None = None) -> None:
+        now = time.time()
+        sets, args = ["updated=?"], [now]
+        for col, value in (("state", state), ("remote_id", remote_id), ("url", url)):
+            if value is not None:
+                sets.append(f"{col}=?")
+                args.append(value)
+        if session is not None:
+            sets.append("session=?")
+            args.append(json.dumps(session))
+        if error is not None or state == "published":
+            sets.append("error=?")
+            args.append(error)
+        if state == "published":
+            sets.append("published_at=?")
+            args.append(now)
+        with self._tx() as db:
+            db.execute(f"UPDATE publishes SET {', '.join(sets)} WHERE job=? AND platform=?", (*args, job, platform))
+            db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, ?, ?)",
+                       (job, platform, now, event or state or "progress",
+                        json.dumps({"remote_id": remote_id, "error": error, "session": session})))
+
+    def release(self, job: str, platform: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE publishes SET claimed_by=NULL, claimed_at=NULL WHERE job=? AND platform=? "
+                       "AND claimed_by=?", (job, platform, owner_id()))
+
+    def events(self, job: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM events WHERE job=? ORDER BY id", (job,))]
+
+    # -- controls -------------------------------------------------------------------------
+    def controls(self, job: str) -> dict[str, Any]:
+        r = self.db.execute("SELECT * FROM controls WHERE job=?", (job,)).fetchone()
+        return dict(r) if r else {"job": job, "approved_at": None, "requested_at": None, "schedule": None,
+                                  "schedule_set": 0}
+
+    def _control(self, job: str, **values: Any) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO controls (job) VALUES (?)", (job,))
+            for col, value in values.items():
+                db.execute(f"UPDATE controls SET {col}=? WHERE job=?", (value, job))
+            db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, NULL, ?, 'control', ?)",
+                       (job, time.time(), json.dumps(values)))
+
+    def approve(self, job: str) -> None:
+        self._control(job, approved_at=time.time())
+
+    def request(self, job: str) -> None:
+        self._control(job, requested_at=time.time())
+
+    def schedule(self, job: str, at: str | None) -> None:
+        """A schedule set here wins over the spec's scheduledAt; None unschedules."""
+        self._control(job, schedule=at, schedule_set=1)
+
+    def state_token(self, job: str) -> dict[str, Any]:
+        """What of the ledger a publish stage depends on (fingerprinted): the controls. Not the
+        publish rows: the stage writes those itself, and its runs are idempotent anyway."""
+        return self.token_of(self.controls(job))
+
+    @staticmethod
+    def token_of(c: dict[str, Any]) -> dict[str, Any]:
+        return {"approved": bool(c["approved_at"]), "requested": c["requested_at"],
+                "schedule": [int(c["schedule_set"] or 0), c["schedule"]]}

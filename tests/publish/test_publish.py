@@ -1,0 +1,315 @@
+"""Publishing: modes, the ledger, outbox, webhook, and the platform APIs (against local stand-ins)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from afx.publish.ledger import Ledger
+from afx.testing.platforms import Platforms
+from tests.conftest import SpecRepo
+
+AFX = str(Path(sys.executable).parent / "afx")
+PIPELINE = "afx.testing.pipeline:PUBLISHING"
+
+
+class PubRepo(SpecRepo):
+    def job(self, name: str, body: str) -> None:
+        self.write(f"{name}.yaml", f"entry: compose\ntopic: {name.title()} highlights\n{body}")
+
+    def ledger_rows(self, name: str) -> dict[str, dict]:
+        with Ledger(self.root) as ledger:
+            return {r["platform"]: r for r in ledger.rows(name)}
+
+    def published_events(self, name: str) -> int:
+        with Ledger(self.root) as ledger:
+            return sum(1 for e in ledger.events(name) if e["kind"] == "published")
+
+    def result(self, name: str) -> dict:
+        return json.loads((self.root / "out" / name / "result.json").read_text())
+
+    def process(self, *args: str, **env: str) -> subprocess.Popen:
+        return subprocess.Popen([AFX, *args], cwd=self.root, env={**os.environ, "AFX_PIPELINE": PIPELINE,
+                                                                   "NO_COLOR": "1", **env},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.fixture
+def prepo(tmp_path, monkeypatch) -> PubRepo:
+    monkeypatch.setenv("AFX_PIPELINE", PIPELINE)
+    monkeypatch.setenv("AFX_PUBLISH_POLL", "0.05")
+    return PubRepo(tmp_path / "repo")
+
+
+def iso(offset: float) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_immediate_jobs_go_to_the_outbox_once(prepo):
+    prepo.job("a", "platforms: [tiktok, youtube]\n")
+    r = prepo.afx("run")
+    assert r.code == 0, r.text
+    folder = prepo.root / "outbox" / "tiktok" / "a"
+    assert sorted(p.name for p in folder.iterdir()) == ["MANIFEST.json", "caption.txt", "copy.json", "thumb.jpg",
+                                                       "title.txt", "video.mp4"]
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    assert manifest["platform"] == "tiktok" and manifest["limits"]["caption"] == 2200
+    results = {x["platform"]: x for x in prepo.result("a")["publishResults"]}
+    assert results["youtube"]["status"] == "published" and results["youtube"]["remoteId"] == "outbox/youtube/a"
+    # a rerun (even a forced one) never publishes again
+    stamp = (folder / "MANIFEST.json").stat().st_mtime_ns
+    assert prepo.afx("run", "--force", "publish").code == 0
+    assert (folder / "MANIFEST.json").stat().st_mtime_ns == stamp
+    assert prepo.published_events("a") == 2  # one per platform
+
+
+def test_staging_waits_for_approve(prepo):
+    prepo.job("a", "platforms: [tiktok]\nstaging: true\n")
+    assert prepo.afx("run").code == 0
+    assert prepo.result("a")["publishResults"][0]["status"] == "staged"
+    assert not (prepo.root / "outbox").exists()
+    assert prepo.afx("status", "--check").code == 0, "a staged job is up to date until approved"
+    r = prepo.afx("approve", "a")
+    assert r.code == 0, r.text
+    assert prepo.result("a")["publishResults"][0]["status"] == "published"
+
+
+def test_manual_jobs_publish_only_when_asked(prepo):
+    prepo.job("a", "platforms: [instagram]\npublishMode: manual\n")
+    assert prepo.afx("run").code == 0
+    assert prepo.ledger_rows("a") == {}
+    assert prepo.afx("publish", "--due").code == 0 and prepo.ledger_rows("a") == {}
+    assert prepo.afx("publish", "a").code == 0
+    assert prepo.ledger_rows("a")["instagram"]["state"] == "published"
+
+
+def test_scheduled_jobs_publish_when_due_and_schedule_overrides(prepo):
+    prepo.job("a", f"platforms: [youtube]\npublishMode: scheduled\nscheduledAt: '{iso(3600)}'\n")
+    assert prepo.afx("run").code == 0
+    assert prepo.result("a")["publishResults"][0]["status"] == "scheduled"
+    r = prepo.afx("publish", "--due")
+    assert r.code == 0 and "nothing is due" in r.err
+    assert prepo.afx("schedule", "a", "--at", iso(-5)).code == 0
+    assert prepo.afx("status", "--check").code == 1, "the schedule change makes the publish stage stale"
+    assert prepo.afx("publish", "--due").code == 0
+    assert prepo.ledger_rows("a")["youtube"]["state"] == "published"
+    assert prepo.afx("publish", "--due").code == 0 and prepo.published_events("a") == 1
+
+
+def test_schedule_clear_and_bad_times(prepo):
+    prepo.job("a", f"platforms: [youtube]\npublishMode: scheduled\nscheduledAt: '{iso(-60)}'\n")
+    assert prepo.afx("schedule", "a", "--clear").code == 0
+    assert prepo.afx("run").code == 0
+    assert prepo.result("a")["publishResults"][0]["status"] == "unscheduled"
+    r = prepo.afx("schedule", "a", "--at", "tomorrow")
+    assert r.code == 2 and "RFC 3339" in r.err
+    assert prepo.afx("schedule", "a", "--at", "2026-12-01T09:00:00").code == 2  # no offset
+
+
+def test_due_run_twice_at_once_publishes_once(prepo):
+    for n in "abc":
+        prepo.job(n, f"platforms: [tiktok, youtube]\npublishMode: scheduled\nscheduledAt: '{iso(-1)}'\n")
+    procs = [prepo.process("publish", "--due") for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    for n in "abc":
+        assert prepo.published_events(n) == 2
+        assert {r["state"] for r in prepo.ledger_rows(n).values()} == {"published"}
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    plan: list = []
+    received: list = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers), body))
+        action = self.plan.pop(0) if self.plan else "ok"
+        if action == "slow":
+            time.sleep(1.5)
+            return
+        code = 500 if action == "500" else 200
+        data = json.dumps({"id": "hook-1"}).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def hook():
+    handler = type("H", (Hook,), {"plan": [], "received": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_is_signed_and_retried_then_fails_clearly(prepo, hook, monkeypatch):
+    url, handler = hook
+    monkeypatch.setenv("AFX_WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setattr("afx.publish.publishers.webhook.BACKOFF", 0.05)
+    prepo.write("afx.yaml", f"version: 1\npublish: {{tiktok: webhook, webhook: {{url: '{url}', attempts: 2, "
+                            "timeout: 0.5}}\n")
+    prepo.job("a", "platforms: [tiktok]\n")
+    handler.plan[:] = ["500", "slow"]
+    r = prepo.afx("run")
+    assert r.code == 3 and "failed 2 times" in r.err and "stays publishable" in r.err, r.err
+    assert prepo.ledger_rows("a")["tiktok"]["state"] == "failed"
+    headers, body = handler.received[0]
+    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Afx-Signature"] == expected
+    assert json.loads(body)["job"] == "a" and headers["X-Afx-Delivery"].startswith("a:tiktok:")
+    handler.plan[:] = []
+    assert prepo.afx("run").code == 0
+    assert prepo.ledger_rows("a")["tiktok"]["state"] == "published"
+    assert prepo.ledger_rows("a")["tiktok"]["remote_id"] == "hook-1"
+
+
+@pytest.fixture
+def platforms(prepo, monkeypatch):
+    p = Platforms()
+    prepo.write("afx.yaml", f"version: 1\npublish: {{tiktok: api, youtube: api, instagram: api, "
+                            f"api: {{youtube: '{p.url}', tiktok: '{p.url}', instagram: '{p.url}'}}}}\n")
+    for name in ("AFX_YOUTUBE_TOKEN", "AFX_TIKTOK_TOKEN", "AFX_INSTAGRAM_TOKEN"):
+        monkeypatch.setenv(name, "good")
+    monkeypatch.setenv("AFX_INSTAGRAM_USER_ID", "17841400000")
+    monkeypatch.setenv("AFX_UPLOAD_CHUNK", str(256 * 1024))
+    monkeypatch.setenv("AFX_TEST_VIDEO_BYTES", str(1_100_000))
+    yield p
+    p.close()
+
+
+def test_the_three_platform_apis(prepo, platforms):
+    prepo.job("a", "platforms: [youtube, tiktok, instagram]\n")
+    r = prepo.afx("run")
+    assert r.code == 0, r.text
+    video = (prepo.root / "out" / "a" / "video.mp4").read_bytes()
+    s = platforms.state
+    assert [v["data"] for v in s.yt_videos.values()] == [video]
+    assert next(iter(s.yt_videos.values()))["meta"]["snippet"]["title"] == "A highlights"
+    assert len(s.yt_thumbnails) == 1
+    (post,) = [p for p in s.tt_publishes.values() if p["post"]]
+    assert b"".join(post["data"][k] for k in sorted(post["data"])) == video and post["count"] == 4
+    (container,) = s.ig_containers.values()
+    assert container["data"] == video and container["status"] == "PUBLISHED" and len(s.ig_media) == 1
+    rows = prepo.ledger_rows("a")
+    assert {p: r["state"] for p, r in rows.items()} == {"youtube": "published", "tiktok": "published",
+                                                        "instagram": "published"}
+    assert rows["youtube"]["url"].startswith("https://youtube.com/shorts/")
+    assert prepo.afx("run", "--force", "publish").code == 0
+    assert len(s.yt_videos) == 1 and len(s.ig_media) == 1 and len([p for p in s.tt_publishes.values()
+                                                                    if p["post"]]) == 1
+
+
+@pytest.mark.parametrize("platform,message", [
+    ("youtube", "refused the credentials (HTTP 401): Invalid Credentials"),
+    ("tiktok", "refused the credentials (HTTP 401): The access token is invalid"),
+    ("instagram", "refused the credentials (HTTP 400): Error validating access token"),
+])
+def test_expired_credentials_are_clear_and_the_job_stays_publishable(prepo, platforms, monkeypatch, platform,
+                                                                      message):
+    monkeypatch.setenv(f"AFX_{platform.upper()}_TOKEN", "expired")
+    prepo.job("a", f"platforms: [{platform}]\n")
+    r = prepo.afx("run")
+    assert r.code == 3 and message in r.err, r.err
+    assert prepo.ledger_rows("a")[platform]["state"] == "failed"
+    monkeypatch.setenv(f"AFX_{platform.upper()}_TOKEN", "good")
+    assert prepo.afx("run").code == 0
+    assert prepo.ledger_rows("a")[platform]["state"] == "published"
+
+
+def test_missing_credentials_say_which_variable(prepo, platforms, monkeypatch):
+    monkeypatch.delenv("AFX_TIKTOK_TOKEN")
+    prepo.job("a", "platforms: [tiktok]\n")
+    r = prepo.afx("run")
+    assert r.code == 3 and "set AFX_TIKTOK_TOKEN" in r.err
+
+
+def test_a_platform_rejecting_the_duration_names_the_limit(prepo, platforms, monkeypatch):
+    platforms.state.tiktok_max_seconds = 15
+    prepo.job("a", "platforms: [tiktok]\n")
+    r = prepo.afx("run")
+    assert r.code == 3 and "at most 15 s (max_video_post_duration_sec)" in r.err, r.err
+
+
+def test_tiktok_rate_limit_is_reported(prepo, platforms):
+    platforms.state.tt_inits[:] = [time.time()] * 6
+    prepo.job("a", "platforms: [tiktok]\n")
+    r = prepo.afx("run")
+    assert r.code == 3 and "rate limited" in r.err
+
+
+@pytest.mark.parametrize("platform,when", [
+    ("youtube", "session"), ("youtube", "chunk"), ("youtube", "final"),
+    ("tiktok", "chunk"), ("tiktok", "final"),
+    ("instagram", "upload"), ("instagram", "final"),
+])
+def test_publish_exactly_once_under_kill_9(prepo, platforms, platform, when):
+    """Kill afx at each step of an upload; the rerun resumes, and the platform gets one video."""
+    prepo.job("a", f"platforms: [{platform}]\n")
+    assert prepo.afx("run", "--until", "package").code == 0
+    s = platforms.state
+    s.delay = 0.4 if when in ("chunk", "upload") else 0.0
+    s.final_delay = 3.0 if when == "final" else 0.0
+    env = {"AFX_YOUTUBE_TOKEN": "good", "AFX_TIKTOK_TOKEN": "good", "AFX_INSTAGRAM_TOKEN": "good",
+           "AFX_INSTAGRAM_USER_ID": "17841400000", "AFX_UPLOAD_CHUNK": str(256 * 1024),
+           "AFX_TEST_VIDEO_BYTES": "1100000", "AFX_PUBLISH_POLL": "0.05"}
+    proc = prepo.process("run", **env)
+
+    def reached() -> bool:
+        if when == "session":
+            return bool(s.yt_sessions) or bool(s.tt_publishes) or bool(s.ig_containers)
+        if when in ("chunk", "upload"):
+            paths = [p for m, p in s.requests if m in ("PUT", "POST") and ("upload" in p)]
+            return len(paths) >= 1
+        return bool(s.yt_videos) or any(p["post"] for p in s.tt_publishes.values()) or bool(s.ig_media)
+
+    deadline = time.monotonic() + 30
+    while not reached():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    s.delay = s.final_delay = 0.0
+    r = prepo.afx("run")
+    assert r.code == 0, r.text
+    assert prepo.ledger_rows("a")[platform]["state"] == "published"
+    video = (prepo.root / "out" / "a" / "video.mp4").read_bytes()
+    if platform == "youtube":
+        assert [v["data"] for v in s.yt_videos.values()] == [video]
+    elif platform == "tiktok":
+        done = [p for p in s.tt_publishes.values() if p["post"]]
+        assert len(done) == 1 and b"".join(done[0]["data"][k] for k in sorted(done[0]["data"])) == video
+    else:
+        assert len(s.ig_media) == 1
+    assert prepo.published_events("a") == 1
+
+
+def test_jobs_lists_state(prepo):
+    prepo.job("a", "platforms: [tiktok]\n")
+    prepo.job("b", "platforms: [youtube]\npublishMode: manual\n")
+    prepo.afx("run")
+    r = prepo.afx("jobs", "--json")
+    rows = {j["job"]: j for j in json.loads(r.out)["jobs"]}
+    assert rows["a"]["platforms"] == {"tiktok": "published"} and rows["a"]["built"]
+    assert rows["b"]["platforms"] == {"youtube": "manual"}
