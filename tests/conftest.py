@@ -73,3 +73,7 @@ def repo(tmp_path: Path) -> SpecRepo:
 def _fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
     # 2026-11-28 00:00 UTC: built-in {{ afx.today }} is reproducible in tests.
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795824000")
+
+
+# Media fixtures (generated clips, a loopback HTTP server) for every test folder.
+from tests.mediafix import media, server  # noqa: E402, F401

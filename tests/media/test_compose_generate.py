@@ -15,7 +15,7 @@ from afx.media.ffmpeg import ffmpeg_exe
 from afx.media.measure import frame_at, loudness, stream_durations
 from afx.media.probe import probe
 from tests.conftest import SpecRepo
-from tests.media.conftest import ff
+from tests.mediafix import ff
 
 SCRIPT = ("Three changes you need to know before tonight. First, smokes last two seconds less. "
           "Second, rifles got cheaper. Follow for the full breakdown.")

@@ -10,7 +10,7 @@ from afx.media.fetch import fetch
 from afx.media.ffmpeg import MediaError
 from afx.media.netguard import BlockedAddress, Policy, classify
 from afx.media.probe import probe, sniff_mp4
-from tests.media.conftest import ff
+from tests.mediafix import ff
 
 ALLOW_LOOPBACK = Policy(frozenset({"127.0.0.1"}))
 

@@ -14,7 +14,7 @@ from afx.media.measure import frame_at, loudness, stream_durations
 from afx.media.probe import probe
 from afx.media.profiles import Encode, encode_for, group, profiles_for
 from tests.conftest import SpecRepo
-from tests.media.conftest import ff
+from tests.mediafix import ff
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from afx.media.measure import loudness
 from afx.media.probe import probe
 from afx.media.score import score
 from tests.conftest import SpecRepo
-from tests.media.conftest import ff, media  # noqa: F401 - the media fixture
+from tests.mediafix import ff
 
 words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs", "So")), min_size=0,
                 max_size=60)
