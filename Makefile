@@ -21,9 +21,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-# The demo renders every example (fetch, upload, compose, generate); package and publish
-# (issue 6) join it as they land.
-DEMO_RUN ?= --until render
+# The demo runs every example (fetch, upload, compose, generate) to the end: packaged and
+# published to specs/outbox/ (or staged / scheduled / held, as each spec says), and writes
+# specs/out/report.html. DEMO_RUN adds `afx run` arguments (e.g. DEMO_RUN="-j 2").
+DEMO_RUN ?=
 
 demo: $(STAMP)
 	$(BIN)/python -m afx.testing.demo specs -- $(DEMO_RUN)

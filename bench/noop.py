@@ -61,6 +61,8 @@ def main() -> int:
     args = parser.parse_args()
     env = {**os.environ, "AFX_PIPELINE": "afx.testing.pipeline:PIPELINE", "NO_COLOR": "1"}
     env.pop("AFX_CACHE_DIR", None)
+    # measure an ordinary installation, which has its bytecode cached (some sandboxes turn that off)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     afx = str(BIN / "afx")
     with tempfile.TemporaryDirectory(prefix="afx-noop-") as tmp:
         root = Path(tmp) / "specs"
@@ -73,18 +75,23 @@ def main() -> int:
         version = timed([afx, "--version"], root, env, args.runs)
         noop = timed([afx, "run", "-q"], root, env, args.runs)
         status = timed([afx, "status", "--check", "-q"], root, env, args.runs)
-        lock_before = (root / "afx.lock").read_bytes()
-        assert (root / "afx.lock").read_bytes() == lock_before
+        # a change to the publish copy only (every spec): only package and publish rerun
+        for spec in root.glob("job-*.yaml"):
+            spec.write_text(spec.read_text() + "copy: {title: New title}\n")
+        proc = subprocess.run([afx, "run", "--json"], cwd=root, env=env, capture_output=True, text=True)
+        ran = sorted({e["stage"] for e in map(json.loads, proc.stdout.splitlines())
+                      if e.get("event") == "stage" and e.get("status") == "done"})
     overhead = noop - version
     print(f"no-op run of {args.specs} cached jobs (best of {args.runs}):")
     print(f"  afx --version          {version:7.3f} s")
     print(f"  afx run (all cached)   {noop:7.3f} s   (+{overhead:.3f} s over start-up; goal < 0.5 s)")
     print(f"  afx status --check     {status:7.3f} s")
     print(f"  first run (all stages) {cold:7.3f} s")
+    print(f"  after a copy-only change, stages that ran: {', '.join(ran)} (expected: package, publish)")
     print(json.dumps({"specs": args.specs, "version_s": round(version, 3), "noop_s": round(noop, 3),
                       "overhead_s": round(overhead, 3), "status_s": round(status, 3), "cold_s": round(cold, 3),
-                      "goal_met": overhead < 0.5}))
-    return 0 if overhead < 0.5 else 1
+                      "copy_change_reran": ran, "goal_met": overhead < 0.5 and ran == ["package", "publish"]}))
+    return 0 if overhead < 0.5 and ran == ["package", "publish"] else 1
 
 
 if __name__ == "__main__":

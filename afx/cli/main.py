@@ -160,6 +160,8 @@ def init(ctx: click.Context, directory: str) -> int:
 
 def _split_force(force: tuple[str, ...], targets: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """`--force` takes an optional STAGE; a value that is no stage was a target after a bare --force."""
+    if not force:
+        return [], list(targets)
     from afx.engine.runner import load_pipeline
 
     names = load_pipeline().names

@@ -40,15 +40,19 @@ def _same(target: Path, src: Path) -> bool:
         a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns and not a.st_mode & 0o222)
 
 
+def _result_bytes(result: Mapping[str, Any]) -> bytes:
+    return (json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n").encode()
+
+
 def is_current(folder: Path, files: Mapping[str, Path], result: Mapping[str, Any] | None) -> bool:
     if not all(_same(folder / name, src) for name, src in files.items()):
         return False
     if result is None:
         return True
-    try:
-        return json.loads((folder / RESULT).read_text(encoding="utf-8")) == json.loads(
-            json.dumps(result, default=str))
-    except (OSError, ValueError):
+    try:  # afx wrote it: the same bytes, or it changed (a hand edit is put back)
+        with open(folder / RESULT, "rb") as fh:
+            return fh.read() == _result_bytes(result)
+    except OSError:
         return False
 
 
@@ -74,7 +78,7 @@ def materialize(folder: Path, files: Mapping[str, Path], result: Mapping[str, An
         (folder / stale).unlink(missing_ok=True)
     atomic_write(folder / LISTING, "".join(f"{n}\n" for n in sorted(written)))
     if result is not None:
-        atomic_write(folder / RESULT, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+        atomic_write(folder / RESULT, _result_bytes(result))
     return True
 
 

@@ -104,19 +104,19 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
         stages = stages[: pipeline.index(options.until) + 1]
     artifacts: dict[str, Artifacts] = {}
     digests: dict[str, str | None] = {}  # stage -> manifest digest; None: will change
-    lasts = {s.name: store.last(job.name, s.name) for s in pipeline.stages}
-    job_is_new = all(v is None for v in lasts.values())
+    lasts = store.lasts(job.name)
+    job_is_new = not any(s.name in lasts for s in pipeline.stages)
     for stage in stages:
         fp = fingerprint(stage, job, store, digests, config)
         key = fp.key  # None only when planning below a stage that will run
-        last = lasts[stage.name]
+        last = lasts.get(stage.name)
         forced = options.forced(stage.name)
         manifest, problem = store.checked_manifest(key) if key and not forced else (None, "")
         if manifest is not None:
             report.stages.append(StagePlan(stage.name, False, "", key))
             if execute:
                 emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "cached"})
-                _remember(store, job.name, stage.name, fp.parts(), key, manifest.digest, last)
+                _remember(store, job.name, lasts, stage.name, fp.parts(), key, manifest.digest)
         else:
             reason = "forced" if forced else (problem or explain(fp, last, job_is_new=job_is_new))
             report.stages.append(StagePlan(stage.name, True, reason, key))
@@ -140,7 +140,7 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
                 return report
             emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "done",
                   "seconds": round(time.perf_counter() - started, 3)})
-            _remember(store, job.name, stage.name, fp.parts(), key, manifest.digest, last)
+            _remember(store, job.name, lasts, stage.name, fp.parts(), key, manifest.digest)
         artifacts[stage.name] = _artifacts(store, manifest)
         digests[stage.name] = manifest.digest
     complete = len(stages) == len(pipeline.stages)
@@ -200,11 +200,13 @@ def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[st
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _remember(store: Store, job: str, stage: str, parts: dict, key: str, manifest: str,
-              last: Mapping[str, Any] | None) -> None:
+def _remember(store: Store, job: str, lasts: dict[str, dict[str, Any]], stage: str, parts: dict, key: str,
+              manifest: str) -> None:
     record = {"key": key, "parts": parts, "manifest": manifest}
+    last = lasts.get(stage)
     if last is None or any(last.get(k) != v for k, v in record.items()):
-        store.set_last(job, stage, {**record, "time": time.time()})
+        lasts[stage] = {**record, "time": time.time()}
+        store.set_lasts(job, lasts)
 
 
 def _lock_block(job: Job, store: Store, artifacts: Mapping[str, Artifacts], stages: Sequence[Any],

@@ -4,7 +4,7 @@ Layout of the store directory (`.afx/` in the spec repo, or AFX_CACHE_DIR):
 
     FORMAT          store format version; another version is set aside and rebuilt
     objects/ab/cd…  artifact files named by their sha256, read-only
-    index/          diskcache (SQLite): stage key -> manifest, (job, stage) -> last run,
+    index/          diskcache (SQLite): stage key -> manifest, job -> {stage: last run},
                     file path -> (size, mtime, inode, digest) so unchanged inputs are not rehashed
     tmp/            stage work directories; anything left here is from a killed run
 
@@ -14,6 +14,7 @@ its objects are in place, so a run killed at any instant leaves nothing that loo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -41,8 +42,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest_of(value: Any) -> str:
@@ -61,7 +65,7 @@ class Manifest:
     seconds: float = 0.0
     created: float = field(default_factory=time.time)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return digest_of({"files": {n: f["digest"] for n, f in self.files.items()},
                           "exports": dict(self.exports), "meta": self.meta})
@@ -88,6 +92,7 @@ class Store:
         self.tmp = self.root / "tmp"
         self._index: Any = None
         self.warnings: list[str] = []
+        self._manifests: dict[str, Manifest] = {}  # read this run (keys are content hashes)
 
     # -- index ----------------------------------------------------------------------------
     @property
@@ -165,7 +170,10 @@ class Store:
 
     # -- objects --------------------------------------------------------------------------
     def object_path(self, digest: str) -> Path:
-        return self.objects / digest[:2] / digest[2:]
+        return Path(self._object_str(digest))
+
+    def _object_str(self, digest: str) -> str:
+        return f"{self.objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}"
 
     def put_object(self, src: Path) -> dict[str, Any]:
         """Move a finished file into the store (or drop it if the store has it already)."""
@@ -180,32 +188,34 @@ class Store:
         st = dst.stat()
         return {"digest": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
-    def check_object(self, name: str, entry: Mapping[str, Any]) -> Path:
-        """The object's path, if it is present and unchanged; StoreProblem otherwise.
+    def check_object(self, name: str, entry: Mapping[str, Any]) -> None:
+        """Nothing if the object is present and unchanged; StoreProblem otherwise.
 
         Size and mtime are compared on every use; only a changed mtime costs a rehash.
         """
-        path = self.object_path(entry["digest"])
+        path = self._object_str(entry["digest"])  # a str: this runs for every output of every job
         try:
-            st = path.stat()
+            st = os.stat(path)
         except FileNotFoundError:
             raise StoreProblem(f"output missing: {name} ({path}) is gone from the store") from None
         if st.st_size != entry["size"] or (st.st_mtime_ns != entry.get("mtime_ns")
                                            and sha256_file(path) != entry["digest"]):
             # The object no longer holds what its name promises: remove it, so the rerun
             # stores a good copy instead of keeping this one.
-            path.unlink(missing_ok=True)
+            Path(path).unlink(missing_ok=True)
             what = "size" if st.st_size != entry["size"] else "content"
             raise StoreProblem(f"output corrupt: {name} ({path}) changed {what}")
-        return path
 
     # -- manifests ------------------------------------------------------------------------
     def manifest(self, key: str) -> Manifest | None:
+        if key in self._manifests:
+            return self._manifests[key]
         raw = self._get(f"stage:{key}")
         if raw is None:
             return None
         try:
-            return Manifest.from_dict(raw)
+            m = self._manifests[key] = Manifest.from_dict(raw)
+            return m
         except (KeyError, TypeError, AttributeError):
             self.warn(f"cache entry for stage key {key[:12]} is malformed; rebuilding it")
             return None
@@ -225,13 +235,20 @@ class Store:
 
     def put_manifest(self, m: Manifest) -> None:
         self._set(f"stage:{m.key}", m.to_dict())
+        self._manifests[m.key] = m
+
+    # One record per job ({stage: last run}): a fully cached job costs one lookup, not one per stage.
+    def lasts(self, job: str) -> dict[str, dict[str, Any]]:
+        value = self._get(f"last:{job}")
+        if not isinstance(value, dict):
+            return {}
+        return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, dict)}
 
     def last(self, job: str, stage: str) -> dict[str, Any] | None:
-        value = self._get(f"last:{job}/{stage}")
-        return value if isinstance(value, dict) else None
+        return self.lasts(job).get(stage)
 
-    def set_last(self, job: str, stage: str, record: Mapping[str, Any]) -> None:
-        self._set(f"last:{job}/{stage}", dict(record))
+    def set_lasts(self, job: str, records: Mapping[str, Mapping[str, Any]]) -> None:
+        self._set(f"last:{job}", {k: dict(v) for k, v in records.items()})
 
     def stage_keys(self) -> Iterator[str]:
         for key in self.index.iterkeys():
@@ -240,6 +257,7 @@ class Store:
 
     def delete_stage(self, key: str) -> None:
         self.index.delete(f"stage:{key}")
+        self._manifests.pop(key, None)
 
     # -- work directories -----------------------------------------------------------------
     def workdir(self, job: str, stage: str) -> Path:

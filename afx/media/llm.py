@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +45,9 @@ def config_from(config: Mapping[str, Any], environ: Mapping[str, str] | None = N
 
 
 def write_script(cfg: LLMConfig, topic: str, tone: str, words: int, context: str = "") -> str:
+    import urllib.error
+    import urllib.request
+
     prompt = (f"Write a voiceover script for a short video.\nTopic: {topic}\nTone: {tone or 'neutral'}\n"
               f"Length: about {words} words, spoken aloud.\nStart with a hook line and end with a call to "
               f"follow.\n{('What the footage says: ' + context) if context else ''}\n"

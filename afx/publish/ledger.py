@@ -59,6 +59,21 @@ def _alive(owner: str | None) -> bool:
     return True
 
 
+def read_controls(root: Path) -> dict[str, dict[str, Any]]:
+    """Every job's controls, read once (plans fingerprint 200 jobs: one query, not 200 opens)."""
+    path = ledger_path(root)
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    db.row_factory = sqlite3.Row
+    try:
+        return {r["job"]: dict(r) for r in db.execute("SELECT * FROM controls")}
+    except sqlite3.OperationalError:  # created but not yet initialised
+        return {}
+    finally:
+        db.close()
+
+
 class Ledger:
     LEASE = 6 * 3600  # seconds a claim by another machine holds
 
@@ -69,7 +84,8 @@ class Ledger:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        if self.db.execute("SELECT count(*) FROM sqlite_master WHERE name='controls'").fetchone()[0] == 0:
+            self.db.executescript(SCHEMA)
 
     def close(self) -> None:
         self.db.close()

@@ -61,8 +61,12 @@ def _norm(path: Path) -> Path:
 
 
 def is_template_file(path: Path, root: Path) -> bool:
+    return _in_templates(_norm(path), root)
+
+
+def _in_templates(normalized: Path, root: Path) -> bool:
     try:
-        rel = _norm(path).relative_to(root)
+        rel = normalized.relative_to(root)
     except ValueError:
         return False
     return len(rel.parts) > 1 and rel.parts[0] == TEMPLATES_DIR
@@ -72,10 +76,11 @@ def spec_files(folder: Path) -> list[Path]:
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        base = Path(dirpath).resolve()  # what _norm does, once per folder
         for name in sorted(filenames):
             if name.startswith(".") or name == CONFIG_NAME or not name.endswith(SPEC_SUFFIXES):
                 continue
-            out.append(_norm(Path(dirpath) / name))
+            out.append(base / name)
     return out
 
 
@@ -100,21 +105,24 @@ def collect(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = Non
     if len(roots) > 1:
         raise UsageError("paths belong to different spec repos: " + ", ".join(sorted(map(str, roots))),
                          hint="run afx once per spec repo")
-    everything = spec_files(root)
-    templates = [p for p in everything if is_template_file(p, root)]
+    everything = spec_files(root)  # every path from here on is normalized (_norm)
+    templates = [p for p in everything if _in_templates(p, root)]
     if targets:
         chosen: list[Path] = []
         for t in targets:
             chosen.extend(spec_files(t) if t.is_dir() else [_norm(t)])
-        jobs = [p for p in dict.fromkeys(chosen) if not is_template_file(p, root)]
-        templates = list(dict.fromkeys(templates + [p for p in chosen if is_template_file(p, root)]))
+        jobs = [p for p in dict.fromkeys(chosen) if not _in_templates(p, root)]
+        templates = list(dict.fromkeys(templates + [p for p in chosen if _in_templates(p, root)]))
     else:
-        jobs = [p for p in everything if not is_template_file(p, root)]
+        jobs = [p for p in everything if not _in_templates(p, root)]
     files = RepoFiles(root, [], [])
+    real_root = root.resolve()
     for group, found in ((files.job_files, jobs), (files.template_files, templates)):
         for path in found:
             # A spec symlinked from outside would let a repo read any YAML on the machine.
-            if path.resolve().is_relative_to(root.resolve()):
+            # (Its folder is resolved already: only a link in the last part can lead out.)
+            real = path.resolve() if os.path.islink(path) else path
+            if real.is_relative_to(real_root):
                 group.append(path)
             else:
                 files.diagnostics.append(Diagnostic(display_path(path, cwd), 0, 0, "",

@@ -295,7 +295,8 @@ class _Resolver:
         for key, value in DEFAULTS.items():
             data.setdefault(key, list(value) if isinstance(value, tuple) else value)
         user_vars = {k: self._freeze(v) for k, v in variables.items() if k != "afx"}
-        return Job(name=name, fields=freeze(data), file=path.resolve(), display=doc.file,
+        real = path.resolve() if os.path.islink(path) else path  # its folder is resolved already
+        return Job(name=name, fields=freeze(data), file=real, display=doc.file,
                    line=doc.start.line, root=self.root, template_chain=chain,
                    matrix=freeze(matrix_values), vars=freeze(user_vars), base_name=base, origins=origins,
                    paths=MappingProxyType(local_paths))

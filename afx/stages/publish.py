@@ -22,7 +22,7 @@ from typing import Any
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.publish.base import Item, PublishError
-from afx.publish.ledger import Ledger, ledger_path
+from afx.publish.ledger import Ledger, ledger_path, read_controls
 from afx.publish.publishers import for_platform
 from afx.spec.job import Job, thaw
 
@@ -77,15 +77,12 @@ class PublishStage:
         return {"publish": thaw(config.get("publish") or {})}
 
     def state(self, job: Job) -> Mapping[str, Any]:
-        if not ledger_path(job.root).exists():  # planning must not create files
-            controls = {"approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0}
-            token = Ledger.token_of(controls)
-        else:
-            with Ledger(job.root) as ledger:
-                token = ledger.state_token(job.name)
-                controls = ledger.controls(job.name)
+        # Read-only, and once per run for all jobs (planning must not create files, and a
+        # 200-job plan must not open the ledger 200 times).
+        controls = _controls_cache(job.root).get(job.name) or {
+            "approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0}
         status, _ = decide(job, controls, time.time())
-        return {"ledger": token, "decision": status}
+        return {"ledger": Ledger.token_of(controls), "decision": status}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         job = ctx.job
@@ -144,6 +141,22 @@ class PublishStage:
         ledger.save(job.name, platform, state="published", remote_id=done.remote_id, url=done.url, event="published")
         ledger.release(job.name, platform)
         return _result(platform, ledger.row(job.name, platform) or {})
+
+
+_CONTROLS: dict[Path, tuple[float, dict]] = {}
+
+
+def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
+    """Controls of every job, re-read when the ledger file changed (its mtime)."""
+    path = ledger_path(root)
+    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    for extra in (path.with_name(path.name + "-wal"),):
+        if extra.exists():
+            stamp = max(stamp, extra.stat().st_mtime_ns)
+    hit = _CONTROLS.get(root)
+    if hit is None or hit[0] != stamp:
+        hit = _CONTROLS[root] = (stamp, read_controls(root))
+    return hit[1]
 
 
 def _video_for(meta: Mapping[str, Any], platform: str) -> str:

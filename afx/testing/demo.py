@@ -4,7 +4,8 @@
    jobs, and a recording for the upload job (specs/media/, git-ignored).
 2. Serves the fetch jobs' clips from a loopback HTTP server on 127.0.0.1:8765 (the specs'
    URLs; afx.yaml allows that host explicitly).
-3. Runs `afx validate` and `afx run` on specs/, then `afx status`.
+3. Runs `afx validate` and `afx run` on specs/ (every job rendered, packaged and published
+   to the outbox, or staged / scheduled / held as its spec says), `afx jobs`, `afx report`.
 
     python -m afx.testing.demo [SPECS] [-- extra afx run arguments]
 """
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     afx = str(Path(sys.executable).parent / "afx")
     try:
         code = subprocess.call([afx, "validate"], cwd=specs) or subprocess.call([afx, "run", *extra], cwd=specs)
-        subprocess.call([afx, "status"], cwd=specs)
+        subprocess.call([afx, "jobs"], cwd=specs)
+        subprocess.call([afx, "report"], cwd=specs)
     finally:
         httpd.shutdown()
     return code

@@ -127,7 +127,8 @@ class Package(_Cheap, PackageStage):
     def work(self, ctx: StageContext) -> Mapping[str, Any]:
         ctx.output("thumb.jpg", export="thumb.jpg").write_text("THUMB " + _read(ctx, "render", "video.mp4")[:40])
         topic = ctx.job.get("topic", "")
-        return {"publishCopy": {"title": topic[:100], "description": _read(ctx, "script", "script.txt").strip(),
+        title = (ctx.job.get("copy") or {}).get("title") or topic[:100]
+        return {"publishCopy": {"title": title, "description": _read(ctx, "script", "script.txt").strip(),
                                 "hashtags": ["#" + w.lower() for w in topic.split()[:3]]},
                 "score": {"total": 50 + len(topic) % 50}}
 

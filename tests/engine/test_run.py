@@ -325,3 +325,14 @@ def test_plain_lines_when_not_a_terminal(erepo):
     erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Alpha plays\ntone: calm\n")
     r = erepo.afx("run", "-v")
     assert "a: ingest: up to date" in r.err and "a: script: running (field `tone` changed)" in r.err
+
+
+def test_a_copy_only_change_reruns_only_package_and_publish(erepo):
+    erepo.afx("run")
+    erepo.runs()
+    erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Alpha plays\ncopy: {title: Mine}\n")
+    p = plan(erepo, "a")
+    assert [s for s in STAGES if p[("a", s)][0] == "will run"] == ["package", "publish"]
+    assert p[("a", "package")][1] == "field `copy` added"
+    erepo.afx("run")
+    assert erepo.ran() == {("a", "package"), ("a", "publish")}
