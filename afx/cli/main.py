@@ -336,6 +336,58 @@ def cache_gc(ctx: click.Context, dry_run: bool) -> int:
     return gc(_env(ctx), dry_run=dry_run)
 
 
+_data_dir = click.option("--data-dir", envvar="AFX_DATA_DIR", type=click.Path(file_okay=False),
+                         help="Where the server keeps its database, uploads, cache and outputs "
+                              "(default: ~/.local/share/afx/server; AFX_DATABASE_URL for Postgres).")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@_data_dir
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Jobs run at once.")
+@click.option("--rate-limit", default=60, show_default=True, type=click.IntRange(1, 10**9),
+              help="Requests per minute per API key.")
+@click.option("--max-active", default=10, show_default=True, type=click.IntRange(1, 10**6),
+              help="Queued + running jobs per account.")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True),
+              help="afx.yaml-style settings for jobs (fetch allow-list, publishers); default: DATA_DIR/afx.yaml.")
+@click.option("--max-upload", type=click.IntRange(1), default=500 * 1024 * 1024, hidden=True,
+              help="Upload limit in bytes (tests use a small one).")
+@click.option("--attempts", type=click.IntRange(1, 100), default=3, hidden=True,
+              help="Runs a job gets when the server keeps stopping under it.")
+@click.option("--tick", type=click.FloatRange(0.05, 3600), default=1.0, hidden=True,
+              help="Seconds between checks for scheduled publishes.")
+@output_options
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, data_dir: str | None, workers: int, rate_limit: int,
+          max_active: int, config: str | None, max_upload: int, attempts: int, tick: float) -> int:
+    """Serve the AuraFlux v1 API (under /v1) over afx's engine."""
+    from afx.cli.commands.serve import serve as serve_cmd
+
+    return serve_cmd(_env(ctx), host=host, port=port, data_dir=data_dir, workers=workers, rate_limit=rate_limit,
+                     max_active=max_active, config=config, max_upload=max_upload, attempts=attempts, tick=tick)
+
+
+@cli.group()
+def keys() -> None:
+    """API keys for `afx serve`."""
+
+
+@keys.command("create")
+@_data_dir
+@click.option("--plan", type=click.Choice(["operate", "guided"]), default="operate", show_default=True)
+@click.option("--credits", type=click.IntRange(0, 10**9), help="Credits to start with (default: the plan's 50).")
+@click.option("--account", help="Add a key to this existing account instead of creating one.")
+@output_options
+@click.pass_context
+def keys_create(ctx: click.Context, data_dir: str | None, plan: str, credits: int | None, account: str | None) -> int:
+    """Create an account (or use --account) and print a new af_live_ key, once."""
+    from afx.cli.commands.serve import create_key
+
+    return create_key(_env(ctx), data_dir=data_dir, plan=plan, credits=credits, account=account)
+
+
 def report(env: Environment, exc: AfxError) -> None:
     if env.json:
         env.emit_json(exc.to_dict())

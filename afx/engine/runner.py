@@ -67,8 +67,13 @@ class JobReport:
     stages: list[StagePlan] = field(default_factory=list)
     status: str = "planned"  # planned | complete | partial | failed | cancelled
     error: str = ""
+    error_kind: str = ""  # "job": the input's fault (an AfxError); "server": anything else
     out_current: bool = True
     lock: dict[str, Any] | None = None  # the job's afx.lock block, when complete
+    failed_stage: str = ""
+    # The stages that finished, by name (not serialised): what a caller can still use of a
+    # job that failed late (afx serve keeps a video whose publish failed).
+    artifacts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def stale(self) -> bool:
@@ -135,6 +140,8 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
                 raise
             except Exception as exc:  # a stage failure is reported, never a crash of the run
                 report.status, report.error = "failed", _describe(stage.name, exc, options.verbose)
+                report.error_kind = "job" if isinstance(exc, AfxError) else "server"
+                report.failed_stage, report.artifacts = stage.name, dict(artifacts)
                 emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "failed",
                       "error": report.error})
                 return report

@@ -1,0 +1,76 @@
+"""afx serve / afx keys: the AuraFlux v1 API on this machine (issue 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from afx.cli.env import Environment
+from afx.errors import ExitStatus, SpecError, UsageError
+
+
+def settings_for(data_dir: str | None, **overrides):  # type: ignore[no-untyped-def]
+    from afx.server.settings import Settings
+
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir:
+        kwargs["data_dir"] = Path(data_dir)
+    return Settings(**kwargs)
+
+
+def _config(path: Path | None, data_dir: Path) -> dict:
+    """afx.yaml-style settings for the server's jobs: fetch allow-list, publishers."""
+    from afx.spec.repo import load_config
+
+    path = path or (data_dir / "afx.yaml")
+    if not path.is_file():
+        return {}
+    config, diags = load_config(path)
+    if diags:
+        raise SpecError(diags)
+    return config
+
+
+def serve(env: Environment, *, host: str, port: int, data_dir: str | None, workers: int, rate_limit: int,
+          max_active: int, config: str | None, max_upload: int, attempts: int, tick: float) -> int:
+    import uvicorn
+
+    from afx.server.app import create_app
+
+    settings = settings_for(data_dir, workers=workers, rate_limit=rate_limit, max_active=max_active,
+                            max_upload=max_upload, attempts=attempts, tick=tick)
+    settings.config = _config(Path(config) if config else None, settings.data_dir)
+    import os
+
+    settings.pipeline = os.environ.get("AFX_PIPELINE") or None
+    app = create_app(settings)
+    env.info(f"afx serve: http://{host}:{port}/v1 (docs at /docs), data in {settings.data_dir}")
+    uvicorn.run(app, host=host, port=port, log_level="warning" if env.verbosity <= 0 else "info",
+                access_log=env.verbosity > 0, timeout_graceful_shutdown=5)
+    return int(ExitStatus.OK)
+
+
+def create_key(env: Environment, *, data_dir: str | None, plan: str, credits: int | None,
+               account: str | None) -> int:
+    from afx.server import accounts, db
+
+    settings = settings_for(data_dir)
+    engine = db.connect(settings.database_url)
+    try:
+        if account:
+            acct_id = account
+        else:
+            acct_id = accounts.create_account(engine, plan, credits).id
+        try:
+            key = accounts.create_key(engine, acct_id)
+        except LookupError as exc:
+            raise UsageError(str(exc), hint="omit --account to create a new account") from None
+        info = accounts.summary(engine, acct_id)
+    finally:
+        engine.dispose()
+    if env.json:
+        env.emit_json({"key": key, **info})
+    else:
+        env.out(key)
+        env.info(f"account {info['accountId']} ({info['planTier']}, {info['credits']['balance']} credits); "
+                 "the key is shown once: only its hash is kept")
+    return int(ExitStatus.OK)

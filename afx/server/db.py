@@ -1,0 +1,200 @@
+"""The server's database: SQLAlchemy Core tables, migrations, and how transactions begin.
+
+SQLite (WAL, a file in the data dir) by default; any SQLAlchemy Postgres URL through
+AFX_DATABASE_URL (`postgresql+psycopg://user@host/db`). Both get the same tables from the
+same numbered migrations, recorded in `schema_migrations`.
+
+Writes that must not race (a submission checks the balance and the active-job count, then
+debits and inserts) run in `write()`: on SQLite a BEGIN IMMEDIATE transaction (one writer at
+a time, readers unaffected under WAL), on Postgres a transaction that locks the account row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("plan", String(20), nullable=False),
+    Column("included", Integer, nullable=False),  # credits the plan came with
+    Column("balance", Integer, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(40), primary_key=True),  # the key's public part (af_live_<id>_...)
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False),  # sha256 of the whole key; the key itself is never stored
+    Column("created", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+# Append-only. One debit and at most one refund per job, by constraint: a retried request or
+# a crashed worker can never charge or refund twice.
+credit_events = Table(
+    "credit_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("job_id", String(40)),
+    Column("kind", String(10), nullable=False),  # grant | debit | refund
+    Column("amount", Integer, nullable=False),  # signed: debits are negative
+    Column("reason", Text),
+    Column("created", Float, nullable=False),
+    UniqueConstraint("job_id", "kind", name="one_event_per_job_and_kind"),
+)
+
+uploads = Table(
+    "uploads", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("stored", String(200), nullable=False),  # file name under the uploads dir (generated)
+    Column("filename", String(255)),  # the client's name, for display only
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+templates = Table(
+    "templates", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(200)),
+    Column("body", Text, nullable=False),  # JSON, as validated
+    Column("created", Float, nullable=False),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("status", String(20), nullable=False),  # queued | running | complete | published | failed | cancelled
+    Column("run_kind", String(10), nullable=False, default="build"),  # build | publish (after approve / schedule)
+    Column("body", Text, nullable=False),  # the request as sent (JSON)
+    Column("fields", Text, nullable=False),  # the resolved job (JSON): what the worker runs
+    Column("upload_id", String(40)),
+    Column("credit_cost", Integer, nullable=False),
+    Column("staging", Boolean, nullable=False, default=False),
+    Column("scheduled_at", String(40)),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("started", Float),
+    Column("finished", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("worker", String(80)),  # host:pid:starttime of the child running it
+    Column("stage", String(20)),
+    Column("progress", Float),
+    Column("error", Text),
+    Column("error_kind", String(10)),  # job (the input's fault) | server
+    Column("result", Text),  # JSON: out/<job>/result.json when complete
+    Column("score", Integer),
+)
+Index("jobs_account_created", jobs.c.account_id, jobs.c.created)
+Index("jobs_status", jobs.c.status)
+
+idempotency = Table(
+    "idempotency", metadata,
+    Column("account_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request", String(64), nullable=False),  # sha256 of method, path and body
+    Column("state", String(10), nullable=False),  # in_flight | done
+    Column("status_code", Integer),
+    Column("response", Text),
+    Column("created", Float, nullable=False),
+)
+
+schema_migrations = Table(
+    "schema_migrations", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied", Float, nullable=False),
+)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[accounts, api_keys, credit_events, uploads, templates, jobs, idempotency])
+
+
+# Append only: a released migration is never edited; a change is a new function.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+
+
+def connect(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # SQLAlchemy's begin event decides how to begin
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            immediate = conn.get_execution_options().get("afx_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the migrations not yet applied; returns the schema version."""
+    with engine.connect().execution_options(afx_write=True) as conn, conn.begin():
+        if is_postgres(conn):  # two servers starting at once: one migrates, the other waits
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7340301)")
+        schema_migrations.create(conn, checkfirst=True)
+        done = {row[0] for row in conn.execute(select(schema_migrations.c.version))}
+        for version, step in enumerate(MIGRATIONS, start=1):
+            if version not in done:
+                step(conn)
+                conn.execute(schema_migrations.insert().values(version=version, applied=time.time()))
+    return len(MIGRATIONS)
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """A transaction for a read-check-write: serialised against other writers (see above)."""
+    with engine.connect().execution_options(afx_write=True) as conn, conn.begin():
+        yield conn
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"

@@ -1,0 +1,86 @@
+"""Idempotency-Key on POST: the same key and request replay the first answer.
+
+Per account and key: the first request is recorded `in_flight`; its answer (any status
+below 500) is stored with it. The same key with the same request gets that answer again;
+with a different request, 422; while the first is still in flight, 409. A 5xx answer, or a
+request that dies, releases the key so a retry can run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from afx.server import db
+from afx.server.jobs import Refused
+
+MAX_KEY = 255
+
+
+def request_hash(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(b"\0".join((method.encode(), path.encode(), body))).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY or not key.isprintable():
+        raise Refused(400, "bad_idempotency_key", f"Idempotency-Key must be 1-{MAX_KEY} printable characters")
+    return key
+
+
+def begin(engine: Engine, account_id: str, key: str, request: str) -> tuple[int, Any] | None:
+    """None: go ahead (the key is now ours). (status, body): replay this answer."""
+    try:
+        with db.write(engine) as conn:
+            conn.execute(insert(db.idempotency).values(account_id=account_id, key=key, request=request,
+                                                       state="in_flight", created=time.time()))
+        return None
+    except IntegrityError:
+        pass
+    with db.read(engine) as conn:
+        row = conn.execute(select(db.idempotency).where(db.idempotency.c.account_id == account_id,
+                                                        db.idempotency.c.key == key)).mappings().first()
+    if row is None:  # released between our insert and this read: try once more
+        return begin(engine, account_id, key, request)
+    if row["state"] == "in_flight":
+        raise Refused(409, "idempotency_in_flight", "a request with this Idempotency-Key is still being processed")
+    if row["request"] != request:
+        raise Refused(422, "idempotency_mismatch", "this Idempotency-Key was used with a different request")
+    return row["status_code"], json.loads(row["response"])
+
+
+def set_request(engine: Engine, account_id: str, key: str, request: str) -> None:
+    """For a streamed body: the request's hash, once it is known."""
+    with db.write(engine) as conn:
+        conn.execute(update(db.idempotency).where(db.idempotency.c.account_id == account_id,
+                                                  db.idempotency.c.key == key).values(request=request))
+
+
+def finish(engine: Engine, account_id: str, key: str, status: int, body: Any) -> None:
+    with db.write(engine) as conn:
+        if status >= 500:
+            conn.execute(delete(db.idempotency).where(db.idempotency.c.account_id == account_id,
+                                                      db.idempotency.c.key == key))
+        else:
+            conn.execute(update(db.idempotency).where(db.idempotency.c.account_id == account_id,
+                                                      db.idempotency.c.key == key)
+                         .values(state="done", status_code=status, response=json.dumps(body)))
+
+
+def release(engine: Engine, account_id: str, key: str) -> None:
+    with db.write(engine) as conn:
+        conn.execute(delete(db.idempotency).where(db.idempotency.c.account_id == account_id,
+                                                  db.idempotency.c.key == key,
+                                                  db.idempotency.c.state == "in_flight"))
+
+
+def peek(engine: Engine, account_id: str, key: str) -> dict[str, Any] | None:
+    with db.read(engine) as conn:
+        row = conn.execute(select(db.idempotency).where(db.idempotency.c.account_id == account_id,
+                                                        db.idempotency.c.key == key)).mappings().first()
+    return dict(row) if row else None

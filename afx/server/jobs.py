@@ -1,0 +1,221 @@
+"""Jobs on the server: submission, the shapes GET returns, cancel, approve, schedule.
+
+A submission is one transaction: the body is resolved first (the same resolver as the CLI,
+outside the transaction), then, serialised per account, the active-job count and the
+balance are checked, the credits debited and the job inserted; any failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from afx.server import accounts, db
+from afx.server.settings import Settings
+
+ACTIVE = ("queued", "running")
+FINAL = ("complete", "published", "failed", "cancelled")
+STATUSES = ("queued", "running", "complete", "published", "failed", "cancelled")
+
+
+class Refused(Exception):
+    """A request the API answers with an error status (402, 404, 409, 429...)."""
+
+    def __init__(self, http_status: int, code: str, message: str, /, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = http_status, code, message, extra
+
+
+def iso(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def account_templates(engine: Engine, account_id: str) -> dict[str, dict[str, Any]]:
+    with db.read(engine) as conn:
+        rows = conn.execute(select(db.templates.c.id, db.templates.c.body)
+                            .where(db.templates.c.account_id == account_id)).all()
+    return {r.id: json.loads(r.body) for r in rows}
+
+
+def upload_paths(engine: Engine, settings: Settings, account_id: str, file_id: Any) -> dict[str, Path]:
+    if not isinstance(file_id, str):
+        return {}
+    with db.read(engine) as conn:
+        row = conn.execute(select(db.uploads.c.stored).where(
+            db.uploads.c.id == file_id, db.uploads.c.account_id == account_id)).first()
+    return {file_id: settings.uploads_dir / row.stored} if row else {}
+
+
+def submit(engine: Engine, settings: Settings, account_id: str, body: Any) -> dict[str, Any]:
+    """POST /jobs. Raises SpecError (422) or Refused; returns the 201 answer."""
+    from afx.spec.api import resolve_body
+
+    job_id = accounts.new_id("job")
+    root = settings.account_root(account_id)
+    job = resolve_body(body, name=job_id, root=root, templates=account_templates(engine, account_id),
+                       uploads=upload_paths(engine, settings, account_id, body.get("fileId")
+                                            if isinstance(body, dict) else None))
+    fields = job.to_dict()
+    cost = accounts.credit_cost(fields)
+    now = time.time()
+    with db.write(engine) as conn:
+        lock = select(db.accounts.c.balance).where(db.accounts.c.id == account_id)
+        if db.is_postgres(conn):
+            lock = lock.with_for_update()  # serialises this account's submissions
+        conn.execute(lock)
+        active = conn.execute(select(func.count()).select_from(db.jobs).where(
+            db.jobs.c.account_id == account_id, db.jobs.c.status.in_(ACTIVE))).scalar()
+        if active >= settings.max_active:
+            raise Refused(429, "too_many_active_jobs",
+                          f"{active} jobs are queued or running; the limit is {settings.max_active}",
+                          limit=settings.max_active)
+        if not accounts.debit(conn, account_id, job_id, cost):
+            balance = conn.execute(lock.with_only_columns(db.accounts.c.balance)).scalar()
+            raise Refused(402, "insufficient_credits",
+                          f"this job costs {cost} credit(s); the balance is {balance}",
+                          creditCost=cost, balance=balance)
+        conn.execute(insert(db.jobs).values(
+            id=job_id, account_id=account_id, status="queued", run_kind="build",
+            body=json.dumps(body, sort_keys=True), fields=json.dumps(fields, sort_keys=True),
+            upload_id=fields.get("fileId"), credit_cost=cost, staging=bool(fields.get("staging")),
+            scheduled_at=fields.get("scheduledAt"), created=now, updated=now, attempts=0))
+        balance = conn.execute(select(db.accounts.c.balance).where(db.accounts.c.id == account_id)).scalar()
+    return {"jobId": job_id, "status": "queued", "creditCost": cost, "balance": balance}
+
+
+def get_row(engine: Engine, account_id: str, job_id: str) -> Mapping[str, Any]:
+    with db.read(engine) as conn:
+        row = conn.execute(select(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.account_id == account_id)
+                           ).mappings().first()
+    if row is None:  # another account's job is as absent as a job that never existed
+        raise Refused(404, "not_found", f"no job {job_id!r}")
+    return row
+
+
+def file_url(base: str, job_id: str, name: str | None) -> str | None:
+    return f"{base}/v1/jobs/{job_id}/files/{name}" if name else None
+
+
+def status_view(row: Mapping[str, Any], base: str) -> dict[str, Any]:
+    """GET /jobs/:id: the reference's fields, then afx's."""
+    fields = json.loads(row["fields"])
+    result = json.loads(row["result"]) if row["result"] else None
+    out: dict[str, Any] = {"jobId": row["id"], "status": row["status"]}
+    if result and result.get("videoUrl"):
+        out["outputUrl"] = file_url(base, row["id"], result["videoUrl"])
+    if row["score"] is not None:
+        out["score"] = row["score"]
+    out["platforms"] = list(fields.get("platforms") or [])
+    out["createdAt"] = iso(row["created"])
+    out.update({"entry": fields.get("entry"), "format": fields.get("format"), "topic": fields.get("topic"),
+                "publishMode": fields.get("publishMode"), "staging": bool(row["staging"]),
+                "scheduledAt": row["scheduled_at"], "creditCost": row["credit_cost"],
+                "updatedAt": iso(row["updated"])})
+    if row["status"] == "running":
+        out["stage"], out["progress"] = row["stage"], row["progress"]
+    if row["error"]:
+        out["error"] = row["error"]
+    if result:
+        out["publishResults"] = result.get("publishResults", [])
+    return out
+
+
+def result_view(row: Mapping[str, Any], base: str) -> dict[str, Any] | None:
+    """GET /jobs/:id/result, or None while the job has no result (202)."""
+    if not row["result"] or row["status"] not in ("complete", "published"):
+        return None
+    result = json.loads(row["result"])
+    job_id = row["id"]
+    result["jobId"] = job_id
+    result["status"] = row["status"]
+    result["videoUrl"] = file_url(base, job_id, result.get("videoUrl"))
+    result["thumbnailUrl"] = file_url(base, job_id, result.get("thumbnailUrl"))
+    extras = result.get("afx") or {}
+    extras["files"] = {name: file_url(base, job_id, name) for name in extras.get("files", [])}
+    result["afx"] = extras
+    return result
+
+
+def list_jobs(engine: Engine, account_id: str, base: str, *, limit: int, offset: int,
+              status: str | None) -> dict[str, Any]:
+    query = select(db.jobs).where(db.jobs.c.account_id == account_id)
+    count = select(func.count()).select_from(db.jobs).where(db.jobs.c.account_id == account_id)
+    if status:
+        query, count = query.where(db.jobs.c.status == status), count.where(db.jobs.c.status == status)
+    with db.read(engine) as conn:
+        rows = conn.execute(query.order_by(db.jobs.c.created.desc(), db.jobs.c.id.desc())
+                            .limit(limit).offset(offset)).mappings().all()
+        total = conn.execute(count).scalar()
+    return {"jobs": [status_view(r, base) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+def cancel(engine: Engine, account_id: str, job_id: str) -> dict[str, Any]:
+    """DELETE /jobs/:id: queued or running only. A job cancelled before it ran is refunded."""
+    with db.write(engine) as conn:
+        row = conn.execute(select(db.jobs.c.status, db.jobs.c.started, db.jobs.c.run_kind).where(
+            db.jobs.c.id == job_id, db.jobs.c.account_id == account_id)).first()
+        if row is None:
+            raise Refused(404, "not_found", f"no job {job_id!r}")
+        if row.status not in ACTIVE:
+            raise Refused(409, "not_cancellable", f"job {job_id} is {row.status}; only queued or running jobs "
+                          "can be cancelled", status=row.status)
+        conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(
+            status="cancelled", updated=time.time(), finished=time.time(), error="cancelled by request"))
+        never_ran = row.status == "queued" and row.started is None and row.run_kind == "build"
+        refunded = accounts.refund(conn, account_id, job_id, "cancelled before it ran") if never_ran else False
+    return {"jobId": job_id, "status": "cancelled", "refunded": refunded}
+
+
+def approve(engine: Engine, settings: Settings, account_id: str, job_id: str) -> dict[str, Any]:
+    """POST /jobs/:id/approve-publish: release a staged job to publish.
+
+    Also the way to publish a `manual` job, and to retry a publish that failed (an expired
+    token, say): the job's publish stage runs again; the ledger keeps it to once per platform.
+    """
+    from afx.publish.ledger import Ledger
+
+    row = get_row(engine, account_id, job_id)
+    fields = json.loads(row["fields"])
+    if row["status"] in ("failed", "cancelled", "published"):
+        raise Refused(409, "not_approvable", f"job {job_id} is {row['status']}", status=row["status"])
+    manual = fields.get("publishMode") == "manual"
+    failed_publish = row["status"] == "complete" and bool(row["error"])
+    if not (row["staging"] or manual or failed_publish):
+        raise Refused(409, "not_staged", f"job {job_id} was not submitted with staging: true; it publishes "
+                      f"{'at its scheduled time' if fields.get('publishMode') == 'scheduled' else 'by itself'}")
+    with Ledger(settings.account_root(account_id)) as ledger:
+        ledger.approve(job_id)
+        if manual or failed_publish:
+            ledger.request(job_id)
+    requeue_publish(engine, job_id)
+    return {"jobId": job_id, "status": get_row(engine, account_id, job_id)["status"], "approved": True}
+
+
+def schedule(engine: Engine, settings: Settings, account_id: str, job_id: str, at: str | None) -> dict[str, Any]:
+    """PATCH /jobs/:id/schedule: set the publish time, or unschedule with null."""
+    from afx.publish.ledger import Ledger
+
+    row = get_row(engine, account_id, job_id)
+    if row["status"] in ("failed", "cancelled", "published"):
+        raise Refused(409, "not_schedulable", f"job {job_id} is {row['status']}", status=row["status"])
+    with Ledger(settings.account_root(account_id)) as ledger:
+        ledger.schedule(job_id, at)
+    with db.write(engine) as conn:
+        conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(scheduled_at=at, updated=time.time()))
+    return {"jobId": job_id, "scheduledAt": at}
+
+
+def requeue_publish(engine: Engine, job_id: str) -> bool:
+    """Run a built job again for its publish stage (everything else comes from the cache)."""
+    with db.write(engine) as conn:
+        done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "complete")
+                            .values(status="queued", run_kind="publish", updated=time.time(), error=None))
+    return done.rowcount == 1

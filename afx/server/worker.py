@@ -1,0 +1,339 @@
+"""Background workers: claim queued jobs, run each in a child process, record the outcome.
+
+- A claim is one conditional UPDATE (queued -> running, attempts + 1), so two workers (or
+  two servers on one Postgres) never run the same job.
+- The child (afx.server.child) reports progress as JSON lines; cancel kills its process
+  group (the child and its ffmpeg).
+- Restart: a job left `running` by a killed server is requeued, its leftover child killed;
+  after `attempts` runs it is failed and refunded instead (a job that kills its server
+  must not loop forever).
+- A scheduler tick requeues built jobs whose publish has become due: approved, requested,
+  or scheduled and the time has come. The publish stage and its ledger make a rerun safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from afx.server import accounts, db
+from afx.server.jobs import requeue_publish
+from afx.server.settings import Settings
+
+log = logging.getLogger("afx.server")
+HOST = socket.gethostname()
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _kill_leftover(worker: str | None) -> None:
+    """Kill the process group a dead server's worker left, if it is still that process."""
+    if not worker:
+        return
+    host, _, rest = worker.partition(":")
+    pid_s, _, started = rest.partition(":")
+    if host != HOST or not pid_s.isdigit():
+        return
+    pid = int(pid_s)
+    if started and _start_time(pid) == started:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Workers:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine, self.settings = engine, settings
+        self.stopping = threading.Event()
+        self.wake = threading.Condition()
+        self.threads: list[threading.Thread] = []
+        self.children: dict[str, subprocess.Popen] = {}
+        self.cancelled: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        from afx.engine.store import Store
+
+        store = Store(self.settings.cache_dir)
+        try:
+            store.clean_tmp()
+        finally:
+            store.close()
+        for i in range(self.settings.workers):
+            t = threading.Thread(target=self._loop, name=f"afx-worker-{i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        t = threading.Thread(target=self._scheduler, name="afx-scheduler", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def stop(self) -> None:
+        """Stop claiming; kill running children and put their jobs back in the queue."""
+        self.stopping.set()
+        self.notify()
+        with self._lock:
+            running = dict(self.children)
+        for job_id, proc in running.items():
+            _killpg(proc)
+            with db.write(self.engine) as conn:
+                conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+                             .values(status="queued", attempts=db.jobs.c.attempts - 1, worker=None,
+                                     updated=time.time()))
+        for t in self.threads:
+            t.join(timeout=5)
+
+    def notify(self) -> None:
+        with self.wake:
+            self.wake.notify_all()
+
+    def cancel(self, job_id: str) -> None:
+        """The API cancelled a job: if one of ours runs it, kill it now."""
+        with self._lock:
+            self.cancelled.add(job_id)
+            proc = self.children.get(job_id)
+        if proc is not None:
+            _killpg(proc)
+
+    def recover(self) -> None:
+        with db.write(self.engine) as conn:
+            rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.attempts, db.jobs.c.worker,
+                                       db.jobs.c.run_kind).where(db.jobs.c.status == "running")).all()
+            for row in rows:
+                _kill_leftover(row.worker)
+                if row.attempts >= self.settings.attempts:
+                    if row.run_kind == "publish":
+                        values = {"status": "complete", "error": "publish: the server stopped during it "
+                                  f"{row.attempts} times; approve or reschedule to try again"}
+                    else:
+                        values = {"status": "failed", "error_kind": "server",
+                                  "error": f"the server stopped during this job {row.attempts} times"}
+                        accounts.refund(conn, row.account_id, row.id, "failed: server stopped repeatedly")
+                    conn.execute(update(db.jobs).where(db.jobs.c.id == row.id).values(
+                        **values, worker=None, finished=time.time(), updated=time.time()))
+                else:
+                    conn.execute(update(db.jobs).where(db.jobs.c.id == row.id).values(
+                        status="queued", worker=None, updated=time.time()))
+                log.warning("job %s was running when the server stopped: %s", row.id,
+                            "requeued" if row.attempts < self.settings.attempts else "given up")
+
+    # -- claiming and running -------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                row = self.claim()
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+                log.exception("claiming a job failed")
+                row = None
+            if row is None:
+                with self.wake:
+                    self.wake.wait(timeout=0.5)
+                continue
+            try:
+                self.run(row)
+            except Exception:  # noqa: BLE001
+                log.exception("job %s: the worker failed", row["id"])
+                self._finish(row, {"status": "failed", "error": "internal error in the worker",
+                                   "error_kind": "server"})
+
+    def claim(self) -> Mapping[str, Any] | None:
+        with db.write(self.engine) as conn:
+            row = conn.execute(select(db.jobs.c.id).where(db.jobs.c.status == "queued")
+                               .order_by(db.jobs.c.created, db.jobs.c.id).limit(1)).first()
+            if row is None:
+                return None
+            now = time.time()
+            done = conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "queued").values(
+                status="running", attempts=db.jobs.c.attempts + 1, started=now, updated=now, stage=None,
+                progress=0.0, worker=None))
+            if done.rowcount != 1:
+                return None
+            return conn.execute(select(db.jobs).where(db.jobs.c.id == row.id)).mappings().one()
+
+    def run(self, row: Mapping[str, Any]) -> None:
+        job_id, account_id = row["id"], row["account_id"]
+        upload = None
+        if row["upload_id"]:
+            with db.read(self.engine) as conn:
+                stored = conn.execute(select(db.uploads.c.stored).where(db.uploads.c.id == row["upload_id"])).scalar()
+            upload = str(self.settings.uploads_dir / stored) if stored else None
+        task = {"job_id": job_id, "fields": json.loads(row["fields"]),
+                "root": str(self.settings.account_root(account_id)), "upload": upload,
+                "store": str(self.settings.cache_dir), "config": self.settings.config,
+                "pipeline": self.settings.pipeline}
+        logs = self.settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{job_id}.log", "ab") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", "afx.server.child"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+        with self._lock:
+            self.children[job_id] = proc
+        try:
+            with db.write(self.engine) as conn:
+                conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(
+                    worker=f"{HOST}:{proc.pid}:{_start_time(proc.pid)}"))
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(task).encode())
+            proc.stdin.close()
+            report = self._follow(job_id, proc)
+        finally:
+            with self._lock:
+                self.children.pop(job_id, None)
+                cancelled = job_id in self.cancelled
+                self.cancelled.discard(job_id)
+            if proc.poll() is None:
+                _killpg(proc)
+            proc.wait()
+        if cancelled or self.stopping.is_set():
+            return  # the API (or stop()) has set the job's status already
+        if report is None:
+            self._crashed(row, proc.returncode)
+        else:
+            self._finish(row, report)
+
+    def _follow(self, job_id: str, proc: subprocess.Popen) -> dict[str, Any] | None:
+        """Read the child's events until it exits; keep the job's stage and progress current."""
+        assert proc.stdout is not None
+        report = None
+        last_write = 0.0
+        stage, fraction = None, 0.0
+        buffer = b""
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        try:
+            while True:
+                if not sel.select(timeout=0.5):
+                    if proc.poll() is not None:
+                        break
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    kind = event.get("event")
+                    if kind == "report":
+                        report = event
+                    elif kind == "stage" and event.get("status") == "running":
+                        stage, fraction = event.get("stage"), 0.0
+                    elif kind == "progress":
+                        stage, fraction = event.get("stage"), float(event.get("fraction") or 0.0)
+                    elif kind == "stage" and event.get("status") == "failed":
+                        stage = event.get("stage")
+                    now = time.monotonic()
+                    if kind in ("stage", "progress") and now - last_write > 0.5:
+                        last_write = now
+                        with db.write(self.engine) as conn:
+                            conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+                                         .values(stage=stage, progress=round(fraction, 4), updated=time.time()))
+        finally:
+            sel.close()
+        return report
+
+    def _crashed(self, row: Mapping[str, Any], code: int | None) -> None:
+        attempts = row["attempts"]
+        why = f"the job's process ended without a result (exit status {code})"
+        if attempts < self.settings.attempts:
+            with db.write(self.engine) as conn:
+                conn.execute(update(db.jobs).where(db.jobs.c.id == row["id"], db.jobs.c.status == "running")
+                             .values(status="queued", worker=None, updated=time.time(), error=why))
+            self.notify()
+            return
+        self._finish(row, {"status": "failed", "error": why, "error_kind": "server"})
+
+    def _finish(self, row: Mapping[str, Any], report: Mapping[str, Any]) -> None:
+        job_id, account_id = row["id"], row["account_id"]
+        now = time.time()
+        values: dict[str, Any] = {"worker": None, "updated": now, "finished": now, "stage": None, "progress": None}
+        refund = False
+        if report.get("status") == "complete":
+            result = report.get("result") or {}
+            results = result.get("publishResults") or []
+            published = bool(results) and all(r.get("status") == "published" for r in results)
+            score = (result.get("afx") or {}).get("score") or {}
+            values.update(status="published" if published else "complete", result=json.dumps(result),
+                          score=score.get("total"), error=None, error_kind=None)
+        elif report.get("failed_stage") == "publish" and report.get("result"):
+            # The video and its package are done: a publish that failed (expired credentials, a
+            # platform's refusal) leaves the job built and publishable again, not failed.
+            values.update(status="complete", error=report.get("error"), error_kind="job",
+                          result=json.dumps(report["result"]))
+        else:
+            kind = report.get("error_kind") or "server"
+            values.update(status="failed", error=report.get("error") or "failed", error_kind=kind)
+            refund = kind == "server"
+        with db.write(self.engine) as conn:
+            done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+                                .values(**values))
+            if done.rowcount == 1 and refund and row["run_kind"] == "build":
+                accounts.refund(conn, account_id, job_id, "failed for a server-side reason")
+
+    # -- scheduler ------------------------------------------------------------------------
+    def _scheduler(self) -> None:
+        while not self.stopping.wait(self.settings.tick):
+            try:
+                if self.due():
+                    self.notify()
+            except Exception:  # noqa: BLE001
+                log.exception("scheduler tick failed")
+
+    def due(self) -> int:
+        """Requeue built jobs whose publish is due now. Returns how many."""
+        from afx.publish.ledger import read_controls
+        from afx.spec.api import job_from_fields
+        from afx.stages.publish import decide
+
+        with db.read(self.engine) as conn:
+            rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.fields, db.jobs.c.result,
+                                       db.jobs.c.error)
+                                .where(db.jobs.c.status == "complete")).all()
+        controls: dict[str, dict] = {}
+        now = time.time()
+        count = 0
+        for row in rows:
+            result = json.loads(row.result) if row.result else {}
+            waiting = [r for r in result.get("publishResults") or []
+                       if r.get("status") in ("staged", "scheduled", "manual", "unscheduled")]
+            if not waiting:
+                continue
+            if row.account_id not in controls:
+                controls[row.account_id] = read_controls(self.settings.account_root(row.account_id))
+            root = self.settings.account_root(row.account_id)
+            job = job_from_fields(json.loads(row.fields), name=row.id, root=root)
+            status, _ = decide(job, controls[row.account_id].get(row.id) or {}, now)
+            if status == "publish" and requeue_publish(self.engine, row.id):
+                count += 1
+        return count
+
+
+def _killpg(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

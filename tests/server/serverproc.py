@@ -1,0 +1,96 @@
+"""A real `afx serve` in a subprocess on 127.0.0.1, for tests (started and stopped by them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+AFX = str(Path(sys.executable).parent / "afx")
+CHEAP = "afx.testing.pipeline:PUBLISHING"  # real stage declarations, cheap work: no media, no network
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
+                 pipeline: str | None = CHEAP) -> None:
+        self.data_dir = Path(data_dir)
+        self.args = list(args)
+        self.env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        self.env.pop("AFX_PIPELINE", None)
+        if pipeline:
+            self.env["AFX_PIPELINE"] = pipeline
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = self.data_dir.parent / f"serve-{self.port}.log"
+
+    def start(self) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([AFX, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
+                                          *self.args], env=self.env, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"afx serve exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/openapi.json", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"afx serve did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def kill9(self) -> None:
+        """kill -9 the server process alone (its job children must die with it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def key(self, credits: int = 100, plan: str = "operate", account: str | None = None) -> str:
+        extra = ["--account", account] if account else []
+        out = subprocess.run([AFX, "keys", "create", "--data-dir", str(self.data_dir), "--credits", str(credits),
+                              "--plan", plan, *extra], env=self.env, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    def client(self, key: str | None = None, **kw) -> httpx.Client:  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url + "/v1", headers=headers, timeout=30, **kw)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_for(client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    last = {}
+    while time.monotonic() < deadline:
+        last = client.get(f"/jobs/{job_id}").json()
+        if last.get("status") in statuses:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not reach {statuses}: {last}")
