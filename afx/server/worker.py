@@ -54,7 +54,11 @@ def _kill_leftover(worker: str | None) -> None:
     if host != HOST or not pid_s.isdigit():
         return
     pid = int(pid_s)
-    if started and _start_time(pid) == started:
+    # The child leads its own process group. Alive and the same process (same start time):
+    # kill the group. Gone: its ffmpeg may live on in the group, and while any member does,
+    # Linux does not hand the number to another process, so killing the group is safe.
+    now = _start_time(pid)
+    if (now and now == started) or not os.path.exists(f"/proc/{pid}"):
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

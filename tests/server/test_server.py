@@ -431,3 +431,60 @@ def test_unknown_routes_use_the_error_shape(srv, api):
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = api.put("/jobs")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_kill_9_mid_job_then_restart_requeues_it(tmp_path):
+    data = tmp_path / "data"
+    first = Server(data, "--tick", "0.2", env={"AFX_TEST_SLEEP": "render:3"}).start()
+    try:
+        key = first.key(credits=5)
+        with first.client(key) as api:
+            job = submit(api, COMPOSE)["jobId"]
+            wait_for(api, job, ("running",))
+            time.sleep(0.3)
+            children = _children(first)
+            assert children
+        first.kill9()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in children):
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in children), "a job's process dies with its server"
+    finally:
+        first.stop()
+    with Server(data, "--tick", "0.2", env={"AFX_TEST_SLEEP": "render:1"}) as second, second.client(key) as api:
+        done = wait_for(api, job, ("published", "failed"), timeout=30)
+        assert done["status"] == "published", done
+        assert api.get("/account").json()["credits"]["balance"] == 4  # charged once, not refunded
+        assert api.get("/jobs").json()["total"] == 1
+
+
+def test_a_job_that_keeps_killing_its_server_is_failed_and_refunded(tmp_path):
+    data = tmp_path / "data"
+    first = Server(data, "--attempts", "1", env={"AFX_TEST_SLEEP": "render:30"}).start()
+    try:
+        key = first.key(credits=5)
+        with first.client(key) as api:
+            job = submit(api, COMPOSE)["jobId"]
+            wait_for(api, job, ("running",))
+        first.kill9()
+    finally:
+        first.stop()
+    with Server(data, "--attempts", "1") as second, second.client(key) as api:
+        status = api.get(f"/jobs/{job}").json()
+        assert status["status"] == "failed" and "server stopped" in status["error"]
+        assert api.get("/account").json()["credits"] == {"balance": 5, "included": 5, "used": 0}
+        again = api.get(f"/jobs/{job}").json()  # nothing runs it again
+        assert again["status"] == "failed"
+    from sqlalchemy import select
+
+    from afx.server import accounts, db
+
+    engine = db.connect(f"sqlite:///{data / 'afx.sqlite'}")
+    try:
+        with db.read(engine) as conn:
+            account_id = conn.execute(select(db.jobs.c.account_id).where(db.jobs.c.id == job)).scalar()
+        with db.write(engine) as conn:
+            assert accounts.refund(conn, account_id, job, "again") is False  # never twice
+        assert accounts.check_ledger(engine, account_id)
+    finally:
+        engine.dispose()

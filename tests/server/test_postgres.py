@@ -1,0 +1,102 @@
+"""The same server on PostgreSQL (AFX_DATABASE_URL): a throwaway cluster made by the test.
+
+Skipped where PostgreSQL's server binaries (initdb, pg_ctl) or psycopg are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.server.serverproc import Server, free_port, wait_for
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / name).exists():
+            return str(folder / name)
+    return None
+
+
+INITDB, PG_CTL = _binary("initdb"), _binary("pg_ctl")
+pytestmark = pytest.mark.skipif(not (INITDB and PG_CTL), reason="PostgreSQL server binaries are not installed")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    pytest.importorskip("psycopg")
+    folder = Path(tempfile.mkdtemp(prefix="afx-pg-", dir="/tmp"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+    try:
+        subprocess.run([*as_user, INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True)
+        subprocess.run([*as_user, PG_CTL, "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"could not start PostgreSQL: {exc}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, PG_CTL, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_migrations_are_the_same_and_idempotent(postgres_url):
+    from sqlalchemy import inspect, select
+
+    from afx.server import db
+
+    engine = db.connect(postgres_url)
+    try:
+        assert db.migrate(engine) == len(db.MIGRATIONS)  # a second run applies nothing new
+        with db.read(engine) as conn:
+            versions = [r[0] for r in conn.execute(select(db.schema_migrations.c.version))]
+        assert versions == list(range(1, len(db.MIGRATIONS) + 1))
+        tables = set(inspect(engine).get_table_names())
+        assert tables >= {t.name for t in db.metadata.sorted_tables}
+    finally:
+        engine.dispose()
+
+
+def test_a_job_and_the_active_cap_on_postgres(postgres_url, tmp_path):
+    env = {"AFX_DATABASE_URL": postgres_url}
+    with Server(tmp_path / "data", "--max-active", "2", "--rate-limit", "100000", env=env) as srv:
+        key = srv.key(credits=20)
+        with srv.client(key) as api:
+            job = api.post("/jobs", json={"entry": "compose", "topic": "On Postgres", "platforms": ["tiktok"]}
+                           ).json()["jobId"]
+            assert wait_for(api, job, ("published", "failed"))["status"] == "published"
+            assert api.get("/account").json()["credits"]["balance"] == 19
+    # A slow worker: submissions race for the cap of 2 active jobs; exactly 2 win.
+    with Server(tmp_path / "data2", "--max-active", "2", "--workers", "1",
+                env={**env, "AFX_TEST_SLEEP": "render:30"}) as srv:
+        key = srv.key(credits=20)
+        codes: list[int] = []
+
+        def go() -> None:
+            with srv.client(key) as c:
+                codes.append(c.post("/jobs", json={"entry": "compose", "topic": "Race"}).status_code)
+        threads = [threading.Thread(target=go) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with srv.client(key) as api:
+            # the first server's job counts against its own account only
+            assert sorted(codes).count(201) == 2, codes
+            assert api.get("/account").json()["credits"]["balance"] == 18
