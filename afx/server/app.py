@@ -7,7 +7,6 @@ and schema `afx validate` uses.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import logging
@@ -530,16 +529,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
         spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = spec.setdefault("components", {}).setdefault("schemas", {})
-        schemas = Path(__file__).resolve().parent.parent / "schemas"
-        for name, file in (("JobSpec", "job.schema.json"), ("TemplateSpec", "template.schema.json")):
-            schema = json.loads((schemas / file).read_text())
-            defs = schema.pop("$defs", {})
-            for key in ("$schema", "$id"):
-                schema.pop(key, None)
-            prefix = f"{name}_"
-            for def_name, def_schema in defs.items():
-                components[prefix + def_name] = _rewrite_refs(copy.deepcopy(def_schema), prefix)
-            components[name] = _rewrite_refs(schema, prefix)
+        components.update(api_schemas())
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                             "description": "af_live_... API key"}}
         spec["security"] = [{"bearer": []}]
@@ -548,6 +538,53 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return spec
 
     return build
+
+
+HTTP_REFUSED = ("file", "matrix", "name")  # local paths, matrices: refused over HTTP; the server names jobs
+CUSTOM = ("errorMessage", "patternErrorMessage", "x-afx-field", "x-afx-at", "$comment")
+
+
+def api_schemas() -> dict[str, Any]:
+    """The job and template schemas as OpenAPI components (JobSpec, TemplateSpec, JobSpec_<def>).
+
+    Field by field the same schemas; the cross-field rules (url for fetch, scheduledAt for
+    scheduled...) are listed in the description instead of as if/then, which OpenAPI tools
+    render poorly and test generators cannot use; the server enforces them all (422).
+    """
+    schemas = Path(__file__).resolve().parent.parent / "schemas"
+    job = json.loads((schemas / "job.schema.json").read_text())
+    template = json.loads((schemas / "template.schema.json").read_text())
+    out: dict[str, Any] = {}
+    for name, def_schema in job.pop("$defs", {}).items():
+        out[f"JobSpec_{name}"] = _clean(_rewrite_refs(def_schema, "JobSpec_"))
+    rules = [r.get("errorMessage", "") for r in (job.get("allOf") or [{}])[0].get("then", {}).get("allOf", [])]
+    job_props = {k: _clean(_rewrite_refs(v, "JobSpec_")) for k, v in job["properties"].items()}
+    out["JobSpec"] = {
+        "title": job.get("title"), "type": "object", "additionalProperties": False,
+        "description": (job.get("description", "") + " Over HTTP, local files and matrices are not accepted "
+                        "(upload files with POST /upload). Rules across fields, checked by the server (422): "
+                        + "; ".join(r for r in rules if r) + "."),
+        "properties": {k: v for k, v in job_props.items() if k not in HTTP_REFUSED},
+    }
+    template.pop("$defs", None)
+    t_props = {}
+    for key, value in template["properties"].items():
+        ref = value.get("$ref", "") if isinstance(value, dict) else ""
+        if ref.startswith("job.schema.json#/properties/"):
+            value = {**job_props[ref.rsplit("/", 1)[1]], **{k: v for k, v in value.items() if k != "$ref"}}
+        t_props[key] = _clean(value)
+    out["TemplateSpec"] = {"title": template.get("title"), "type": "object", "additionalProperties": False,
+                           "description": template.get("description", ""),
+                           "properties": {k: v for k, v in t_props.items() if k not in ("id", *HTTP_REFUSED)}}
+    return out
+
+
+def _clean(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _clean(v) for k, v in node.items() if k not in CUSTOM}
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    return node
 
 
 def _rewrite_refs(node: Any, prefix: str) -> Any:

@@ -16,13 +16,12 @@ from afx.engine.stage import StageContext
 from afx.errors import StageError
 from afx.media.analysis import ANALYSIS_VERSION, analyse
 from afx.media.ffmpeg import MediaError
-from afx.media.probe import Probe
 from afx.spec.job import Job
 
 
 class AnalyzeStage:
     name = "analyze"
-    version = str(ANALYSIS_VERSION)
+    version = str(ANALYSIS_VERSION)  # why afx.media.analysis (small) is imported up front
     after: tuple[str, ...] = ("ingest",)
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -32,6 +31,8 @@ class AnalyzeStage:
         return {}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.media.probe import Probe
+
         ingest = ctx.inputs["ingest"]
         sources = ingest.meta.get("sources", [])
         summary = []

@@ -14,10 +14,6 @@ from typing import Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.media.analysis import Analysis
-from afx.media.ffmpeg import MediaError
-from afx.media.highlights import select
-from afx.media.profiles import profiles_for
 from afx.spec.job import Job
 
 SHORT_MAX = 60.0
@@ -42,6 +38,11 @@ class EditStage:
         return {}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.media.analysis import Analysis
+        from afx.media.ffmpeg import MediaError
+        from afx.media.highlights import select
+        from afx.media.profiles import profiles_for
+
         sources = ctx.inputs["ingest"].meta.get("sources", [])
         if not sources:
             return {"segments": [], "seconds": 0.0, "speech_words": 0}

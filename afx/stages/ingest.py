@@ -15,8 +15,6 @@ from typing import Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.media.ffmpeg import MediaError
-from afx.media.probe import probe, sniff_mp4
 from afx.spec.job import Job
 
 MAX_UPLOAD = 500 * 1024 * 1024
@@ -37,10 +35,13 @@ class IngestStage:
         return pick(job, "entry", "url", "urls", "fileId")
 
     def files(self, job: Job) -> Mapping[str, Path]:
-        path = job.local_path("file")
+        # A spec's `file`, or the stored upload a server job's fileId names (afx serve).
+        path = job.local_path("file") or job.local_path("fileId")
         return {"file": path} if path is not None else {}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.media.ffmpeg import MediaError
+
         job = ctx.job
         entry = job.get("entry", "fetch")
         try:
@@ -55,6 +56,7 @@ class IngestStage:
     def _fetch(self, ctx: StageContext, urls: list[str]) -> list[dict[str, Any]]:
         from afx.media.fetch import fetch
         from afx.media.netguard import Policy
+        from afx.media.probe import probe
 
         policy = Policy.from_config(dict(ctx.config))
         sources = []
@@ -68,11 +70,14 @@ class IngestStage:
         return sources
 
     def _upload(self, ctx: StageContext) -> dict[str, Any]:
-        if ctx.job.get("fileId"):
-            raise StageError(f"fileId {ctx.job['fileId']!r} names a file uploaded to an AuraFlux server; "
+        from afx.media.ffmpeg import MediaError
+        from afx.media.probe import probe, sniff_mp4
+
+        if "file" not in ctx.files:
+            raise StageError(f"fileId {ctx.job.get('fileId')!r} names a file uploaded to an AuraFlux server; "
                              "a local run needs `file:` (a path in the spec repo)")
         src = ctx.files["file"]
-        label = ctx.job["file"]
+        label = ctx.job.get("file") or ctx.job["fileId"]
         size = src.stat().st_size
         if size == 0:
             raise MediaError(f"{label}: file is empty (0 bytes)")

@@ -10,13 +10,6 @@ from typing import Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.media import copy as copywriter
-from afx.media import thumbnail
-from afx.media.analysis import analyse
-from afx.media.ffmpeg import MediaError
-from afx.media.measure import loudness
-from afx.media.probe import probe
-from afx.media.profiles import profiles_for
 from afx.spec.job import Job, thaw
 from afx.stages.edit import target_seconds
 
@@ -38,12 +31,18 @@ class PackageStage:
         return {"thumbnail": path} if path is not None else {}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.media.ffmpeg import MediaError
+
         try:
             return self._package(ctx)
         except MediaError as exc:
             raise StageError(str(exc)) from None
 
     def _package(self, ctx: StageContext) -> dict[str, Any]:
+        from afx.media import copy as copywriter
+        from afx.media import thumbnail
+        from afx.media.probe import probe
+
         job = ctx.job
         render, script = ctx.inputs["render"], ctx.inputs["script"]
         video = render.path("video.mp4")
@@ -89,6 +88,9 @@ class PackageStage:
                 "score": result, "warnings": warnings}
 
     def _score(self, ctx: StageContext, video: Path, info: Any) -> dict[str, Any]:
+        from afx.media.analysis import analyse
+        from afx.media.measure import loudness
+        from afx.media.profiles import profiles_for
         from afx.media.score import score
 
         job = ctx.job

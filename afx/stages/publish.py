@@ -17,14 +17,14 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.publish.base import Item, PublishError
-from afx.publish.ledger import Ledger, ledger_path, read_controls
-from afx.publish.publishers import for_platform
 from afx.spec.job import Job, thaw
+
+if TYPE_CHECKING:
+    from afx.publish.ledger import Ledger
 
 
 def parse_time(value: str | None) -> float | None:
@@ -79,12 +79,17 @@ class PublishStage:
     def state(self, job: Job) -> Mapping[str, Any]:
         # Read-only, and once per run for all jobs (planning must not create files, and a
         # 200-job plan must not open the ledger 200 times).
+        from afx.publish.ledger import Ledger
+
         controls = _controls_cache(job.root).get(job.name) or {
             "approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0}
         status, _ = decide(job, controls, time.time())
         return {"ledger": Ledger.token_of(controls), "decision": status}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.publish.base import PublishError
+        from afx.publish.ledger import Ledger
+
         job = ctx.job
         render, package = ctx.inputs["render"], ctx.inputs["package"]
         results, errors = [], []
@@ -112,6 +117,9 @@ class PublishStage:
         return {"results": results, "decision": status}
 
     def _publish(self, ctx: StageContext, ledger: Ledger, platform: str, render: Any, package: Any) -> dict:
+        from afx.publish.base import Item, PublishError
+        from afx.publish.publishers import for_platform
+
         job = ctx.job
         video = render.path(_video_for(render.meta, platform))
         digest = video.parent.name + video.name  # stored objects are named by their sha256
@@ -148,6 +156,8 @@ _CONTROLS: dict[Path, tuple[float, dict]] = {}
 
 def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
     """Controls of every job, re-read when the ledger file changed (its mtime)."""
+    from afx.publish.ledger import ledger_path, read_controls
+
     path = ledger_path(root)
     stamp = path.stat().st_mtime_ns if path.exists() else 0
     for extra in (path.with_name(path.name + "-wal"),):

@@ -13,21 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.media import captions as caps
-from afx.media.analysis import Analysis
-from afx.media.ffmpeg import MediaError
-from afx.media.highlights import Segment
-from afx.media.probe import Probe, probe, sniff_mp4
-from afx.media.profiles import check_duration, group, profiles_for
-from afx.media.render import Output, RenderJob, Source, render
-from afx.media.title import title_card
-from afx.media.tts import Word, sentences
-from afx.media.visuals import ComposeCanvas, GenerateCanvas, Scene, keyword, seed_of
 from afx.spec.job import Job, thaw
+
+if TYPE_CHECKING:
+    from afx.media.highlights import Segment
+    from afx.media.render import Source
+    from afx.media.tts import Word
+    from afx.media.visuals import ComposeCanvas, GenerateCanvas, Scene
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -54,12 +50,21 @@ class RenderStage:
         return out
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.media.ffmpeg import MediaError
+
         try:
             return self._render(ctx)
         except MediaError as exc:
             raise StageError(str(exc)) from None
 
     def _render(self, ctx: StageContext) -> dict[str, Any]:
+        from afx.media import captions as caps
+        from afx.media.probe import probe
+        from afx.media.profiles import check_duration, group, profiles_for
+        from afx.media.render import Output, RenderJob, render
+        from afx.media.title import title_card
+        from afx.media.tts import Word
+
         job = ctx.job
         opts = thaw(job.get("render") or {})
         entry = job.get("entry", "fetch")
@@ -131,6 +136,11 @@ class RenderStage:
                 if canvas is not None else 0, **meta}
 
     def _sources(self, ctx: StageContext, opts: dict) -> tuple[list[Source], list[Segment]]:
+        from afx.media.analysis import Analysis
+        from afx.media.highlights import Segment
+        from afx.media.probe import Probe
+        from afx.media.render import Source
+
         ingest, analyzed = ctx.inputs["ingest"], ctx.inputs["analyze"]
         sources = []
         for i, src in enumerate(ingest.meta["sources"]):
@@ -143,6 +153,9 @@ class RenderStage:
         return sources, segments
 
     def _compose(self, ctx: StageContext, opts: dict, seconds: float) -> ComposeCanvas:
+        from afx.media.probe import probe, sniff_mp4
+        from afx.media.visuals import ComposeCanvas
+
         backgrounds = []
         for i, _ in enumerate(opts.get("backgrounds", ())):
             path = ctx.files[f"background{i}"]
@@ -157,6 +170,9 @@ class RenderStage:
         return ComposeCanvas(seconds, backgrounds, ctx.job.get("tone"), ctx.workdir)
 
     def _generate(self, ctx: StageContext, words: list[Word], seconds: float) -> GenerateCanvas:
+        from afx.media.tts import sentences
+        from afx.media.visuals import GenerateCanvas, seed_of
+
         text = ctx.inputs["script"].path("script.txt").read_text(encoding="utf-8")
         scenes = _scenes(sentences(text), words, seconds)
         return GenerateCanvas(seconds, scenes, ctx.workdir, ctx.job.get("tone"), seed_of(ctx.job.get("topic") or ""))
@@ -164,6 +180,8 @@ class RenderStage:
 
 def _scenes(parts: list[str], words: list[Word], seconds: float) -> list[Scene]:
     """One scene per sentence, timed by the voice's words (in order, counted per sentence)."""
+    from afx.media.visuals import Scene, keyword
+
     scenes, i = [], 0
     used: set[str] = set()
     for sentence in parts:

@@ -18,10 +18,6 @@ from typing import Any
 
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
-from afx.media import llm
-from afx.media import script as writer
-from afx.media.ffmpeg import MediaError
-from afx.media.tts import Synthesis, sentences, speakable, tone_voice
 from afx.spec.job import Job
 
 log = logging.getLogger("afx.script")
@@ -54,10 +50,14 @@ class ScriptStage:
         return {}
 
     def settings(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        from afx.media import llm
+
         cfg = llm.config_from(config)
         return {"llm": cfg.fingerprint() if cfg else None}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.media.ffmpeg import MediaError
+
         try:
             if ctx.job.get("entry") in ("compose", "generate"):
                 return self._narration(ctx)
@@ -67,6 +67,8 @@ class ScriptStage:
 
     # -- compose / generate ---------------------------------------------------------------
     def _narration(self, ctx: StageContext) -> dict[str, Any]:
+        from afx.media.tts import Synthesis, speakable, tone_voice
+
         job = ctx.job
         tone = tone_voice(job.get("tone"))
         text, written_by, note = self._text(ctx, spoken_seconds(job) - TAIL, bookends=False)
@@ -101,6 +103,8 @@ class ScriptStage:
 
     # -- fetch / upload -------------------------------------------------------------------
     def _bookends(self, ctx: StageContext) -> dict[str, Any]:
+        from afx.media.tts import Synthesis
+
         job = ctx.job
         seconds = float(ctx.inputs["edit"].meta.get("seconds", 0.0))
         voice = (job.get("render") or {}).get("voice")
@@ -134,6 +138,10 @@ class ScriptStage:
 
     # -- text -----------------------------------------------------------------------------
     def _text(self, ctx: StageContext, seconds: float, *, bookends: bool) -> tuple[str, str, dict]:
+        from afx.media import llm
+        from afx.media import script as writer
+        from afx.media.tts import tone_voice
+
         job = ctx.job
         if job.get("script"):
             return job["script"].strip(), "spec", {}
@@ -160,6 +168,8 @@ class ScriptStage:
 
 def _paced(text: str, wps: float) -> list[dict[str, Any]]:
     """Word times at the tone's pace, for a video without a voice (captions only)."""
+    from afx.media.tts import sentences, speakable
+
     out, t = [], 0.25
     for sentence in sentences(speakable(text)):
         for word in sentence.split():

@@ -334,7 +334,9 @@ def test_upload_and_an_upload_job(api, srv):
     stored = list((srv.data_dir / "uploads").iterdir())
     assert any(p.name.startswith(up["fileId"]) for p in stored) and not any("clip" in p.name for p in stored)
     job = submit(api, {"entry": "upload", "fileId": up["fileId"], "topic": "My clip"})["jobId"]
-    assert wait_for(api, job, ("published", "failed"))["status"] == "published"
+    assert wait_for(api, job, ("complete", "failed"))["status"] == "complete"  # no platforms: nothing to publish
+    video = api.get(api.get(f"/jobs/{job}").json()["outputUrl"]).content
+    assert data.hex()[:64].encode() in video  # the cheap pipeline's "video" carries its input file's bytes
     same = api.post("/upload", files={"file": ("b.mp4", data)}, headers={"Idempotency-Key": "u"}).json()
     again = api.post("/upload", files={"file": ("b.mp4", data)}, headers={"Idempotency-Key": "u"})
     assert again.json()["fileId"] == same["fileId"]
