@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.afx-installed
 BENCH_STAMP := $(VENV)/.afx-bench-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: fuzz setup demo test bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ bench: $(BENCH_STAMP)
 	cd bench && ../$(BIN)/python analyze.py
 	cd bench && ../$(BIN)/python render.py
 	cd bench && ../$(BIN)/python compose.py
+	cd bench && ../$(BIN)/python api.py
+
+# schemathesis against afx serve's /openapi.json with a real budget (make test runs 8 examples).
+FUZZ_EXAMPLES ?= 100
+fuzz: $(STAMP)
+	AFX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/server/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) out specs/out .afx specs/.afx .pytest_cache

@@ -8,6 +8,7 @@ and schema `afx validate` uses.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ from afx.server.settings import Settings
 
 log = logging.getLogger("afx.server")
 BEARER = "Bearer "
+AUTH_TTL = 5.0  # seconds a checked key is trusted without a database read (a revoked key lasts this long)
 JobState = Literal["queued", "running", "complete", "published", "failed", "cancelled"]
 
 
@@ -177,10 +179,25 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     app.add_middleware(_RateHeaders)
     _handlers(app)
 
+    known: dict[str, tuple[float, Account]] = {}  # sha256(key) -> (checked at, account): 5 s
+
+    def authenticate(key: str) -> Account | None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        hit = known.get(digest)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < AUTH_TTL:
+            return hit[1]
+        found = accounts.authenticate(engine, key)
+        if found is not None:
+            if len(known) > 10_000:
+                known.clear()
+            known[digest] = (now, found)
+        return found
+
     def account(request: Request) -> Account:
         header = request.headers.get("authorization", "")
         key = header[len(BEARER):].strip() if header.startswith(BEARER) else ""
-        found = accounts.authenticate(engine, key) if key else None
+        found = authenticate(key) if key else None
         if found is None:
             # Unknown callers are limited per address, so key guessing is slow too.
             verdict = limiter.hit(f"ip:{request.client.host if request.client else '?'}")

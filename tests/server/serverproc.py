@@ -89,7 +89,11 @@ def wait_for(client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeo
     deadline = time.monotonic() + timeout
     last = {}
     while time.monotonic() < deadline:
-        last = client.get(f"/jobs/{job_id}").json()
+        r = client.get(f"/jobs/{job_id}")
+        if r.status_code == 429:  # a server with the default 60 requests a minute
+            time.sleep(float(r.headers.get("retry-after", "1")))
+            continue
+        last = r.json()
         if last.get("status") in statuses:
             return last
         time.sleep(0.1)
