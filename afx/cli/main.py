@@ -388,6 +388,116 @@ def keys_create(ctx: click.Context, data_dir: str | None, plan: str, credits: in
     return create_key(_env(ctx), data_dir=data_dir, plan=plan, credits=credits, account=account)
 
 
+_api_url = click.option("--api-url", metavar="URL",
+                        help="An AuraFlux-compatible API, e.g. https://api.auraflux.co/v1 (default: AFX_API_URL). "
+                             "The key comes from AFX_API_KEY.")
+
+
+@cli.command("push")
+@click.argument("targets", nargs=-1)
+@_api_url
+@click.option("--no-wait", is_flag=True, help="Upload and submit only; do not wait for the results.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=3600, show_default=True,
+              metavar="SECONDS", help="How long to wait for every job to finish (exit 4 after).")
+@output_options
+@click.pass_context
+def push_command(ctx: click.Context, targets: tuple[str, ...], api_url: str | None, no_wait: bool,
+                 timeout: float) -> int:
+    """Make jobs on an AuraFlux-compatible API and download their results into out/.
+
+    TARGETS are job names, matrix base names, or spec files and folders (default: every
+    job). Local files are uploaded once; pushing an unchanged job again creates nothing
+    new (Idempotency-Key, and the remote ids in afx.lock). Exit 3 if a remote job failed.
+    """
+    from afx.cli.commands.push import push
+
+    return push(_env(ctx), targets, api_url=api_url, wait=not no_wait, timeout=timeout)
+
+
+@cli.group()
+def remote() -> None:
+    """Jobs on an AuraFlux-compatible API (AFX_API_URL or --api-url, AFX_API_KEY).
+
+    JOB is a remote id (job_...) or the name of a local job `afx push` sent there.
+    """
+
+
+@remote.command("jobs")
+@_api_url
+@click.option("--status", type=click.Choice(["queued", "running", "complete", "published", "failed", "cancelled"]),
+              help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@output_options
+@click.pass_context
+def remote_jobs(ctx: click.Context, api_url: str | None, status: str | None, limit: int, offset: int) -> int:
+    """List the account's jobs, newest first."""
+    from afx.cli.commands.remote import jobs as jobs_cmd
+
+    return jobs_cmd(_env(ctx), api_url=api_url, status=status, limit=limit, offset=offset)
+
+
+@remote.command("show")
+@click.argument("job")
+@_api_url
+@output_options
+@click.pass_context
+def remote_show(ctx: click.Context, job: str, api_url: str | None) -> int:
+    """A job's status, stage, output and publish results."""
+    from afx.cli.commands.remote import show
+
+    return show(_env(ctx), job, api_url=api_url)
+
+
+@remote.command("cancel")
+@click.argument("job")
+@_api_url
+@output_options
+@click.pass_context
+def remote_cancel(ctx: click.Context, job: str, api_url: str | None) -> int:
+    """Cancel a queued or running job."""
+    from afx.cli.commands.remote import cancel
+
+    return cancel(_env(ctx), job, api_url=api_url)
+
+
+@remote.command("approve")
+@click.argument("job")
+@_api_url
+@output_options
+@click.pass_context
+def remote_approve(ctx: click.Context, job: str, api_url: str | None) -> int:
+    """Approve a staged job (staging: true) for publishing."""
+    from afx.cli.commands.remote import approve as approve_cmd
+
+    return approve_cmd(_env(ctx), job, api_url=api_url)
+
+
+@remote.command("schedule")
+@click.argument("job")
+@click.option("--at", "at", metavar="TIME", help="RFC 3339 time, e.g. 2026-05-26T09:00:00Z.")
+@click.option("--clear", is_flag=True, help="Unschedule.")
+@_api_url
+@output_options
+@click.pass_context
+def remote_schedule(ctx: click.Context, job: str, at: str | None, clear: bool, api_url: str | None) -> int:
+    """Set (--at) or clear (--clear) when a job publishes."""
+    from afx.cli.commands.remote import schedule as schedule_cmd
+
+    return schedule_cmd(_env(ctx), job, api_url=api_url, at=at, clear=clear)
+
+
+@remote.command("account")
+@_api_url
+@output_options
+@click.pass_context
+def remote_account(ctx: click.Context, api_url: str | None) -> int:
+    """The account's plan, credits, rate limit and active jobs (checks the key works)."""
+    from afx.cli.commands.remote import account
+
+    return account(_env(ctx), api_url=api_url)
+
+
 def report(env: Environment, exc: AfxError) -> None:
     if env.json:
         env.emit_json(exc.to_dict())

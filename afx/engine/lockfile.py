@@ -10,11 +10,16 @@ is read and written on every run, and JSON's C parser keeps a 200-job no-op run 
         "cs2-weekly": {
           "files": {"video.mp4": "<sha256>", ...},      # what out/cs2-weekly/ holds
           "spec": "<sha256 of the resolved job>",
-          "stages": {"ingest": {"key": "<stage key>", "outputs": {"source.mp4": "<sha256>"}}, ...}
+          "stages": {"ingest": {"key": "<stage key>", "outputs": {"source.mp4": "<sha256>"}}, ...},
+          "remote": {"https://api.auraflux.co/v1": {"jobId": "job_...", "spec": "<sha256>", ...}}
         }
       },
+      "remote": {"https://api.auraflux.co/v1": {"uploads": {"<file sha256>": "file_..."}}},
       "version": 1
     }
+
+The `remote` blocks are afx push's (per API: the job it submitted, the files it uploaded);
+afx run keeps them when it rewrites a job's block.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from afx.fsutil import atomic_write
 LOCK_NAME = "afx.lock"
 LOCK_VERSION = 1
 _NOTE = "written by afx run; commit it; afx verify checks out/ against it"
+RUN_KEYS = frozenset({"spec", "stages", "files"})  # a job block's keys that afx run writes
+_OWN_KEYS = frozenset({"afx.lock", "version", "jobs"})
 
 
 class LockFileError(AfxError):
@@ -56,17 +63,51 @@ def read_lock(root: Path) -> dict[str, Any]:
 
 
 def write_lock(root: Path, data: Mapping[str, Any]) -> bool:
-    """Write afx.lock if its content changed. Returns whether it was written."""
-    doc = {"afx.lock": _NOTE, "version": LOCK_VERSION, "jobs": dict(data.get("jobs", {}))}
-    text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Write afx.lock if its content changed. Returns whether it was written.
+
+    What afx run does not own is kept from the lock on disk when `data` leaves it out: keys
+    of a job's block other than RUN_KEYS (afx push's `remote`), and top-level keys other
+    than the jobs (afx push's `remote`). A job left out of `data` is still dropped.
+    """
     path = root / LOCK_NAME
     try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
+        current: str | None = path.read_text(encoding="utf-8")
     except OSError:
-        pass
+        current = None
+    old = _loads(current)
+    old_jobs = old.get("jobs") if isinstance(old.get("jobs"), dict) else {}
+    jobs = {}
+    for name, block in dict(data.get("jobs", {})).items():
+        prev = old_jobs.get(name)
+        if isinstance(block, Mapping) and isinstance(prev, dict):
+            kept = {k: v for k, v in prev.items() if k not in RUN_KEYS and k not in block}
+            block = {**block, **kept} if kept else block
+        jobs[name] = block
+    doc = {k: v for k, v in old.items() if k not in _OWN_KEYS}
+    doc.update({k: v for k, v in data.items() if k not in _OWN_KEYS})
+    doc.update({"afx.lock": _NOTE, "version": LOCK_VERSION, "jobs": jobs})
+    text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if current == text:
+        return False
     atomic_write(path, text)
     return True
+
+
+def update_lock(root: Path, change: Callable[[dict[str, Any]], None]) -> bool:
+    """Read afx.lock, let `change` edit it in place, write it if it changed (afx push)."""
+    data = read_lock(root)
+    change(data)
+    return write_lock(root, data)
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class Busy(AfxError):

@@ -34,6 +34,7 @@ from afx.server.settings import Settings
 
 log = logging.getLogger("afx.server")
 BEARER = "Bearer "
+STORED_REFUSALS = (400, 413, 415, 422)
 AUTH_TTL = 5.0  # seconds a checked key is trusted without a database read (a revoked key lasts this long)
 JobState = Literal["queued", "running", "complete", "published", "failed", "cancelled"]
 
@@ -246,7 +247,10 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         try:
             status, body = produce()
         except Refused as exc:
-            idempotency.finish(engine, acct.id, key, exc.status, _error_body(exc))
+            if exc.status in STORED_REFUSALS:  # the same body will always get this answer
+                idempotency.finish(engine, acct.id, key, exc.status, _error_body(exc))
+            else:  # 402, 404, 409, 429 depend on the moment: a retry with the key may succeed
+                idempotency.release(engine, acct.id, key)
             raise
         except SpecError as exc:
             idempotency.finish(engine, acct.id, key, 422, _spec_error_body(exc))
@@ -482,6 +486,8 @@ def _handlers(app: FastAPI) -> None:
         headers = {}
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        if "retryAfter" in exc.extra:
+            headers["Retry-After"] = str(exc.extra["retryAfter"])
         return JSONResponse(_error_body(exc), status_code=exc.status, headers=headers)
 
     @app.exception_handler(SpecError)
@@ -512,7 +518,7 @@ def _handlers(app: FastAPI) -> None:
 
 
 class _RateHeaders:
-    """Adds the RateLimit headers of the request's key to every answer (pure ASGI: cheap)."""
+    """Adds X-Afx-Version and the RateLimit headers of the request's key to every answer (pure ASGI)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -524,14 +530,16 @@ class _RateHeaders:
 
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                # Clients (afx push) send afx's extension fields (script, copy, render) only to afx.
+                headers.append((b"x-afx-version", __version__.encode()))
                 verdict = (scope.get("state") or {}).get("ratelimit")
                 if verdict is not None:
-                    headers = list(message.get("headers") or [])
                     present = {k.lower() for k, _ in headers}
                     for k, v in verdict.headers().items():
                         if k.lower().encode() not in present:
                             headers.append((k.lower().encode(), v.encode()))
-                    message = {**message, "headers": headers}
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -1,9 +1,10 @@
 """Idempotency-Key on POST: the same key and request replay the first answer.
 
-Per account and key: the first request is recorded `in_flight`; its answer (any status
-below 500) is stored with it. The same key with the same request gets that answer again;
-with a different request, 422; while the first is still in flight, 409. A 5xx answer, or a
-request that dies, releases the key so a retry can run.
+Per account and key: the first request is recorded `in_flight`; its answer is stored with
+it when the same request would always get it (2xx, and 400/413/415/422). The same key with
+the same request gets that answer again; with a different request, 422; while the first is
+still in flight, 409. An answer of the moment (402 no credits, 409, 429 busy, 5xx), or a
+request that dies, releases the key, so a retry with it can succeed later.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def submit(engine: Engine, settings: Settings, account_id: str, body: Any) -> di
         if active >= settings.max_active:
             raise Refused(429, "too_many_active_jobs",
                           f"{active} jobs are queued or running; the limit is {settings.max_active}",
-                          limit=settings.max_active)
+                          limit=settings.max_active, retryAfter=5)
         if not accounts.debit(conn, account_id, job_id, cost):
             balance = conn.execute(lock.with_only_columns(db.accounts.c.balance)).scalar()
             raise Refused(402, "insufficient_credits",

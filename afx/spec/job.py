@@ -94,19 +94,55 @@ class Job:
         ordered.update({k: v for k, v in data.items() if k not in ordered})
         return ordered
 
-    def to_api_body(self, file_ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def to_api_body(self, file_ids: Mapping[str, str] | None = None, *, extensions: bool = False) -> dict[str, Any]:
         """The exact POST /jobs body for this job.
 
         Templates are already merged, so fromTemplateId is not sent. A local `file` becomes a
         `fileId`: the one POST /upload returned (`file_ids`, keyed by the path as written), or
-        a visible placeholder `upload:<path>` until it has been uploaded.
+        a visible placeholder `upload:<path>` until it has been uploaded. With `extensions`
+        (for an `afx serve` API), afx's own fields come too (script, copy, render, ...),
+        except local file paths, which a server cannot read.
         """
         data = thaw(self.fields)
-        body = {k: data[k] for k in API_FIELDS if k in data and k != "fromTemplateId"}
+        if extensions:
+            body = {k: v for k, v in data.items() if k not in ("name", "fromTemplateId", "file")}
+            for path in LOCAL_PATHS:
+                _drop(body, path)
+        else:
+            body = {k: data[k] for k in API_FIELDS if k in data and k != "fromTemplateId"}
         if "file" in data:
             body["fileId"] = (file_ids or {}).get(data["file"], f"upload:{data['file']}")
-            body = {k: body[k] for k in API_FIELDS if k in body}
-        return body
+        order = list(API_FIELDS)
+        return {k: body[k] for k in sorted(body, key=lambda k: (order.index(k) if k in order else len(order), k))}
+
+    def local_only(self, *, extensions: bool = False) -> list[str]:
+        """Fields this job has that to_api_body leaves out (to tell the user)."""
+        sent = self.to_api_body({}, extensions=extensions)
+        data = thaw(self.fields)
+        out = [k for k in data if k not in sent and k not in ("name", "fromTemplateId", "file")]
+        if extensions:
+            out += [".".join(p) for p in LOCAL_PATHS if _has(data, p)]
+        return out
+
+
+LOCAL_PATHS = (("render", "music", "file"), ("render", "backgrounds"), ("render", "thumbnail", "file"))
+
+
+def _has(data: Any, path: tuple) -> bool:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _drop(data: Any, path: tuple) -> None:
+    for part in path[:-1]:
+        if not isinstance(data, dict) or part not in data:
+            return
+        data = data[part]
+    if isinstance(data, dict):
+        data.pop(path[-1], None)
 
 
 def _rebuild(name: str, fields: dict, file: Path, display: str, line: int, root: Path, chain: tuple,

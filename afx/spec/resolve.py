@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -88,6 +88,8 @@ class _Resolver:
         # Template values are shared by every job using them: size and freeze each once.
         self._weights: dict[int, tuple[Any, int]] = {}
         self._frozen: dict[int, tuple[Any, Any]] = {}
+        # Rules a caller relaxes (afx serve: a scheduled job's time may come later, by PATCH).
+        self.relaxed: Callable[[Diagnostic], bool] = lambda d: False
 
     def _weight(self, value: Any) -> int:
         hit = self._weights.get(id(value))
@@ -276,7 +278,7 @@ class _Resolver:
                     _set(data, spath, rendered)
         if len(self.diags) > before:
             return None
-        found = diagnostics("job", data, origins)
+        found = [d for d in diagnostics("job", data, origins) if not self.relaxed(d)]
         if not any(d.path == "name" for d in found):
             problem = ""
             if not JOB_NAME.match(name):

@@ -84,7 +84,9 @@ class PublishStage:
         controls = _controls_cache(job.root).get(job.name) or {
             "approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0}
         status, _ = decide(job, controls, time.time())
-        return {"ledger": Ledger.token_of(controls), "decision": status}
+        # Publishing is per job, not per content: two jobs (or two accounts of afx serve)
+        # with equal inputs share every other stage, but each publishes, into its own ledger.
+        return {"ledger": Ledger.token_of(controls), "decision": status, "job": job.name, "repo": str(job.root)}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         from afx.publish.base import PublishError

@@ -76,6 +76,17 @@ def test_immediate_jobs_go_to_the_outbox_once(prepo):
     assert prepo.published_events("a") == 2  # one per platform
 
 
+def test_jobs_with_equal_inputs_each_publish(prepo):
+    # Every other stage is shared by content; a publish belongs to its job.
+    prepo.write("a.yaml", "entry: compose\ntopic: Same\nplatforms: [tiktok]\n")
+    prepo.write("b.yaml", "entry: compose\ntopic: Same\nplatforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    for name in ("a", "b"):
+        assert (prepo.root / "outbox" / "tiktok" / name / "video.mp4").exists()
+        assert prepo.result(name)["publishResults"][0]["remoteId"] == f"outbox/tiktok/{name}"
+        assert prepo.published_events(name) == 1
+
+
 def test_staging_waits_for_approve(prepo):
     prepo.job("a", "platforms: [tiktok]\nstaging: true\n")
     assert prepo.afx("run").code == 0

@@ -25,7 +25,7 @@ def test_no_server_errors(tmp_path):
         proc = subprocess.run(
             [str(SCHEMATHESIS), "run", srv.url + "/openapi.json", "--checks", "not_a_server_error",
              "-n", examples, "--seed", "7", "-H", f"Authorization: Bearer {key}", "--request-timeout", "30"],
-            capture_output=True, text=True, timeout=1200, env={**os.environ, "NO_COLOR": "1"})
+            capture_output=True, text=True, timeout=1200, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
         log = srv.log.read_text()
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "passed" in proc.stdout

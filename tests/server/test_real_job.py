@@ -7,7 +7,8 @@ from tests.server.serverproc import Server, wait_for
 
 
 def test_compose_job_end_to_end(tmp_path):
-    with Server(tmp_path / "data", "--rate-limit", "100000", pipeline=None) as srv, srv.client(srv.key(credits=5)) as api:
+    with Server(tmp_path / "data", "--rate-limit", "100000", pipeline=None) as srv, \
+            srv.client(srv.key(credits=5)) as api:
         created = api.post("/jobs", json={
             "entry": "compose", "topic": "Three facts about loudness", "tone": "calm", "platforms": ["tiktok"],
             "script": "Loudness is measured in LUFS. Platforms play everything at about minus fourteen. "

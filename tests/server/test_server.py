@@ -490,3 +490,31 @@ def test_a_job_that_keeps_killing_its_server_is_failed_and_refunded(tmp_path):
         assert accounts.check_ledger(engine, account_id)
     finally:
         engine.dispose()
+
+
+def test_busy_and_broke_answers_are_not_replayed(srv):
+    with Server(srv.data_dir.parent / "one", "--max-active", "1", "--workers", "1",
+                env={"AFX_TEST_SLEEP": "render:30"}) as busy, busy.client(busy.key(credits=10)) as api:
+        first = submit(api, COMPOSE)["jobId"]
+        h = {"Idempotency-Key": "later"}
+        r = api.post("/jobs", json={**COMPOSE, "topic": "Later"}, headers=h)
+        assert r.status_code == 429 and r.headers["retry-after"] == "5"
+        assert r.json()["error"]["code"] == "too_many_active_jobs"
+        api.delete(f"/jobs/{first}")
+        r = api.post("/jobs", json={**COMPOSE, "topic": "Later"}, headers=h)
+        assert r.status_code == 201 and "idempotent-replayed" not in r.headers
+        assert api.post("/jobs", json={**COMPOSE, "topic": "Later"}, headers=h).json() == r.json()
+
+
+def test_scheduled_without_a_time_waits_for_patch(api):
+    job = submit(api, {**COMPOSE, "publishMode": "scheduled"})["jobId"]
+    built = wait_for(api, job, ("complete", "published"))
+    assert built["publishResults"][0]["status"] == "unscheduled" and built["scheduledAt"] is None
+    api.patch(f"/jobs/{job}/schedule", json={"scheduledAt": "2020-01-01T00:00:00Z"})
+    assert wait_for(api, job, ("published",), timeout=20)["publishResults"][0]["status"] == "published"
+
+
+def test_answers_say_they_come_from_afx(api):
+    from afx import __version__
+
+    assert api.get("/account").headers["x-afx-version"] == __version__

@@ -18,7 +18,7 @@ def verify(env: Environment, targets: Sequence[str]) -> int:
     checked = 0
     for job in jobs:
         block = lock.get(job.name)
-        if block is None:
+        if block is None or "spec" not in block:  # absent, or only pushed (a `remote` block)
             problems.append({"job": job.name, "file": None, "problem": "not in afx.lock (never run)"})
             continue
         if block.get("spec") != job.digest:
