@@ -6,7 +6,8 @@ Layout of the store directory (`.afx/` in the spec repo, or AFX_CACHE_DIR):
     objects/ab/cd…  artifact files named by their sha256, read-only
     index/          diskcache (SQLite): stage key -> manifest, job -> {stage: last run},
                     file path -> (size, mtime, inode, digest) so unchanged inputs are not rehashed
-    tmp/            stage work directories; anything left here is from a killed run
+    tmp/            stage work directories, named after the process that owns them; one
+                    whose process is gone is left from a killed run
 
 Everything reaches its final name by os.replace, and a manifest is indexed only after all
 its objects are in place, so a run killed at any instant leaves nothing that looks done.
@@ -263,15 +264,22 @@ class Store:
     def workdir(self, job: str, stage: str) -> Path:
         import tempfile
 
+        from afx import procs
+
         self.tmp.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{job}.{stage}.", dir=self.tmp))
+        return Path(tempfile.mkdtemp(prefix=f"{job}.{stage}.{procs.tag()}.", dir=self.tmp))
 
     def clean_tmp(self) -> int:
-        """Remove work dirs of runs that died (call only while holding the run lock)."""
+        """Remove work dirs whose process is gone. A live process's (another run, a server's
+        job sharing this store) are left alone."""
+        from afx import procs
+
         if not self.tmp.exists():
             return 0
         count = 0
         for child in self.tmp.iterdir():
+            if procs.tag_alive(child.name):
+                continue
             shutil.rmtree(child, ignore_errors=True)
             count += 1
         return count

@@ -33,13 +33,19 @@ from afx.server.limits import RateLimiter
 from afx.server.settings import Settings
 
 log = logging.getLogger("afx.server")
-BEARER = "Bearer "
 STORED_REFUSALS = (400, 413, 415, 422)
 AUTH_TTL = 5.0  # seconds a checked key is trusted without a database read (a revoked key lasts this long)
 JobState = Literal["queued", "running", "complete", "published", "failed", "cancelled"]
 
 
 # -- documented shapes (OpenAPI) ---------------------------------------------------------
+class SafeJSON(JSONResponse):
+    """JSON with non-ASCII escaped: any str (even a lone surrogate) encodes; never a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -174,6 +180,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="AuraFlux-compatible API (afx serve)", version=__version__, lifespan=lifespan,
+                  default_response_class=SafeJSON,
                   description="The AuraFlux v1 API, served by afx over its own engine. "
                               "Authenticate with `Authorization: Bearer af_live_...`.")
     app.state.engine, app.state.settings, app.state.workers = engine, settings, workers
@@ -196,8 +203,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         return found
 
     def account(request: Request) -> Account:
-        header = request.headers.get("authorization", "")
-        key = header[len(BEARER):].strip() if header.startswith(BEARER) else ""
+        scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+        key = credentials.strip() if scheme.lower() == "bearer" else ""  # schemes are case-insensitive
         found = authenticate(key) if key else None
         if found is None:
             # Unknown callers are limited per address, so key guessing is slow too.
@@ -217,8 +224,9 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    async def json_body(request: Request) -> tuple[bytes, Any]:
-        from afx.spec.api import MAX_BODY, parse_json
+    async def small_body(request: Request) -> bytes:
+        """The request body, refused (413) as soon as it passes 256 KB: no route reads more."""
+        from afx.spec.api import MAX_BODY
 
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
@@ -228,22 +236,28 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             raw += chunk
             if len(raw) > MAX_BODY:
                 raise Refused(413, "too_large", f"the body is larger than {MAX_BODY // 1024} KB")
+        return bytes(raw)
+
+    async def json_body(request: Request) -> tuple[bytes, Any]:
+        from afx.spec.api import parse_json
+
+        raw = await small_body(request)
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if raw and kind not in ("application/json", ""):
             raise Refused(415, "unsupported_media_type", "send the body as application/json")
-        return bytes(raw), parse_json(bytes(raw)) if raw else None
+        return raw, parse_json(raw) if raw else None
 
     async def idempotent(request: Request, acct: Account, raw: bytes,
                          produce: Callable[[], tuple[int, Any]]) -> JSONResponse:
         key = request.headers.get("idempotency-key")
         if key is None:
             status, body = produce()
-            return JSONResponse(body, status_code=status)
+            return SafeJSON(body, status_code=status)
         idempotency.check_key(key)
         request_id = idempotency.request_hash(request.method, request.url.path, raw)
         replay = idempotency.begin(engine, acct.id, key, request_id)
         if replay is not None:
-            return JSONResponse(replay[1], status_code=replay[0], headers={"Idempotent-Replayed": "true"})
+            return SafeJSON(replay[1], status_code=replay[0], headers={"Idempotent-Replayed": "true"})
         try:
             status, body = produce()
         except Refused as exc:
@@ -259,7 +273,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             idempotency.release(engine, acct.id, key)
             raise
         idempotency.finish(engine, acct.id, key, status, body)
-        return JSONResponse(body, status_code=status)
+        return SafeJSON(body, status_code=status)
 
     # -- jobs ---------------------------------------------------------------------------
     job_body_doc = {"requestBody": {"required": True, "content": {"application/json": {
@@ -297,7 +311,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         row = jobs.get_row(engine, acct.id, job_id)
         result = jobs.result_view(row, base(request))
         if result is None:
-            return JSONResponse(jobs.status_view(row, base(request)), status_code=202)
+            return SafeJSON(jobs.status_view(row, base(request)), status_code=202)
         return result
 
     @app.delete("/v1/jobs/{job_id}", response_model=Cancelled, tags=["jobs"], summary="Cancel a job",
@@ -310,17 +324,26 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     @app.post("/v1/jobs/{job_id}/approve-publish", response_model=Approved, tags=["jobs"],
               summary="Approve staged job", responses=_errors(401, 404, 409, 429))
     async def approve(job_id: str, request: Request, acct: Account = Depends(account)) -> JSONResponse:
-        raw = await request.body()
+        raw = await small_body(request)
         answer = await idempotent(request, acct, raw, lambda: (200, jobs.approve(engine, settings, acct.id, job_id)))
         workers.notify()
         return answer
 
     @app.patch("/v1/jobs/{job_id}/schedule", response_model=Scheduled, tags=["scheduling"],
-               summary="Schedule a job", responses=_errors(401, 404, 409, 422, 429))
-    def schedule(job_id: str, body: ScheduleBody, acct: Account = Depends(account)) -> dict[str, Any]:
-        at = None
-        if body.scheduledAt is not None:
-            at = _rfc3339(body.scheduledAt)
+               summary="Schedule a job", responses=_errors(401, 404, 409, 413, 415, 422, 429),
+               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                   "schema": ScheduleBody.model_json_schema()}}}})
+    async def schedule(job_id: str, request: Request, acct: Account = Depends(account)) -> dict[str, Any]:
+        _, body = await json_body(request)
+        if not isinstance(body, dict) or "scheduledAt" not in body:
+            raise SpecError([_field("scheduledAt", "required: an RFC 3339 time, or null to unschedule")])
+        unknown = sorted(set(body) - {"scheduledAt"})
+        if unknown:
+            raise SpecError([_field(k[:60], "unknown field") for k in unknown[:10]])
+        value = body["scheduledAt"]
+        if value is not None and not isinstance(value, str):
+            raise SpecError([_field("scheduledAt", "must be a string (RFC 3339) or null")])
+        at = _rfc3339(value) if value is not None else None
         answer = jobs.schedule(engine, settings, acct.id, job_id, at)
         workers.notify()
         return answer
@@ -369,7 +392,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             got.path.unlink(missing_ok=True)
             if earlier["request"] != request_id:
                 raise Refused(422, "idempotency_mismatch", "this Idempotency-Key was used with a different file")
-            return JSONResponse(json.loads(earlier["response"]), status_code=earlier["status_code"],
+            return SafeJSON(json.loads(earlier["response"]), status_code=earlier["status_code"],
                                 headers={"Idempotent-Replayed": "true"})
         file_id = accounts.new_id("file")
         stored = uploads.store(got, settings.uploads_dir, file_id)
@@ -381,7 +404,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         if key is not None:
             idempotency.set_request(engine, acct.id, key, request_id)
             idempotency.finish(engine, acct.id, key, 201, body)
-        return JSONResponse(body, status_code=201)
+        return SafeJSON(body, status_code=201)
 
     # -- templates ----------------------------------------------------------------------
     @app.get("/v1/templates", response_model=TemplateList, tags=["templates"], summary="List templates",
@@ -450,14 +473,19 @@ def _template_view(row: Any) -> dict[str, Any]:
 
 
 def _rfc3339(value: str) -> str:
+    shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
     try:
         when = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise SpecError([_field("scheduledAt", f"{value!r} is not an RFC 3339 time such as 2026-05-26T09:00:00Z")]
+        if when.tzinfo is None:
+            raise SpecError([_field("scheduledAt", f"{shown} needs a UTC offset (Z or +02:00)")])
+        when = when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise SpecError([_field("scheduledAt", f"{shown} is not an RFC 3339 time such as 2026-05-26T09:00:00Z")]
                         ) from None
-    if when.tzinfo is None:
-        raise SpecError([_field("scheduledAt", f"{value!r} needs a UTC offset (Z or +02:00)")])
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not 1970 <= when.year <= 9999:
+        raise SpecError([_field("scheduledAt", f"{shown} is not between 1970 and 9999")])
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
+            f"{when.second:02d}Z")
 
 
 def _field(path: str, message: str) -> Any:
@@ -488,11 +516,11 @@ def _handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = "Bearer"
         if "retryAfter" in exc.extra:
             headers["Retry-After"] = str(exc.extra["retryAfter"])
-        return JSONResponse(_error_body(exc), status_code=exc.status, headers=headers)
+        return SafeJSON(_error_body(exc), status_code=exc.status, headers=headers)
 
     @app.exception_handler(SpecError)
     async def spec_error(request: Request, exc: SpecError) -> JSONResponse:
-        return JSONResponse(_spec_error_body(exc), status_code=422)
+        return SafeJSON(_spec_error_body(exc), status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -502,19 +530,19 @@ def _handlers(app: FastAPI) -> None:
             fields.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
         first = fields[0] if fields else {"field": "", "message": "invalid request"}
         message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-        return JSONResponse({"error": {"code": "invalid_request", "message": message, "fields": fields}},
+        return SafeJSON({"error": {"code": "invalid_request", "message": message, "fields": fields}},
                             status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code,
+        return SafeJSON({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse({"error": {"code": "internal", "message": "internal server error"}}, status_code=500)
+        return SafeJSON({"error": {"code": "internal", "message": "internal server error"}}, status_code=500)
 
 
 class _RateHeaders:

@@ -30,7 +30,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -125,6 +127,7 @@ idempotency = Table(
     Column("status_code", Integer),
     Column("response", Text),
     Column("created", Float, nullable=False),
+    Column("owner", String(80)),  # the server process handling it (v2): a dead owner's key is freed
 )
 
 schema_migrations = Table(
@@ -138,8 +141,15 @@ def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[accounts, api_keys, credit_events, uploads, templates, jobs, idempotency])
 
 
-# Append only: a released migration is never edited; a change is a new function.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+def _v2(conn: Connection) -> None:
+    # v1 databases lack idempotency.owner (a new database got it from create_all in v1).
+    if "owner" not in {c["name"] for c in inspect(conn).get_columns("idempotency")}:
+        conn.execute(text("ALTER TABLE idempotency ADD COLUMN owner VARCHAR(80)"))
+
+
+# Append only: a released migration is never edited; a change is a new function, written so
+# it also runs on a database that v1 created from newer table definitions.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 
 
 def connect(url: str) -> Engine:

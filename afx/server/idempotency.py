@@ -12,16 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from afx import procs
 from afx.server import db
 from afx.server.jobs import Refused
 
 MAX_KEY = 255
+# This server process, as `host:pid:start time`: who holds an in-flight key.
+OWNER = procs.name()
 
 
 def request_hash(method: str, path: str, body: bytes) -> str:
@@ -39,7 +43,7 @@ def begin(engine: Engine, account_id: str, key: str, request: str) -> tuple[int,
     try:
         with db.write(engine) as conn:
             conn.execute(insert(db.idempotency).values(account_id=account_id, key=key, request=request,
-                                                       state="in_flight", created=time.time()))
+                                                       state="in_flight", created=time.time(), owner=OWNER))
         return None
     except IntegrityError:
         pass
@@ -85,3 +89,18 @@ def peek(engine: Engine, account_id: str, key: str) -> dict[str, Any] | None:
         row = conn.execute(select(db.idempotency).where(db.idempotency.c.account_id == account_id,
                                                         db.idempotency.c.key == key)).mappings().first()
     return dict(row) if row else None
+
+
+def expire(engine: Engine, older_than: float, dead: Callable[[str], bool] = lambda owner: False) -> int:
+    """Free in-flight keys whose request died with its server: the owner is known dead (a
+    process of this machine that is gone), or it is older than `older_than` seconds."""
+    with db.write(engine) as conn:
+        rows = conn.execute(select(db.idempotency.c.account_id, db.idempotency.c.key, db.idempotency.c.owner,
+                                   db.idempotency.c.created).where(db.idempotency.c.state == "in_flight")).all()
+        freed = 0
+        for row in rows:
+            if row.owner != OWNER and (dead(row.owner or "") or row.created < time.time() - older_than):
+                freed += conn.execute(delete(db.idempotency).where(
+                    db.idempotency.c.account_id == row.account_id, db.idempotency.c.key == row.key,
+                    db.idempotency.c.state == "in_flight")).rowcount
+        return freed

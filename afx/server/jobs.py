@@ -45,13 +45,14 @@ def account_templates(engine: Engine, account_id: str) -> dict[str, dict[str, An
     return {r.id: json.loads(r.body) for r in rows}
 
 
-def upload_paths(engine: Engine, settings: Settings, account_id: str, file_id: Any) -> dict[str, Path]:
+def upload_path(engine: Engine, settings: Settings, account_id: str, file_id: Any) -> Path | None:
+    """The stored file of one of this account's uploads (None: not this account's, or none)."""
     if not isinstance(file_id, str):
-        return {}
+        return None
     with db.read(engine) as conn:
-        row = conn.execute(select(db.uploads.c.stored).where(
-            db.uploads.c.id == file_id, db.uploads.c.account_id == account_id)).first()
-    return {file_id: settings.uploads_dir / row.stored} if row else {}
+        stored = conn.execute(select(db.uploads.c.stored).where(
+            db.uploads.c.id == file_id, db.uploads.c.account_id == account_id)).scalar()
+    return settings.uploads_dir / stored if stored else None
 
 
 def submit(engine: Engine, settings: Settings, account_id: str, body: Any) -> dict[str, Any]:
@@ -61,8 +62,7 @@ def submit(engine: Engine, settings: Settings, account_id: str, body: Any) -> di
     job_id = accounts.new_id("job")
     root = settings.account_root(account_id)
     job = resolve_body(body, name=job_id, root=root, templates=account_templates(engine, account_id),
-                       uploads=upload_paths(engine, settings, account_id, body.get("fileId")
-                                            if isinstance(body, dict) else None))
+                       uploads=lambda file_id: upload_path(engine, settings, account_id, file_id))
     fields = job.to_dict()
     cost = accounts.credit_cost(fields)
     now = time.time()
@@ -167,6 +167,9 @@ def cancel(engine: Engine, account_id: str, job_id: str) -> dict[str, Any]:
         if row.status not in ACTIVE:
             raise Refused(409, "not_cancellable", f"job {job_id} is {row.status}; only queued or running jobs "
                           "can be cancelled", status=row.status)
+        if row.run_kind == "publish":  # built already: its publish is under way, not the job
+            raise Refused(409, "not_cancellable", f"job {job_id} is complete; its publish is under way",
+                          status="complete")
         conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(
             status="cancelled", updated=time.time(), finished=time.time(), error="cancelled by request"))
         never_ran = row.status == "queued" and row.started is None and row.run_kind == "build"
@@ -217,5 +220,6 @@ def requeue_publish(engine: Engine, job_id: str) -> bool:
     """Run a built job again for its publish stage (everything else comes from the cache)."""
     with db.write(engine) as conn:
         done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "complete")
-                            .values(status="queued", run_kind="publish", updated=time.time(), error=None))
+                            .values(status="queued", run_kind="publish", updated=time.time(), error=None,
+                                    attempts=0))
     return done.rowcount == 1

@@ -114,6 +114,10 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path,
         except MultipartParseError as exc:
             raise Refused(400, "bad_multipart", f"malformed multipart body: {exc}") from None
         out.close()
+        from python_multipart.multipart import MultipartState
+
+        if parser.state not in (MultipartState.END, MultipartState.BOUNDARY_PADDING):
+            raise Refused(400, "bad_multipart", "the multipart body ends before its closing boundary")
         if not state["files"]:
             raise Refused(400, "bad_multipart", "no `file` part in the body")
         if state["size"] == 0:

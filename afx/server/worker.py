@@ -4,9 +4,11 @@
   two servers on one Postgres) never run the same job.
 - The child (afx.server.child) reports progress as JSON lines; cancel kills its process
   group (the child and its ffmpeg).
-- Restart: a job left `running` by a killed server is requeued, its leftover child killed;
-  after `attempts` runs it is failed and refunded instead (a job that kills its server
-  must not loop forever).
+- A running job has a lease: its worker renews `updated` every few seconds. A job whose
+  child is gone (on this machine) or whose lease ran out (a server elsewhere died) is
+  requeued, at start and by the scheduler tick; a live job of another server sharing the
+  database is left alone. After `attempts` runs it is failed and refunded instead (a job
+  that kills its server must not loop forever); a publish run goes back to `complete`.
 - A scheduler tick requeues built jobs whose publish has become due: approved, requested,
   or scheduled and the time has come. The publish stage and its ledger make a rerun safe.
 """
@@ -18,7 +20,6 @@ import logging
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,35 +30,30 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from afx import procs
 from afx.server import accounts, db
-from afx.server.jobs import requeue_publish
+from afx.server.jobs import requeue_publish, upload_path
 from afx.server.settings import Settings
 
 log = logging.getLogger("afx.server")
-HOST = socket.gethostname()
+HOST = procs.HOST
 
 
-def _start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
+LEASE = 30.0  # seconds without a heartbeat after which a running job on another machine is presumed dead
+HEARTBEAT = 5.0
 
 
 def _kill_leftover(worker: str | None) -> None:
     """Kill the process group a dead server's worker left, if it is still that process."""
     if not worker:
         return
-    host, _, rest = worker.partition(":")
-    pid_s, _, started = rest.partition(":")
-    if host != HOST or not pid_s.isdigit():
+    host, pid, started = procs.parse(worker)
+    if host != HOST or pid is None:
         return
-    pid = int(pid_s)
     # The child leads its own process group. Alive and the same process (same start time):
     # kill the group. Gone: its ffmpeg may live on in the group, and while any member does,
     # Linux does not hand the number to another process, so killing the group is safe.
-    now = _start_time(pid)
+    now = procs.start_time(pid)
     if (now and now == started) or not os.path.exists(f"/proc/{pid}"):
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -73,11 +69,13 @@ class Workers:
         self.threads: list[threading.Thread] = []
         self.children: dict[str, subprocess.Popen] = {}
         self.cancelled: set[str] = set()
+        self.starting: set[str] = set()  # claimed, child not started yet
         self._lock = threading.Lock()
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         self.recover()
+        self.sweep()
         from afx.engine.store import Store
 
         store = Store(self.settings.cache_dir)
@@ -120,12 +118,24 @@ class Workers:
         if proc is not None:
             _killpg(proc)
 
-    def recover(self) -> None:
+    def recover(self) -> int:
+        """Requeue (or give up on) running jobs whose worker is gone. Returns how many."""
+        now = time.time()
+        count = 0
+        with self._lock:
+            mine = set(self.children) | self.starting
         with db.write(self.engine) as conn:
             rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.attempts, db.jobs.c.worker,
-                                       db.jobs.c.run_kind).where(db.jobs.c.status == "running")).all()
+                                       db.jobs.c.run_kind, db.jobs.c.updated, db.jobs.c.result)
+                                .where(db.jobs.c.status == "running")).all()
             for row in rows:
+                if row.id in mine or procs.alive_here(row.worker):
+                    continue  # ours, or another live server's on this machine
+                on_this_host = (row.worker or "").partition(":")[0] == HOST
+                if not on_this_host and now - (row.updated or 0) < LEASE:
+                    continue  # a server elsewhere (or one that has just claimed it) may still run it
                 _kill_leftover(row.worker)
+                count += 1
                 if row.attempts >= self.settings.attempts:
                     if row.run_kind == "publish":
                         values = {"status": "complete", "error": "publish: the server stopped during it "
@@ -134,13 +144,28 @@ class Workers:
                         values = {"status": "failed", "error_kind": "server",
                                   "error": f"the server stopped during this job {row.attempts} times"}
                         accounts.refund(conn, row.account_id, row.id, "failed: server stopped repeatedly")
-                    conn.execute(update(db.jobs).where(db.jobs.c.id == row.id).values(
-                        **values, worker=None, finished=time.time(), updated=time.time()))
+                    conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "running")
+                                 .values(**values, worker=None, finished=now, updated=now))
                 else:
-                    conn.execute(update(db.jobs).where(db.jobs.c.id == row.id).values(
-                        status="queued", worker=None, updated=time.time()))
-                log.warning("job %s was running when the server stopped: %s", row.id,
+                    conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "running")
+                                 .values(status="queued", worker=None, updated=now))
+                log.warning("job %s was running when its server stopped: %s", row.id,
                             "requeued" if row.attempts < self.settings.attempts else "given up")
+        return count
+
+    def sweep(self) -> None:
+        """Leftovers of requests that died with a server: in-flight Idempotency-Keys and the
+        partial files of uploads cut off (an hour old, so no live request is touched)."""
+        from afx.server import idempotency
+
+        idempotency.expire(self.engine, older_than=3600, dead=procs.gone_here)
+        cutoff = time.time() - 3600
+        for part in self.settings.uploads_dir.glob(".part-*"):
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+            except FileNotFoundError:
+                pass
 
     # -- claiming and running -------------------------------------------------------------
     def _loop(self) -> None:
@@ -160,6 +185,9 @@ class Workers:
                 log.exception("job %s: the worker failed", row["id"])
                 self._finish(row, {"status": "failed", "error": "internal error in the worker",
                                    "error_kind": "server"})
+            finally:
+                with self._lock:
+                    self.starting.discard(row["id"])
 
     def claim(self) -> Mapping[str, Any] | None:
         with db.write(self.engine) as conn:
@@ -170,18 +198,17 @@ class Workers:
             now = time.time()
             done = conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "queued").values(
                 status="running", attempts=db.jobs.c.attempts + 1, started=now, updated=now, stage=None,
-                progress=0.0, worker=None))
+                progress=0.0, worker=procs.name()))  # this server, until its child takes over
             if done.rowcount != 1:
                 return None
+            with self._lock:
+                self.starting.add(row.id)
             return conn.execute(select(db.jobs).where(db.jobs.c.id == row.id)).mappings().one()
 
     def run(self, row: Mapping[str, Any]) -> None:
         job_id, account_id = row["id"], row["account_id"]
-        upload = None
-        if row["upload_id"]:
-            with db.read(self.engine) as conn:
-                stored = conn.execute(select(db.uploads.c.stored).where(db.uploads.c.id == row["upload_id"])).scalar()
-            upload = str(self.settings.uploads_dir / stored) if stored else None
+        found = upload_path(self.engine, self.settings, account_id, row["upload_id"]) if row["upload_id"] else None
+        upload = str(found) if found else None
         task = {"job_id": job_id, "fields": json.loads(row["fields"]),
                 "root": str(self.settings.account_root(account_id)), "upload": upload,
                 "store": str(self.settings.cache_dir), "config": self.settings.config,
@@ -193,14 +220,23 @@ class Workers:
                                     stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
         with self._lock:
             self.children[job_id] = proc
+            self.starting.discard(job_id)
         try:
+            # A cancel that came between the claim and now found no process to kill: the
+            # child has been given nothing yet, so stop it here.
+            if job_id in self.cancelled or self._status(job_id) != "running":
+                with self._lock:
+                    self.cancelled.add(job_id)
+                raise _Cancelled
             with db.write(self.engine) as conn:
                 conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(
-                    worker=f"{HOST}:{proc.pid}:{_start_time(proc.pid)}"))
+                    worker=procs.name(proc.pid)))
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(json.dumps(task).encode())
             proc.stdin.close()
             report = self._follow(job_id, proc)
+        except _Cancelled:
+            report = None
         finally:
             with self._lock:
                 self.children.pop(job_id, None)
@@ -216,6 +252,10 @@ class Workers:
         else:
             self._finish(row, report)
 
+    def _status(self, job_id: str) -> str | None:
+        with db.read(self.engine) as conn:
+            return conn.execute(select(db.jobs.c.status).where(db.jobs.c.id == job_id)).scalar()
+
     def _follow(self, job_id: str, proc: subprocess.Popen) -> dict[str, Any] | None:
         """Read the child's events until it exits; keep the job's stage and progress current."""
         assert proc.stdout is not None
@@ -225,9 +265,23 @@ class Workers:
         buffer = b""
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
+        beat = time.monotonic()
         try:
             while True:
-                if not sel.select(timeout=0.5):
+                ready = sel.select(timeout=0.5)
+                if time.monotonic() - beat > HEARTBEAT:
+                    # Renew the lease; a cancel made through another server shows up here.
+                    beat = time.monotonic()
+                    with db.write(self.engine) as conn:
+                        alive = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id,
+                                                                   db.jobs.c.status == "running")
+                                             .values(updated=time.time())).rowcount
+                    if not alive:
+                        with self._lock:
+                            self.cancelled.add(job_id)
+                        _killpg(proc)
+                        return None
+                if not ready:
                     if proc.poll() is not None:
                         break
                     continue
@@ -263,7 +317,7 @@ class Workers:
     def _crashed(self, row: Mapping[str, Any], code: int | None) -> None:
         attempts = row["attempts"]
         why = f"the job's process ended without a result (exit status {code})"
-        if attempts < self.settings.attempts:
+        if attempts < self.settings.attempts and row["run_kind"] == "build":
             with db.write(self.engine) as conn:
                 conn.execute(update(db.jobs).where(db.jobs.c.id == row["id"], db.jobs.c.status == "running")
                              .values(status="queued", worker=None, updated=time.time(), error=why))
@@ -288,6 +342,10 @@ class Workers:
             # platform's refusal) leaves the job built and publishable again, not failed.
             values.update(status="complete", error=report.get("error"), error_kind="job",
                           result=json.dumps(report["result"]))
+        elif row["run_kind"] == "publish":
+            # A built job's publish run that went wrong otherwise: still built, with the error
+            # (approve-publish tries again); its result stays.
+            values.update(status="complete", error=report.get("error") or "publish run failed", error_kind="server")
         else:
             kind = report.get("error_kind") or "server"
             values.update(status="failed", error=report.get("error") or "failed", error_kind=kind)
@@ -300,10 +358,16 @@ class Workers:
 
     # -- scheduler ------------------------------------------------------------------------
     def _scheduler(self) -> None:
+        last_recover = time.monotonic()
         while not self.stopping.wait(self.settings.tick):
             try:
                 if self.due():
                     self.notify()
+                if time.monotonic() - last_recover > LEASE / 2:
+                    last_recover = time.monotonic()
+                    if self.recover():
+                        self.notify()
+                    self.sweep()
             except Exception:  # noqa: BLE001
                 log.exception("scheduler tick failed")
 
@@ -321,19 +385,29 @@ class Workers:
         now = time.time()
         count = 0
         for row in rows:
-            result = json.loads(row.result) if row.result else {}
-            waiting = [r for r in result.get("publishResults") or []
-                       if r.get("status") in ("staged", "scheduled", "manual", "unscheduled")]
-            if not waiting:
-                continue
-            if row.account_id not in controls:
-                controls[row.account_id] = read_controls(self.settings.account_root(row.account_id))
-            root = self.settings.account_root(row.account_id)
-            job = job_from_fields(json.loads(row.fields), name=row.id, root=root)
-            status, _ = decide(job, controls[row.account_id].get(row.id) or {}, now)
-            if status == "publish" and requeue_publish(self.engine, row.id):
-                count += 1
+            try:
+                count += self._due_one(row, controls, now, read_controls, job_from_fields, decide)
+            except Exception:  # noqa: BLE001 - one bad job must not stop every other publish
+                log.exception("job %s: checking its publish time failed", row.id)
         return count
+
+    def _due_one(self, row: Any, controls: dict, now: float, read_controls: Any, job_from_fields: Any,
+                 decide: Any) -> int:
+        result = json.loads(row.result) if row.result else {}
+        waiting = [r for r in result.get("publishResults") or []
+                   if r.get("status") in ("staged", "scheduled", "manual", "unscheduled")]
+        if not waiting:
+            return 0
+        root = self.settings.account_root(row.account_id)
+        if row.account_id not in controls:
+            controls[row.account_id] = read_controls(root)
+        job = job_from_fields(json.loads(row.fields), name=row.id, root=root)
+        status, _ = decide(job, controls[row.account_id].get(row.id) or {}, now)
+        return int(status == "publish" and requeue_publish(self.engine, row.id))
+
+
+class _Cancelled(Exception):
+    """Cancelled before the child was given its job."""
 
 
 def _killpg(proc: subprocess.Popen) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -66,7 +66,30 @@ def parse_json(raw: bytes) -> Any:
         raise BodyError([Diagnostic(BODY, 0, 0, "", f"the body nests deeper than {MAX_DEPTH} levels")])
     if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(value)):
         raise BodyError([Diagnostic(BODY, 0, 0, "", "numbers must be finite")])
+    if any(isinstance(v, str) and not _utf8(v) for v in _strings(value)):
+        raise BodyError([Diagnostic(BODY, 0, 0, "", "the body has a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                                    "which is not text")])
     return value
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    else:
+        yield value
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -121,19 +144,16 @@ def _refused(body: Mapping[str, Any]) -> list[Diagnostic]:
 
 
 def resolve_body(body: Any, *, name: str, root: Path, templates: Mapping[str, Mapping[str, Any]] = MappingProxyType({}),
-                 uploads: Mapping[str, Path] = MappingProxyType({})) -> Job:
+                 uploads: Callable[[str], Path | None] = lambda file_id: None) -> Job:
     """The Job a POST /jobs body describes, named `name`, or SpecError with every problem.
 
-    `templates` are the account's (id -> saved body); `uploads` maps the account's fileIds to
-    their stored files (a fileId that is not there is an error naming the field).
+    `templates` are the account's (id -> saved body); `uploads` finds one of the account's
+    uploads by fileId. The fileId is checked on the merged job, wherever it came from (the
+    body or a template): a fileId that is not the account's is an error naming the field.
     """
     if not isinstance(body, dict):
         raise SpecError([Diagnostic(BODY, 0, 0, "", "the body must be a JSON object")])
     problems = _refused(body)
-    file_id = body.get("fileId")
-    if isinstance(file_id, str) and file_id not in uploads:
-        problems.append(Diagnostic(BODY, 0, 0, "fileId", f"no upload {file_id!r} in this account",
-                                   "POST /upload returns the fileId to use"))
     if problems:
         raise SpecError(problems)
     resolver = _Resolver(RepoFiles(root, [], []), root)
@@ -148,9 +168,14 @@ def resolve_body(body: Any, *, name: str, root: Path, templates: Mapping[str, Ma
     if resolver.diags or len(jobs) != 1:
         raise SpecError(sorted(set(resolver.diags)) or [Diagnostic(BODY, 0, 0, "", "does not describe a job")])
     job = jobs[0]
-    if isinstance(file_id, str):
+    file_id = job.get("fileId")
+    if file_id is not None:
+        path = uploads(file_id)
+        if path is None:
+            raise SpecError([Diagnostic(BODY, 0, 0, "fileId", f"no upload {file_id!r} in this account",
+                                        "POST /upload returns the fileId to use")])
         # The stored upload is the job's input file: ingest reads it and the cache key hashes it.
-        job = dataclasses.replace(job, paths=MappingProxyType({**job.paths, ("fileId",): uploads[file_id]}))
+        job = dataclasses.replace(job, paths=MappingProxyType({**job.paths, ("fileId",): path}))
     return job
 
 

@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 
 
 def parse_time(value: str | None) -> float | None:
+    """Seconds since the epoch, or None for no time or one that cannot be read (unscheduled)."""
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def iso(ts: float | None) -> str | None:

@@ -148,3 +148,39 @@ def test_store_format_change_is_rebuilt(erepo):
     r = erepo.run_process("run")
     assert r.returncode == 0 and "store format" in r.stderr
     assert (erepo.root / ".afx" / "FORMAT").read_text().strip() == "1"
+
+
+def test_work_folders_of_live_processes_are_kept(tmp_path):
+    """A run (or a server's job) sharing the store keeps its work folder while another
+    starts; folders of dead processes and of zombies go."""
+    import subprocess
+    import sys
+
+    from afx import procs
+    from afx.engine.store import Store
+
+    store = Store(tmp_path / "store")
+    try:
+        mine = store.workdir("a", "render")
+        live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+        try:
+            dead_tag = f"p{dead.pid}-{procs.start_time(dead.pid)}"
+            dead.wait()
+            live_dir = store.tmp / f"b.render.p{live.pid}-{procs.start_time(live.pid)}.x1"
+            zombie_tag = f"p{zombie.pid}-{procs.start_time(zombie.pid)}"
+            wait_for(lambda: procs._stat(zombie.pid)[0] == "Z")  # exited, not yet reaped
+            zombie_dir = store.tmp / f"c.render.{zombie_tag}.x2"
+            dead_dir = store.tmp / f"d.render.{dead_tag}.x3"
+            old_dir = store.tmp / "e.render.abc123"  # no owner in the name
+            for d in (live_dir, zombie_dir, dead_dir, old_dir):
+                d.mkdir()
+            assert store.clean_tmp() == 3
+            assert sorted(p.name for p in store.tmp.iterdir()) == sorted([mine.name, live_dir.name])
+        finally:
+            live.kill()
+            live.wait()
+            zombie.wait()
+    finally:
+        store.close()

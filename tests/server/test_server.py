@@ -354,6 +354,8 @@ def test_upload_and_an_upload_job(api, srv):
     (b"x", "multipart/form-data; boundary=" + "a" * 200, 400),
     (b"x", "application/json", 415),
     (b"--b\r\n" + b"X-Junk: 1\r\n" * 100 + b"\r\n\r\n--b--\r\n", "multipart/form-data; boundary=b", 400),
+    (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n" + MP4_HEAD + b"cut off",
+     "multipart/form-data; boundary=b", 400),  # no closing boundary: truncated
 ])
 def test_bad_uploads(api, srv, content, ctype, status):
     r = api.post("/upload", content=content, headers={"Content-Type": ctype})
@@ -518,3 +520,124 @@ def test_answers_say_they_come_from_afx(api):
     from afx import __version__
 
     assert api.get("/account").headers["x-afx-version"] == __version__
+
+
+def test_a_template_cannot_smuggle_another_accounts_upload(srv):
+    with srv.client(srv.key()) as victim, srv.client(srv.key()) as thief:
+        file_id = victim.post("/upload", files={"file": ("secret.mp4", MP4_HEAD + b"secret")}).json()["fileId"]
+        tpl = thief.post("/templates", json={"name": "t", "entry": "upload", "fileId": file_id}).json()["id"]
+        r = thief.post("/jobs", json={"fromTemplateId": tpl, "topic": "x"})
+        assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "fileId"
+        assert thief.get("/jobs").json()["total"] == 0
+
+
+def test_strict_text_sizes_and_schemes(srv, api):
+    r = api.post("/jobs", content=b'{"entry":"compose","topic":"bad \\ud800"}',
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "surrogate" in r.json()["error"]["message"]
+    job = submit(api, COMPOSE)["jobId"]
+    big = b"x" * (300 * 1024)
+    assert api.post(f"/jobs/{job}/approve-publish", content=big).status_code == 413
+    r = api.patch(f"/jobs/{job}/schedule", content=b'{"scheduledAt":"' + big + b'"}',
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    for when in ("0999-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        r = api.patch(f"/jobs/{job}/schedule", json={"scheduledAt": when})
+        assert r.status_code == 422, (when, r.text)
+    r = api.patch(f"/jobs/{job}/schedule", json={"scheduledAt": "2030-01-01T00:00:00Z", "extra": 1})
+    assert r.status_code == 422
+    key = api.headers["authorization"].split()[1]
+    assert httpx.get(srv.url + "/v1/account", headers={"Authorization": f"bearer {key}"}).status_code == 200
+
+
+def test_a_cancel_right_after_the_claim_still_stops_the_job(srv):
+    with Server(srv.data_dir.parent / "race", "--workers", "2", "--rate-limit", "100000",
+                env={"AFX_TEST_SLEEP": "ingest:1"}) as s, s.client(s.key(credits=50)) as api:
+        jobs = []
+        for i in range(6):
+            job = submit(api, {**COMPOSE, "topic": f"Race {i}"})["jobId"]
+            wait_for(api, job, ("running",))
+            assert api.delete(f"/jobs/{job}").status_code == 200
+            jobs.append(job)
+        time.sleep(2.5)
+        for job in jobs:
+            assert api.get(f"/jobs/{job}").json()["status"] == "cancelled"
+            assert not list(s.data_dir.glob(f"accounts/*/out/{job}/result.json"))
+            assert not list(s.data_dir.glob(f"accounts/*/outbox/tiktok/{job}*"))
+
+
+def test_a_publish_run_is_not_cancellable_and_its_failure_keeps_the_job_built(tmp_path):
+    data = tmp_path / "data"
+    with Server(data, "--rate-limit", "100000") as first:
+        key = first.key()
+        with first.client(key) as api:
+            job = submit(api, {**COMPOSE, "staging": True})["jobId"]
+            wait_for(api, job, ("complete",))
+    # The render stage changed since (a new version), and now fails: the publish run rebuilds
+    # it, fails, and the job is still the complete job it was.
+    with Server(data, "--rate-limit", "100000", "--workers", "1",
+                env={"AFX_TEST_VERSION": "render:99", "AFX_TEST_FAIL": "render", "AFX_TEST_SLEEP": "render:2"}
+                ) as second, second.client(key) as api:
+        assert api.post(f"/jobs/{job}/approve-publish").status_code == 200
+        r = api.delete(f"/jobs/{job}")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "not_cancellable"
+        done = wait_for(api, job, ("complete", "failed", "published"), timeout=30)
+        deadline = time.monotonic() + 20
+        while done["status"] == "complete" and not done.get("error") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            done = api.get(f"/jobs/{job}").json()
+        assert done["status"] == "complete" and "render" in done["error"], done
+        assert api.get(f"/jobs/{job}/result").status_code == 200
+        assert api.get("/account").json()["credits"]["balance"] == 99
+
+
+def test_a_second_server_on_the_same_database_leaves_running_jobs_alone(tmp_path):
+    data = tmp_path / "data"
+    with Server(data, env={"AFX_TEST_SLEEP": "render:6"}) as first:
+        key = first.key()
+        with first.client(key) as api:
+            job = submit(api, COMPOSE)["jobId"]
+            wait_for(api, job, ("running",))
+            with Server(data):
+                time.sleep(1)
+                assert api.get(f"/jobs/{job}").json()["status"] == "running"
+            assert wait_for(api, job, ("published", "failed"), timeout=30)["status"] == "published"
+        from sqlalchemy import select
+
+        from afx.server import db
+
+        engine = db.connect(f"sqlite:///{data / 'afx.sqlite'}")
+        with db.read(engine) as conn:
+            assert conn.execute(select(db.jobs.c.attempts).where(db.jobs.c.id == job)).scalar() == 1
+        engine.dispose()
+
+
+def test_an_idempotency_key_held_by_a_killed_server_is_freed(tmp_path):
+    data = tmp_path / "data"
+    first = Server(data).start()
+    key = first.key()
+    started = threading.Event()
+
+    def slow_body():
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n" + MP4_HEAD
+        started.set()
+        for _ in range(100):
+            time.sleep(0.05)
+            yield b"\0" * 1000
+
+    def upload():
+        try:
+            with first.client(key) as c:
+                c.post("/upload", content=slow_body(), headers={
+                    "Idempotency-Key": "held", "Content-Type": "multipart/form-data; boundary=b"})
+        except httpx.HTTPError:
+            pass
+    t = threading.Thread(target=upload)
+    t.start()
+    started.wait(5)
+    time.sleep(0.5)
+    first.kill9()
+    t.join()
+    with Server(data) as second, second.client(key) as api:
+        r = api.post("/upload", files={"file": ("a.mp4", MP4_HEAD)}, headers={"Idempotency-Key": "held"})
+        assert r.status_code == 201, r.text

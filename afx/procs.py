@@ -1,0 +1,70 @@
+"""Processes named `host:pid:start time`: who runs a job, who holds an Idempotency-Key,
+who owns a work folder.
+
+The start time (from /proc) tells a process from a later one that got the same pid, so a
+name outlives its process safely: "gone" means that very process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+HOST = socket.gethostname()
+
+
+def _stat(pid: int) -> tuple[str, str]:
+    """(state, start time) of a process, or ("", "") when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), fields[19].decode()
+    except (OSError, IndexError):
+        return "", ""
+
+
+def start_time(pid: int) -> str:
+    return _stat(pid)[1]
+
+
+def name(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{HOST}:{pid}:{start_time(pid)}"
+
+
+def parse(named: str | None) -> tuple[str, int | None, str]:
+    host, _, rest = (named or "").partition(":")
+    pid_s, _, started = rest.partition(":")
+    return host, (int(pid_s) if pid_s.isdigit() else None), started
+
+
+def alive_here(named: str | None) -> bool:
+    """That process runs on this machine now. A zombie does not: in a container whose first
+    process never reaps, a killed server's children stay zombies for good."""
+    host, pid, started = parse(named)
+    if host != HOST or pid is None or not started:
+        return False
+    state, now = _stat(pid)
+    return now == started and state not in ("Z", "X")
+
+
+def gone_here(named: str | None) -> bool:
+    """That process was on this machine and no longer runs."""
+    host, pid, _ = parse(named)
+    return host == HOST and pid is not None and not alive_here(named)
+
+
+_TAG = re.compile(r"\.p(\d+)-(\d+)\.[^.]*$")
+
+
+def tag() -> str:
+    """This process, for the name of a work folder: `p<pid>-<start time>`."""
+    pid = os.getpid()
+    return f"p{pid}-{start_time(pid)}"
+
+
+def tag_alive(folder: str) -> bool:
+    """The process named in a work folder's name (`...{tag()}.<random>`) still runs."""
+    m = _TAG.search(folder)
+    return bool(m) and alive_here(f"{HOST}:{m.group(1)}:{m.group(2)}")
