@@ -6,7 +6,7 @@ crf 23 + AAC, +faststart. Each contender runs as its own process; wall time and 
 memory of its process tree are measured in this same run (ratios, not absolute times).
 
 - afx: afx.media.render as the render stage calls it (title card, loudness measurement
-  pass, one ffmpeg render).
+  pass, one ffmpeg render that also keeps the clean stills the thumbnail is chosen from).
 - ffmpeg: one hand-written command doing the same crop/scale/text/loudness/encode (one
   command can only normalise loudness in one pass: loudnorm's dynamic mode).
 - moviepy: moviepy 2.2.1 in its own venv (bench/.venv-moviepy: it pins pillow < 12).
@@ -43,7 +43,8 @@ info = probe(src, check_complete=False)
 encode = next(iter(group(profiles_for("short", ["tiktok"]), info.duration)))
 card = title_card(title, 1080, 1920, work / "title.png")
 job = RenderJob([Source(src, info)], [Segment(0, 0.0, info.duration)], [Output(encode, work / "afx.mp4")],
-                layout="center", title=work / "title.png", title_xy=(card["x"], card["y"]), title_seconds=3.0)
+                layout="center", title=work / "title.png", title_xy=(card["x"], card["y"]), title_seconds=3.0,
+                stills=work / "stills.mkv")
 render(job, work)
 """
 

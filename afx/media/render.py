@@ -63,6 +63,7 @@ class RenderJob:
     music: Path | None = None  # background music, looped, ducked under the voice
     music_db: float = -18.0
     captions: str | None = None  # ASS file name in the work folder; fonts in `.fonts` beside it
+    stills: Path | None = None  # frames without captions, for the thumbnail: MJPEG in MKV
     preset: str = "veryfast"
     crf: int = 23
 
@@ -75,6 +76,11 @@ class RenderJob:
     @property
     def size(self) -> tuple[int, int]:
         return self.outputs[0].encode.width, self.outputs[0].encode.height
+
+    @property
+    def still_every(self) -> float:
+        """Seconds between stills: every 2 s, at most ~48 of them."""
+        return round(max(2.0, self.duration / 48), 3)
 
     @property
     def fps(self) -> int:
@@ -157,10 +163,16 @@ def _reframe(job: RenderJob, source: Source, seg: Segment, label: str) -> str:
 
 
 def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = None
-           ) -> tuple[list[str], str, list[str]]:
-    """(input arguments, filter_complex, output labels)."""
+           ) -> tuple[list[str], list[str], list[str]]:
+    """(input arguments, filtergraphs, output labels).
+
+    Pictures and sound are two filtergraphs (two -filter_complex): in one graph, a second
+    video sink (the stills) that ends with the video made ffmpeg 9 end the sound early in
+    about one render in five (a voiced upload's voice read to 4.5 s of 6).
+    """
     args: list[str] = []
-    chains: list[str] = []
+    chains: list[str] = []  # sound
+    vchains: list[str] = []  # pictures
     fps = job.fps
     total = int(round(job.duration * 48000))
     n = 0
@@ -183,19 +195,20 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
                 ain = f"{n}:a"
                 n += 1
             if not audio_only:
-                chains.append(f"[{vin}:v:0]setpts=PTS-STARTPTS,fps={fps},{_reframe(job, src, seg, f's{i}')},"
+                vchains.append(f"[{vin}:v:0]setpts=PTS-STARTPTS,fps={fps},{_reframe(job, src, seg, f's{i}')},"
                               f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop_duration=1,"
                               f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
             chains.append(f"[{ain}]{_STEREO},apad=whole_len={samples},atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
-            pairs.append(f"[a{i}]" if audio_only else f"[v{i}][a{i}]")
+            pairs.append(f"[a{i}]")
         k = len(job.segments)
-        chains.append(f"{''.join(pairs)}concat=n={k}:v={0 if audio_only else 1}:a=1" +
-                      ("[ac]" if audio_only else "[vc][ac]"))
+        chains.append(f"{''.join(pairs)}concat=n={k}:v=0:a=1[ac]")
+        if not audio_only:
+            vchains.append("".join(f"[v{i}]" for i in range(k)) + f"concat=n={k}:v=1:a=0[vc]")
         bed = "ac"
     elif not audio_only:
         canvas_args, canvas_chains = job.canvas.build(n, fps, job.size)
         args += canvas_args
-        chains += canvas_chains
+        vchains += canvas_chains
         n += sum(1 for a in canvas_args if a == "-i")
     if job.music is not None and job.canvas is not None:
         args += ["-stream_loop", "-1", *SAFE_INPUT, "-i", str(job.music)]
@@ -226,7 +239,7 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
     else:
         chains.append(f"[{mix}]{_normaliser(loudness)}[aout]")
     if audio_only:
-        return args, ";".join(chains), ["aout"]
+        return args, [";".join(chains)], ["aout"]
     video = "vc"
     if job.title is not None:
         # Decoded once and repeated by `loop` (not `-loop 1`, which decodes the PNG per frame).
@@ -234,21 +247,31 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
         frames = max(int(round(job.title_seconds * fps)), 1)
         fade_out = max(job.title_seconds - 0.3, 0.0)
         x, y = job.title_xy
-        chains.append(f"[{n}:v]format=rgba,loop=loop={frames - 1}:size=1:start=0,setpts=N/{fps}/TB,"
+        vchains.append(f"[{n}:v]format=rgba,loop=loop={frames - 1}:size=1:start=0,setpts=N/{fps}/TB,"
                       f"fade=t=in:st=0:d=0.25:alpha=1,fade=t=out:st={fade_out:.3f}:d=0.3:alpha=1[title];"
                       f"[vc][title]overlay={x}:{y}:eof_action=pass[vt]")
         video = "vt"
         n += 1
+    stills = None
+    if job.stills is not None:
+        # The picture before the captions, a frame every few seconds: the thumbnail's
+        # candidates (after the title has gone), from this same decode. Split after the
+        # title's overlay: split before it, ffmpeg buffers every frame between two stills
+        # (1.7 GB for stills 10 s apart, bench/render.py's source).
+        vchains.append(f"[{video}]split=2[vs0][vst];[vst]fps=1/{job.still_every:g}:round=near[stills]")
+        video, stills = "vs0", "stills"
     if job.captions:
         # Fixed names only (the ASS file and its fonts live in the work folder, ffmpeg's cwd).
-        chains.append(f"[{video}]ass={job.captions}:fontsdir=.fonts[vcap]")
+        vchains.append(f"[{video}]ass={job.captions}:fontsdir=.fonts[vcap]")
         video = "vcap"
     m = len(job.outputs)
+    extra = [stills] if stills else []
     if m == 1:
-        return args, ";".join(chains), [video, "aout"]
-    chains.append(f"[{video}]split={m}" + "".join(f"[vo{j}]" for j in range(m)))
+        return args, [";".join(vchains), ";".join(chains)], [video, "aout", *extra]
+    vchains.append(f"[{video}]split={m}" + "".join(f"[vo{j}]" for j in range(m)))
     chains.append("[aout]asplit=" + str(m) + "".join(f"[ao{j}]" for j in range(m)))
-    return args, ";".join(chains), [x for j in range(m) for x in (f"vo{j}", f"ao{j}")]
+    return (args, [";".join(vchains), ";".join(chains)],
+            [x for j in range(m) for x in (f"vo{j}", f"ao{j}")] + extra)
 
 
 _STEREO = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
@@ -276,7 +299,8 @@ def measure_loudness(job: RenderJob, workdir: Path) -> dict[str, float]:
     """Audio-only passes with ebur128 (~5x faster than a loudnorm pass): the programme's
     loudness; when the limiter will act, a second pass through gain + limiter corrects the
     gain for the loudness the limiter takes away."""
-    args, graph, labels = _graph(job, audio_only=True)
+    args, graphs, labels = _graph(job, audio_only=True)
+    graph = graphs[0]
 
     def measure(g: str) -> dict[str, float]:
         lines: list[str] = []
@@ -313,8 +337,8 @@ def render(job: RenderJob, workdir: Path, on_progress: Callable[[float], None] =
         raise MediaError("nothing to render", "no segments were chosen")
     loudness = measure_loudness(job, workdir)
     on_progress(0.05)
-    args, graph, labels = _graph(job, loudness=loudness)
-    cmd = [*args, "-filter_complex", graph]
+    args, graphs, labels = _graph(job, loudness=loudness)
+    cmd = [*args, *(x for g in graphs for x in ("-filter_complex", g))]
     for j, out in enumerate(job.outputs):
         e = out.encode
         cmd += ["-map", f"[{labels[2 * j]}]", "-map", f"[{labels[2 * j + 1]}]",
@@ -323,6 +347,9 @@ def render(job: RenderJob, workdir: Path, on_progress: Callable[[float], None] =
                 "-bufsize", str(e.bufsize), "-c:a", "aac", "-b:a", str(e.audio_bitrate), "-ar", "48000",
                 "-ac", "2", "-movflags", "+faststart", "-map_metadata", "-1", "-metadata", "encoder=afx",
                 os.fspath(out.path)]
+    if job.stills is not None:
+        cmd += ["-map", f"[{labels[-1]}]", "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "-an",
+                "-map_metadata", "-1", os.fspath(job.stills)]
     run(cmd, what="rendering", duration=job.duration, on_progress=lambda f: on_progress(0.05 + 0.95 * f),
         cwd=workdir)
     return {"loudness_in": loudness, "normaliser": _normaliser(loudness).split("=")[0]}

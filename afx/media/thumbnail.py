@@ -1,6 +1,6 @@
-"""Thumbnails: a strong frame of the finished video, with a short title drawn on it.
+"""Thumbnails: a strong frame of the video, with a short title drawn on it.
 
-Candidates are the video's keyframes (every 2 s in afx's renders: cheap to decode), after
+Candidates are the render's stills (frames without captions, every 2 s) or a video's keyframes, after
 the hook title has faded. Each is scored for sharpness (variance of the Laplacian), exposure
 (mid-grey mean, little clipping), colour, faces (OpenCV Haar) and motion (a peak rather than
 a still); the best wins. A frame time or an image can be given instead.

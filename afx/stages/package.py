@@ -19,7 +19,7 @@ LONG_THUMB = (1280, 720)  # YouTube's custom thumbnail size
 
 class PackageStage:
     name = "package"
-    version = "2"
+    version = "3"
     after: tuple[str, ...] = ("edit", "script", "render")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -60,12 +60,17 @@ class PackageStage:
                 if t >= info.duration:
                     raise StageError(f"render.thumbnail.time {t:g} s is beyond the video ({info.duration:.1f} s)")
                 chosen = {"time": t}
+                picture = thumbnail.frame(video, t)
             else:
-                title_s = float(((job.get("render") or {}).get("title") or {}).get("seconds", 3.0))
-                ranked = sorted(thumbnail.candidates(video, skip=title_s), key=lambda c: (-c.score, c.time))
+                # The render's stills (no captions) or, from a render without them, the
+                # video's keyframes; either way after the title.
+                clean = "stills.mkv" in render.files
+                source = render.path("stills.mkv") if clean else video
+                skip = float(((job.get("render") or {}).get("title") or {}).get("seconds", 3.0))
+                ranked = sorted(thumbnail.candidates(source, skip=skip), key=lambda c: (-c.score, c.time))
                 best = ranked[0] if ranked else thumbnail.Candidate(min(info.duration / 2, 1.0), 0.0, {})
-                chosen = {"time": best.time, "score": best.score, "parts": best.parts}
-            picture = thumbnail.frame(video, chosen["time"])
+                chosen = {"time": best.time, "score": best.score, "parts": best.parts, "clean": clean}
+                picture = thumbnail.frame(source, chosen["time"])
         chosen.update(thumbnail.compose(picture, size, text, ctx.output("thumb.jpg", export="thumb.jpg")))
         # publish copy, per platform and in general (the API's publishCopy)
         script_text = script.path("script.txt").read_text(encoding="utf-8")

@@ -5,7 +5,9 @@
 - compose: the voiceover over the spec's backgrounds (or a generated one), music ducked.
 - generate: the voiceover over generated scenes, one per sentence.
 All get the hook title (not generate: its scenes carry the words), word-level captions
-(burned in, plus captions.srt / captions.vtt) and -14 LUFS loudness.
+(burned in, plus captions.srt / captions.vtt) and -14 LUFS loudness. The same ffmpeg run
+keeps a frame without captions every few seconds in stills.mkv, from
+which package picks the thumbnail.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 class RenderStage:
     name = "render"
-    version = "7"
+    version = "8"
     after: tuple[str, ...] = ("ingest", "analyze", "edit", "script")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -117,7 +119,8 @@ class RenderStage:
         rj = RenderJob(sources, segments, outputs, layout=opts.get("layout", "center"), title=title,
                        title_xy=xy, title_seconds=min(float(title_opts.get("seconds", 3.0)), seconds),
                        canvas=canvas, voice=voice, music=music,
-                       music_db=float((opts.get("music") or {}).get("volume", -18)), captions=captions_file)
+                       music_db=float((opts.get("music") or {}).get("volume", -18)), captions=captions_file,
+                       stills=ctx.output("stills.mkv"))
         meta = render(rj, ctx.workdir, lambda f: ctx.progress(f, "rendering"))
         files = {}
         for out in outputs:
@@ -132,6 +135,7 @@ class RenderStage:
         return {"seconds": seconds, "entry": entry, "layout": opts.get("layout", "center") if sources else entry,
                 "segments": [s.to_dict() for s in segments], "outputs": files, "title": bool(title),
                 "captions": {"lines": len(lines), "burned": bool(captions_file)},
+                "stills": {"every": rj.still_every},
                 "scenes": max(len(getattr(canvas, "scenes", ()) or getattr(canvas, "backgrounds", ())) - 1, 0)
                 if canvas is not None else 0, **meta}
 

@@ -45,7 +45,7 @@ def test_compose_is_sized_to_the_voice_with_captions_in_the_safe_zone(crepo, tmp
     crepo.write("a.yaml", f"entry: compose\ntopic: Patch notes\ntone: educational\nscript: {SCRIPT}\n")
     crepo.write("b.yaml", f"entry: compose\ntopic: Patch notes\ntone: educational\nscript: {SCRIPT}\n"
                           "render: {captions: {enabled: false}}\n")
-    r = crepo.afx("run", "--until", "render")
+    r = crepo.afx("run", "--until", "package")
     assert r.code == 0, r.text
     out = crepo.root / "out" / "a"
     video = out / "video.mp4"
@@ -68,6 +68,13 @@ def test_compose_is_sized_to_the_voice_with_captions_in_the_safe_zone(crepo, tmp
     assert changed.mean() > 0.002, "captions are drawn"
     assert rows.min() >= 250 and rows.max() <= 1520 and cols.min() >= 60 and cols.max() <= 940, \
         (rows.min(), rows.max(), cols.min(), cols.max())
+    # the thumbnail comes from a frame without captions: the captioned job's is the other's
+    thumbs = []
+    for job in ("a", "b"):
+        subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(crepo.root / "out" / job / "thumb.jpg"),
+                        str(tmp_path / f"thumb-{job}.png")], check=True)
+        thumbs.append(grey(tmp_path / f"thumb-{job}.png"))
+    assert (np.abs(thumbs[0] - thumbs[1]) > 40).mean() < 0.0005
 
 
 def test_compose_with_backgrounds_and_ducked_music(crepo, tmp_path):
