@@ -12,10 +12,21 @@ import re
 import socket
 
 HOST = socket.gethostname()
+_PROC = os.path.isdir("/proc/self")
+IDENTIFIES = _PROC  # start times tell a process from a later one with its pid
 
 
 def _stat(pid: int) -> tuple[str, str]:
     """(state, start time) of a process, or ("", "") when there is none."""
+    if not _PROC:
+        # No /proc (macOS): whether the pid exists, with "0" for a start time nobody can read.
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "", ""
+        except PermissionError:
+            pass
+        return "R", "0"
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()

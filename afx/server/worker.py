@@ -48,8 +48,8 @@ def _kill_leftover(worker: str | None) -> None:
     if not worker:
         return
     host, pid, started = procs.parse(worker)
-    if host != HOST or pid is None:
-        return
+    if host != HOST or pid is None or not procs.IDENTIFIES:
+        return  # without /proc a pid cannot be told from a later process that got it
     # The child leads its own process group. Alive and the same process (same start time):
     # kill the group. Gone: its ffmpeg may live on in the group, and while any member does,
     # Linux does not hand the number to another process, so killing the group is safe.
