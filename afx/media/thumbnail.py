@@ -14,7 +14,7 @@ from pathlib import Path
 
 from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
 from afx.media.fonts import font_file
-from afx.media.title import printable
+from afx.media.title import printable, wrap
 
 MAX_JPEG = 2 * 1024 * 1024  # YouTube's custom thumbnail limit
 
@@ -108,11 +108,11 @@ def compose(picture: bytes, size: tuple[int, int], text: str, out: Path) -> dict
         draw = ImageDraw.Draw(img)
         fsize = int(min(w, h) * (0.16 if h > w else 0.14))
         font = ImageFont.truetype(str(font_file("title")), fsize)
-        lines = _wrap(text, font, int(w * 0.86))
+        lines = wrap(text.split(), font, int(w * 0.86))
         while len(lines) > 3 and fsize > 30:
             fsize -= 6
             font = ImageFont.truetype(str(font_file("title")), fsize)
-            lines = _wrap(text, font, int(w * 0.86))
+            lines = wrap(text.split(), font, int(w * 0.86))
         ascent, descent = font.getmetrics()
         line_h = int((ascent + descent) * 1.02)
         top = int(h * (0.2 if h > w else 0.08))
@@ -134,14 +134,3 @@ def compose(picture: bytes, size: tuple[int, int], text: str, out: Path) -> dict
     out.write_bytes(buf.getvalue())
     info.update(bytes=buf.tell(), quality=quality)
     return info
-
-
-def _wrap(text: str, font: object, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        trial = f"{lines[-1]} {word}" if lines else word
-        if lines and font.getlength(trial) <= width:  # type: ignore[attr-defined]
-            lines[-1] = trial
-        else:
-            lines.append(word)
-    return lines

@@ -24,7 +24,8 @@ def printable(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _wrap(words: list[str], font: object, max_width: int) -> list[str]:
+def wrap(words: list[str], font: object, max_width: int) -> list[str]:
+    """Words into lines no wider than max_width in `font` (a word longer than that stands alone)."""
     lines: list[str] = []
     for word in words:
         trial = f"{lines[-1]} {word}" if lines else word
@@ -51,7 +52,7 @@ def title_card(text: str, width: int, height: int, out: Path, *, max_lines: int 
     size = int(width * 0.09)
     while True:
         font = ImageFont.truetype(str(font_file("title")), size)
-        lines = _wrap(words, font, max_width)
+        lines = wrap(words, font, max_width)
         if (len(lines) <= max_lines and all(font.getlength(line) <= max_width for line in lines)) \
                 or size <= int(width * 0.04):
             break

@@ -66,7 +66,7 @@ def parse_json(raw: bytes) -> Any:
         raise BodyError([Diagnostic(BODY, 0, 0, "", f"the body nests deeper than {MAX_DEPTH} levels")])
     if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(value)):
         raise BodyError([Diagnostic(BODY, 0, 0, "", "numbers must be finite")])
-    if any(isinstance(v, str) and not _utf8(v) for v in _strings(value)):
+    if any(isinstance(v, str) and not _utf8(v) for v in _leaves(value, keys=True)):
         raise BodyError([Diagnostic(BODY, 0, 0, "", "the body has a lone UTF-16 surrogate (\\ud800-\\udfff), "
                                     "which is not text")])
     return value
@@ -80,18 +80,6 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _strings(value: Any) -> Any:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-    else:
-        yield value
-
-
 def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_DEPTH:
         return level
@@ -102,13 +90,16 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-def _leaves(value: Any) -> Any:
+def _leaves(value: Any, keys: bool = False) -> Any:
+    """Every scalar in a JSON value (and with `keys`, every object key too)."""
     if isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
+        for k, v in value.items():
+            if keys:
+                yield k
+            yield from _leaves(v, keys)
     elif isinstance(value, list):
         for v in value:
-            yield from _leaves(v)
+            yield from _leaves(v, keys)
     else:
         yield value
 
