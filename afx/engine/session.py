@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-import threading
+import multiprocessing.connection as mpc
+import os
+import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,44 +89,30 @@ class Engine:
 
     def _run_parallel(self, jobs: Sequence[Job], options: RunOptions, workers: int, keep_going: bool,
                       emit: Emit) -> list[JobReport]:
-        ctx = multiprocessing.get_context("spawn")
-        queue: Any = ctx.Queue()
-        drain = threading.Thread(target=_drain, args=(queue, emit), daemon=True)
-        drain.start()
         reports: dict[str, JobReport] = {}
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                                   initializer=_init_worker, initargs=(queue,))
-        pending: dict[Future, Job] = {}
+        pool = _Workers(min(workers, len(jobs)), (self.pipeline_ref, str(self.store_root), str(self.out_root),
+                                                  dict(self.config), options))
         todo = list(jobs)
         stop = False
         try:
-            while todo or pending:
-                while todo and not stop and len(pending) < workers:
-                    job = todo.pop(0)
-                    fut = pool.submit(_worker, job, self.pipeline_ref, str(self.store_root), str(self.out_root),
-                                      dict(self.config), options)
-                    pending[fut] = job
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = pending.pop(fut)
-                    report = fut.result()
-                    reports[job.name] = report
-                    queue.put(_job_event(report))
-                    if report.status == "failed" and not keep_going:
+            while (todo and not stop) or pool.busy:
+                while todo and not stop and pool.has_room:
+                    pool.give(todo.pop(0))
+                for kind, value in pool.messages():
+                    if kind == "event":
+                        emit(value)
+                        continue
+                    reports[value.job] = value
+                    emit(_job_event(value))
+                    if value.status == "failed" and not keep_going:
                         stop = True
-            pool.shutdown(wait=True)
         except BaseException:
-            # Ctrl-C or a crash: stop workers now; their half-done work dirs are removed by
-            # the next run (nothing half-written is ever indexed).
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Ctrl-C or a crash: interrupt the workers, give them a moment to stop their
+            # ffmpeg and remove their work folders, then kill what is left (a half-done work
+            # folder is removed by the next run: nothing half-written is ever indexed).
+            pool.stop(grace=3.0)
             raise
-        finally:
-            queue.put(None)
-            drain.join(timeout=5)
+        pool.stop(grace=10.0)
         ordered = [reports[j.name] for j in jobs if j.name in reports]
         ordered.extend(_skipped([j for j in jobs if j.name not in reports], emit))
         return ordered
@@ -157,30 +146,116 @@ def _skipped(jobs: Sequence[Job], emit: Emit) -> list[JobReport]:
     return out
 
 
-_queue: Any = None
+class _Workers:
+    """Worker processes for `afx run -j N`, reused from job to job, each with its own pipe.
+
+    Not a ProcessPoolExecutor with a shared event queue: a worker stopped while it held the
+    shared queue's write lock left the parent waiting for that lock at exit, for ever (a
+    Ctrl-C'd `afx run -j 3` hung about one time in 100). A pipe per worker shares no lock;
+    a dead worker's pipe just ends, and its job is reported failed.
+    """
+
+    def __init__(self, size: int, args: tuple) -> None:
+        self.size, self.args = size, args
+        self.ctx = multiprocessing.get_context("spawn")
+        self.idle: list[_Worker] = []
+        self.jobs: dict[_Worker, Job] = {}  # busy worker -> its job
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.jobs)
+
+    @property
+    def has_room(self) -> bool:
+        return len(self.jobs) < self.size
+
+    def give(self, job: Job) -> None:
+        worker = self.idle.pop() if self.idle else self._start()
+        worker.conn.send(job)
+        self.jobs[worker] = job
+
+    def _start(self) -> _Worker:
+        ours, theirs = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(theirs, *self.args), daemon=True)
+        proc.start()
+        theirs.close()  # only the worker holds its end: when it dies, our reads end
+        return _Worker(proc, ours)
+
+    def messages(self) -> list[tuple[str, Any]]:
+        """Waits until some worker says something; ("event", dict) and ("report", JobReport)."""
+        ready = mpc.wait([w.conn for w in self.jobs])
+        out: list[tuple[str, Any]] = []
+        for worker in [w for w in self.jobs if w.conn in ready]:
+            try:
+                kind, value = worker.conn.recv()
+            except (EOFError, OSError):
+                job = self.jobs.pop(worker)
+                worker.proc.join(timeout=5)
+                code = worker.proc.exitcode
+                report = JobReport(job.name, status="failed", error_kind="server",
+                                   error=f"the worker process running this job died (exit status {code})")
+                out.append(("report", report))
+                continue
+            if kind == "report":
+                self.jobs.pop(worker)
+                self.idle.append(worker)
+            out.append((kind, value))
+        return out
+
+    def stop(self, grace: float) -> None:
+        """Idle workers are told to leave; busy ones are interrupted; after `grace`
+        seconds, what is still alive is killed."""
+        for worker in self.idle:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+        for worker in self.jobs:
+            if worker.proc.is_alive() and worker.proc.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(worker.proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        everyone = [*self.idle, *self.jobs]
+        for worker in everyone:
+            worker.proc.join(timeout=max(deadline - time.monotonic(), 0.0))
+        for worker in everyone:
+            if worker.proc.is_alive():
+                worker.proc.kill()
+                worker.proc.join(timeout=5)
+            worker.conn.close()
+        self.idle, self.jobs = [], {}
 
 
-def _init_worker(queue: Any) -> None:
-    global _queue
-    _queue = queue
+@dataclass(eq=False)
+class _Worker:
+    proc: Any
+    conn: Any
 
 
-def _worker(job: Job, pipeline_ref: str | None, store_root: str, out_root: str, config: dict,
-            options: RunOptions) -> JobReport:
-    pipeline = load_pipeline(pipeline_ref)
-    store = Store(Path(store_root))
+def _interrupt_once(signum: int, frame: Any) -> None:
+    # A terminal's Ctrl-C reaches the worker, and then the parent interrupts it too: the
+    # second must not cut short the clean-up the first started.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker_main(conn: Any, pipeline_ref: str | None, store_root: str, out_root: str, config: dict,
+                 options: RunOptions) -> None:
+    signal.signal(signal.SIGINT, _interrupt_once)
     try:
-        return process_job(job, pipeline, store, Path(out_root), execute=True, options=options, config=config,
-                           emit=_queue.put)
-    finally:
-        for message in store.warnings:
-            _queue.put({"event": "warning", "message": message})
-        store.close()
-
-
-def _drain(queue: Any, emit: Emit) -> None:
-    while True:
-        event = queue.get()
-        if event is None:
-            return
-        emit(event)
+        pipeline = load_pipeline(pipeline_ref)
+        while (job := conn.recv()) is not None:
+            store = Store(Path(store_root))
+            try:
+                report = process_job(job, pipeline, store, Path(out_root), execute=True, options=options,
+                                     config=config, emit=lambda e: conn.send(("event", e)))
+            except Exception as exc:  # noqa: BLE001 - the job fails, the run goes on
+                report = JobReport(job.name, status="failed", error=f"{type(exc).__name__}: {exc}",
+                                   error_kind="server")
+            finally:
+                for message in store.warnings:
+                    conn.send(("event", {"event": "warning", "message": message}))
+                store.close()
+            conn.send(("report", report))
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        pass  # interrupted, or the parent has gone: nothing to say

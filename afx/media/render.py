@@ -297,8 +297,10 @@ def _normaliser(m: dict[str, float]) -> str:
 
 def measure_loudness(job: RenderJob, workdir: Path) -> dict[str, float]:
     """Audio-only passes with ebur128 (~5x faster than a loudnorm pass): the programme's
-    loudness; when the limiter will act, a second pass through gain + limiter corrects the
-    gain for the loudness the limiter takes away."""
+    loudness; when the limiter will act, more passes through gain + limiter find the gain
+    that lands on the target (the limiter takes away more the harder it is driven, so one
+    correction falls short: a voiced generate job came out at -15 LUFS; a secant search
+    gets within 0.3 LU in two or three passes)."""
     args, graphs, labels = _graph(job, audio_only=True)
     graph = graphs[0]
 
@@ -309,11 +311,28 @@ def measure_loudness(job: RenderJob, workdir: Path) -> dict[str, float]:
         return parse_ebur128("\n".join(lines))
 
     m = measure(graph)
-    normaliser = _normaliser(m)
-    if "alimiter" in normaliser:
-        after = measure(graph.replace("]ebur128=", f"]{normaliser},ebur128="))
-        m["gain"] = round(TARGET_LUFS - m["integrated"] + (TARGET_LUFS - after["integrated"]), 2)
+    if "alimiter" not in _normaliser(m):
+        return m
+    m["gain"] = gain_search(lambda g: measure(graph.replace("]ebur128=", f"]{_normaliser({**m, 'gain': g})},ebur128="))
+                            ["integrated"], TARGET_LUFS - m["integrated"])
     return m
+
+
+def gain_search(level_at: Callable[[float], float], gain: float, passes: int = 4, within: float = 0.3) -> float:
+    """The gain (dB) whose output `level_at` is TARGET_LUFS, by secant steps from `gain`
+    (output level rises with gain, never faster than it: the slope is kept in [0.1, 1])."""
+    tried: list[tuple[float, float]] = []
+    for _ in range(passes):
+        level = level_at(gain)
+        tried.append((gain, level))
+        if abs(level - TARGET_LUFS) <= within:
+            return round(gain, 2)
+        slope = 1.0
+        if len(tried) > 1:
+            (g0, l0), (g1, l1) = tried[-2], tried[-1]
+            slope = min(max((l1 - l0) / (g1 - g0), 0.1), 1.0) if g1 != g0 else 1.0
+        gain = min(gain + (TARGET_LUFS - level) / slope, tried[0][0] + 24)
+    return round(min(tried, key=lambda t: abs(t[1] - TARGET_LUFS))[0], 2)
 
 
 def parse_ebur128(text: str) -> dict[str, float]:

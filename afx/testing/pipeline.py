@@ -9,6 +9,7 @@ Test hooks, from the environment:
 - AFX_TEST_LOG=FILE      append "<job> <stage>" to FILE each time a stage really runs
 - AFX_TEST_SLEEP=S:SEC   sleep SEC seconds inside stage S (to kill a run mid-stage)
 - AFX_TEST_FAIL=S[:JOB]  make stage S fail (for every job, or only JOB)
+- AFX_TEST_CRASH=S[:JOB] kill the process running stage S with SIGKILL (an OOM kill)
 - AFX_TEST_VERSION=S:V   report version V for stage S
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -57,6 +59,9 @@ class _Cheap:
             while time.monotonic() < deadline:
                 ctx.progress(1 - (deadline - time.monotonic()) / float(seconds or 5), "sleeping")
                 time.sleep(0.02)
+        stage, job = _hook("AFX_TEST_CRASH")
+        if stage == self.name and (not job or job == ctx.job.name):
+            os.kill(os.getpid(), signal.SIGKILL)
         stage, job = _hook("AFX_TEST_FAIL")
         if stage == self.name and (not job or job == ctx.job.name):
             raise StageError(f"{self.name} failed on purpose (AFX_TEST_FAIL)")
