@@ -300,7 +300,7 @@ def measure_loudness(job: RenderJob, workdir: Path) -> dict[str, float]:
     loudness; when the limiter will act, more passes through gain + limiter find the gain
     that lands on the target (the limiter takes away more the harder it is driven, so one
     correction falls short: a voiced generate job came out at -15 LUFS; a secant search
-    gets within 0.3 LU in two or three passes)."""
+    gets within 0.2 LU in two or three passes)."""
     args, graphs, labels = _graph(job, audio_only=True)
     graph = graphs[0]
 
@@ -318,7 +318,7 @@ def measure_loudness(job: RenderJob, workdir: Path) -> dict[str, float]:
     return m
 
 
-def gain_search(level_at: Callable[[float], float], gain: float, passes: int = 4, within: float = 0.3) -> float:
+def gain_search(level_at: Callable[[float], float], gain: float, passes: int = 5, within: float = 0.2) -> float:
     """The gain (dB) whose output `level_at` is TARGET_LUFS, by secant steps from `gain`
     (output level rises with gain, never faster than it: the slope is kept in [0.1, 1])."""
     tried: list[tuple[float, float]] = []

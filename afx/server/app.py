@@ -76,6 +76,9 @@ class JobStatus(BaseModel):
     platforms: list[str] = []
     createdAt: str | None = None
     error: str | None = None
+    publishing: Literal["queued", "running"] | None = Field(
+        None, description="afx: a complete job's publish run (after approve-publish or its schedule) "
+                          "is waiting or under way; the job stays complete and its result readable")
     model_config = {"extra": "allow"}
 
 

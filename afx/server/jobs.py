@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
 from afx.server import accounts, db
@@ -104,11 +104,23 @@ def file_url(base: str, job_id: str, name: str | None) -> str | None:
     return f"{base}/v1/jobs/{job_id}/files/{name}" if name else None
 
 
+def publishing(row: Mapping[str, Any]) -> str | None:
+    """"queued" or "running" while a built job's publish run (after approve-publish or a
+    schedule) waits or runs; the job itself stays complete, its result readable."""
+    if row["run_kind"] == "publish" and row["status"] in ("queued", "running"):
+        return str(row["status"])
+    return None
+
+
+def public_status(row: Mapping[str, Any]) -> str:
+    return "complete" if publishing(row) else str(row["status"])
+
+
 def status_view(row: Mapping[str, Any], base: str) -> dict[str, Any]:
     """GET /jobs/:id: the reference's fields, then afx's."""
     fields = json.loads(row["fields"])
     result = json.loads(row["result"]) if row["result"] else None
-    out: dict[str, Any] = {"jobId": row["id"], "status": row["status"]}
+    out: dict[str, Any] = {"jobId": row["id"], "status": public_status(row)}
     if result and result.get("videoUrl"):
         out["outputUrl"] = file_url(base, row["id"], result["videoUrl"])
     if row["score"] is not None:
@@ -119,6 +131,8 @@ def status_view(row: Mapping[str, Any], base: str) -> dict[str, Any]:
                 "publishMode": fields.get("publishMode"), "staging": bool(row["staging"]),
                 "scheduledAt": row["scheduled_at"], "creditCost": row["credit_cost"],
                 "updatedAt": iso(row["updated"])})
+    if publishing(row):
+        out["publishing"] = publishing(row)
     if row["status"] == "running":
         out["stage"], out["progress"] = row["stage"], row["progress"]
     if row["error"]:
@@ -130,12 +144,13 @@ def status_view(row: Mapping[str, Any], base: str) -> dict[str, Any]:
 
 def result_view(row: Mapping[str, Any], base: str) -> dict[str, Any] | None:
     """GET /jobs/:id/result, or None while the job has no result (202)."""
-    if not row["result"] or row["status"] not in ("complete", "published"):
+    status = public_status(row)
+    if not row["result"] or status not in ("complete", "published"):
         return None
     result = json.loads(row["result"])
     job_id = row["id"]
     result["jobId"] = job_id
-    result["status"] = row["status"]
+    result["status"] = status
     result["videoUrl"] = file_url(base, job_id, result.get("videoUrl"))
     result["thumbnailUrl"] = file_url(base, job_id, result.get("thumbnailUrl"))
     extras = result.get("afx") or {}
@@ -148,8 +163,15 @@ def list_jobs(engine: Engine, account_id: str, base: str, *, limit: int, offset:
               status: str | None) -> dict[str, Any]:
     query = select(db.jobs).where(db.jobs.c.account_id == account_id)
     count = select(func.count()).select_from(db.jobs).where(db.jobs.c.account_id == account_id)
-    if status:
-        query, count = query.where(db.jobs.c.status == status), count.where(db.jobs.c.status == status)
+    if status:  # as GET shows it: a publish run is a complete job, not a queued or running one
+        c = db.jobs.c
+        if status == "complete":
+            match = or_(c.status == "complete", and_(c.run_kind == "publish", c.status.in_(("queued", "running"))))
+        elif status in ("queued", "running"):
+            match = and_(c.status == status, c.run_kind == "build")
+        else:
+            match = c.status == status
+        query, count = query.where(match), count.where(match)
     with db.read(engine) as conn:
         rows = conn.execute(query.order_by(db.jobs.c.created.desc(), db.jobs.c.id.desc())
                             .limit(limit).offset(offset)).mappings().all()
@@ -199,7 +221,7 @@ def approve(engine: Engine, settings: Settings, account_id: str, job_id: str) ->
         if manual or failed_publish:
             ledger.request(job_id)
     requeue_publish(engine, job_id)
-    return {"jobId": job_id, "status": get_row(engine, account_id, job_id)["status"], "approved": True}
+    return {"jobId": job_id, "status": public_status(get_row(engine, account_id, job_id)), "approved": True}
 
 
 def schedule(engine: Engine, settings: Settings, account_id: str, job_id: str, at: str | None) -> dict[str, Any]:

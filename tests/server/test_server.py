@@ -580,9 +580,18 @@ def test_a_publish_run_is_not_cancellable_and_its_failure_keeps_the_job_built(tm
     with Server(data, "--rate-limit", "100000", "--workers", "1",
                 env={"AFX_TEST_VERSION": "render:99", "AFX_TEST_FAIL": "render", "AFX_TEST_SLEEP": "render:2"}
                 ) as second, second.client(key) as api:
-        assert api.post(f"/jobs/{job}/approve-publish").status_code == 200
+        approved = api.post(f"/jobs/{job}/approve-publish")
+        assert approved.status_code == 200 and approved.json()["status"] == "complete"
         r = api.delete(f"/jobs/{job}")
         assert r.status_code == 409 and r.json()["error"]["code"] == "not_cancellable"
+        # While it publishes the job is still complete (its video is there): the publish run
+        # shows as `publishing`, the result stays readable, and lists count it as complete.
+        view = api.get(f"/jobs/{job}").json()
+        assert view["status"] == "complete" and view["publishing"] in ("queued", "running"), view
+        assert api.get(f"/jobs/{job}/result").status_code == 200
+        listed = {s: [j["jobId"] for j in api.get("/jobs", params={"status": s}).json()["jobs"]]
+                  for s in ("complete", "queued", "running")}
+        assert listed == {"complete": [job], "queued": [], "running": []}, listed
         done = wait_for(api, job, ("complete", "failed", "published"), timeout=30)
         deadline = time.monotonic() + 20
         while done["status"] == "complete" and not done.get("error") and time.monotonic() < deadline:

@@ -46,6 +46,12 @@ from afx.spec.select import select
 
 TERMINAL = frozenset({"complete", "published", "failed", "cancelled"})
 DONE = frozenset({"complete", "published"})
+
+
+def state(view: dict[str, Any]) -> str:
+    """A job's status as push follows it: a complete job whose publish run is waiting or
+    under way (afx serve's `publishing`) is not finished yet."""
+    return "publishing" if view.get("publishing") else str(view.get("status") or "queued")
 POLL_START, POLL_GROWTH, POLL_MAX = 0.5, 1.5, 10.0
 MAX_KEY_CHAIN = 100
 LIST_POLL_AT = 4  # active jobs from which one GET /jobs replaces a GET per job
@@ -150,11 +156,11 @@ class Pusher:
         self.env.info(f"{self.env.style(item.name, bold=True)}: {text}")
 
     def progress(self, item: Item, view: dict[str, Any]) -> None:
-        status = view.get("status") or "?"
+        status = state(view)
         if status in TERMINAL:
             return  # finish() says how it ended
         line = status
-        if status == "running" and view.get("stage"):
+        if view.get("stage") and "running" in (view.get("status"), view.get("publishing")):
             pct = view.get("progress")
             line += f" ({view['stage']}{f' {float(pct) * 100:.0f}%' if isinstance(pct, (int, float)) else ''})"
         if line != item.shown:
@@ -239,7 +245,7 @@ class Pusher:
             else:
                 if view.get("status") not in ("failed", "cancelled"):
                     item.job_id, item.submitted = before["jobId"], before.get("submitted") or ""
-                    item.status = view.get("status") or "queued"
+                    item.status = state(view)
                     item.shown = item.status
                     self.say(item, f"{item.job_id}: {item.status} (submitted {item.submitted or 'before'})")
                     at = item.job.get("scheduledAt")
@@ -323,8 +329,7 @@ class Pusher:
                     continue
                 view = self.client.get_job(item.job_id)
             self.progress(item, view)
-            if view.get("status") != item.status:
-                item.status = str(view.get("status"))
+            item.status = state(view)
             if item.status in TERMINAL:
                 if item.status not in DONE:
                     item.error = str(view.get("error") or item.status)

@@ -89,7 +89,9 @@ def show(env: Environment, job: str, *, api_url: str | None) -> int:
         return int(ExitStatus.OK)
     rows: list[tuple[str, Any]] = [("job", _label(str(view.get("jobId", remote_id)), name)),
                                    ("status", _status(env, str(view.get("status"))))]
-    if view.get("status") == "running" and view.get("stage"):
+    if view.get("publishing"):
+        rows.append(("publishing", str(view["publishing"])))
+    if view.get("stage") and "running" in (view.get("status"), view.get("publishing")):
         pct = view.get("progress")
         rows.append(("stage", f"{view['stage']}" + (f" {float(pct) * 100:.0f}%" if isinstance(pct, (int, float))
                                                     else "")))
