@@ -29,7 +29,7 @@ from afx.errors import SpecError
 from afx.server import accounts, db, idempotency, jobs, uploads
 from afx.server.accounts import Account
 from afx.server.jobs import Refused
-from afx.server.limits import RateLimiter
+from afx.server.limits import RateLimiter, SharedRateLimiter
 from afx.server.settings import Settings
 
 log = logging.getLogger("afx.server")
@@ -167,7 +167,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 # -- the app -----------------------------------------------------------------------------
 def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     engine = db.connect(settings.database_url)
-    limiter = RateLimiter(settings.rate_limit)
+    limiter: RateLimiter | SharedRateLimiter = (  # see afx.server.limits: why per database
+        SharedRateLimiter(engine, settings.rate_limit) if engine.dialect.name == "postgresql"
+        else RateLimiter(settings.rate_limit))
     from afx.server.worker import Workers
 
     workers = Workers(engine, settings)

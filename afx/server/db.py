@@ -130,6 +130,15 @@ idempotency = Table(
     Column("owner", String(80)),  # the server process handling it (v2): a dead owner's key is freed
 )
 
+# Requests per key and minute (window = epoch seconds // 60), shared by every server on the
+# database: afx.server.limits. Rows older than the previous minute are deleted as it goes.
+rate_counts = Table(
+    "rate_counts", metadata,
+    Column("key", String(80), primary_key=True),  # an API key's public id, or ip:<address>
+    Column("window", Integer, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
 schema_migrations = Table(
     "schema_migrations", metadata,
     Column("version", Integer, primary_key=True),
@@ -147,9 +156,13 @@ def _v2(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE idempotency ADD COLUMN owner VARCHAR(80)"))
 
 
+def _v3(conn: Connection) -> None:
+    rate_counts.create(conn, checkfirst=True)
+
+
 # Append only: a released migration is never edited; a change is a new function, written so
 # it also runs on a database that v1 created from newer table definitions.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 
 
 def connect(url: str) -> Engine:

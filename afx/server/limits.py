@@ -1,8 +1,17 @@
-"""Per-key request rate limit: N requests in any 60 s (a sliding window).
+"""Per-key request rate limit: N requests a minute.
 
 Every answer carries the IETF RateLimit headers (RateLimit-Limit, RateLimit-Remaining,
-RateLimit-Reset); a refused one is a 429 with Retry-After. Counted in this process: one
-`afx serve` process serves an API (its workers are child processes that make no requests).
+RateLimit-Reset); a refused one is a 429 with Retry-After.
+
+- On PostgreSQL, where several servers may share the database, `SharedRateLimiter` counts
+  there, so the servers share each key's minute: a sliding-window counter (this minute's
+  count, plus the last minute's weighted by how much of it is still inside the 60 s that end
+  now), taken with one conditional UPDATE, so concurrent requests on any server never pass
+  the limit together. A refused request is not counted.
+- On SQLite (one machine, usually one server) `RateLimiter` counts in the process's memory,
+  an exact sliding log: a write per request would queue behind job submissions for SQLite's
+  one write lock (bench/api.py: POST /jobs from ~300 to ~170 jobs/s, GET p99 x2-10).
+  Servers sharing one SQLite file each count their own requests.
 """
 
 from __future__ import annotations
@@ -11,7 +20,11 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Engine
 
 WINDOW = 60.0
 
@@ -56,3 +69,64 @@ class RateLimiter:
             hits = [t for t in self._hits.get(key, ()) if t > now - self.window]
         reset = (hits[0] + self.window - now) if hits else 0.0
         return Verdict(len(hits) < self.limit, self.limit, max(0, self.limit - len(hits)), reset)
+
+
+class SharedRateLimiter:
+    """The limit over a database every server shares (see the module's docstring)."""
+
+    def __init__(self, engine: Engine, limit: int, window: float = WINDOW,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.limit, self.window, self.clock = engine, limit, window, clock
+        self._swept = -1
+
+    def hit(self, key: str) -> Verdict:
+        from afx.server import db
+
+        now = self.clock()
+        w = int(now // self.window)
+        into = (now - w * self.window) / self.window  # how far into this window, 0..1
+        c = db.rate_counts.c
+        with db.write(self.engine) as conn:
+            counts = dict(conn.execute(select(c.window, c.count).where(c.key == key, c.window.in_((w - 1, w)))).all())
+            carry = counts.get(w - 1, 0) * (1.0 - into)
+            cap = math.floor(self.limit - carry + 1e-9)  # hits this window may hold in all
+            allowed = False
+            if cap >= 1:
+                bump = update(db.rate_counts).where(c.key == key, c.window == w, c.count < cap).values(
+                    count=c.count + 1)
+                allowed = conn.execute(bump).rowcount == 1
+                if not allowed and w not in counts:
+                    allowed = conn.execute(_insert_new(conn, key, w)).first() is not None
+                    if not allowed:  # another server inserted it just now
+                        allowed = conn.execute(bump).rowcount == 1
+            current = conn.execute(select(c.count).where(c.key == key, c.window == w)).scalar() or 0
+            if w != self._swept:  # once a minute per process: forget older minutes
+                conn.execute(delete(db.rate_counts).where(c.window < w - 1))
+                self._swept = w
+        if allowed:
+            remaining = max(0, math.floor(self.limit - carry - current + 1e-9))
+            return Verdict(True, self.limit, remaining, (w + 1) * self.window - now)
+        return Verdict(False, self.limit, 0, self._wait(now, w, into, counts.get(w - 1, 0), current))
+
+    def _wait(self, now: float, w: int, into: float, previous: int, current: int) -> float:
+        """Seconds until one more request fits."""
+        room = self.limit - current - 1
+        if previous > 0 and room >= 0:  # later in this window, as the last minute fades
+            at = 1.0 - room / previous
+            if at <= 1.0:
+                return max(at - into, 0.0) * self.window
+        # next window: this one's count carries over, fading
+        at = max(1.0 - (self.limit - 1) / current, 0.0) if current else 0.0
+        return (w + 1) * self.window - now + at * self.window
+
+
+def _insert_new(conn, key: str, window: int):  # type: ignore[no-untyped-def]
+    from afx.server import db
+
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    # RETURNING says whether the row went in (a rowcount is not reliable for this on psycopg)
+    return (insert(db.rate_counts).values(key=key, window=window, count=1).on_conflict_do_nothing()
+            .returning(db.rate_counts.c.count))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import inspect, select
 
 from afx.server import accounts, db
+from afx.server.limits import SharedRateLimiter
 
 
 def test_a_version_1_database_is_migrated(tmp_path):
@@ -25,9 +27,10 @@ def test_a_version_1_database_is_migrated(tmp_path):
     try:
         assert "owner" in {c["name"] for c in inspect(engine).get_columns("idempotency")}
         with db.read(engine) as conn:
-            assert [r[0] for r in conn.execute(select(db.schema_migrations.c.version))] == [1, 2]
+            assert [r[0] for r in conn.execute(select(db.schema_migrations.c.version))] == [1, 2, 3]
             assert conn.execute(select(db.idempotency.c.key)).scalar() == "k"  # kept
-        assert db.migrate(engine) == 2  # again: nothing to do
+        assert "rate_counts" in inspect(engine).get_table_names()
+        assert db.migrate(engine) == 3  # again: nothing to do
     finally:
         engine.dispose()
 
@@ -48,3 +51,50 @@ def test_debit_and_refund_are_once_per_job(tmp_path):
         assert accounts.check_ledger(engine, acct.id)
     finally:
         engine.dispose()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_rate_limit_is_shared_by_servers_on_one_database(tmp_path):
+    engine, other = (db.connect(f"sqlite:///{tmp_path / 'shared.sqlite'}") for _ in range(2))
+    clock = Clock(6000.0)  # the start of a minute
+    try:
+        one, two = SharedRateLimiter(engine, 10, clock=clock), SharedRateLimiter(other, 10, clock=clock)
+        verdicts = [(one if i % 2 else two).hit("key_a") for i in range(10)]
+        assert all(v.allowed for v in verdicts) and [v.remaining for v in verdicts] == list(range(9, -1, -1))
+        refused = two.hit("key_a")
+        assert not refused.allowed and refused.remaining == 0
+        assert 0 < refused.reset <= 66, refused  # about when the minute's count has faded enough
+        assert one.hit("key_b").allowed  # per key
+        # Half a minute on: still over (this minute's 10 all count); refused requests did not count.
+        clock.now += 30
+        assert not one.hit("key_a").allowed
+        # 45 s into the next minute, a quarter of the last minute's 10 still counts: 2.5, so 7 more.
+        clock.now = 6000 + 60 + 45
+        assert sum(two.hit("key_a").allowed for _ in range(9)) == 7
+        # Much later: the old minutes are swept, and the full limit is back.
+        clock.now = 6000 + 600
+        assert sum(one.hit("key_a").allowed for _ in range(12)) == 10
+        with db.read(engine) as conn:
+            assert {r[0] for r in conn.execute(select(db.rate_counts.c.window))} == {int(clock.now // 60)}
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_concurrent_requests_never_pass_the_limit_together(tmp_path):
+    engines = [db.connect(f"sqlite:///{tmp_path / 'race.sqlite'}") for _ in range(4)]
+    try:
+        limiters = [SharedRateLimiter(e, 25, clock=Clock(6000.5)) for e in engines]
+        with ThreadPoolExecutor(16) as pool:
+            verdicts = list(pool.map(lambda i: limiters[i % 4].hit("key_x"), range(80)))
+        assert sum(v.allowed for v in verdicts) == 25
+    finally:
+        for e in engines:
+            e.dispose()

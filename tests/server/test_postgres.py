@@ -100,3 +100,34 @@ def test_a_job_and_the_active_cap_on_postgres(postgres_url, tmp_path):
             # the first server's job counts against its own account only
             assert sorted(codes).count(201) == 2, codes
             assert api.get("/account").json()["credits"]["balance"] == 18
+
+
+def test_the_shared_rate_limit_holds_under_concurrency_on_postgres(postgres_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from afx.server import db
+    from afx.server.limits import SharedRateLimiter
+
+    engines = [db.connect(postgres_url) for _ in range(3)]  # three servers
+    try:
+        limiters = [SharedRateLimiter(e, 20, clock=lambda: 7200.5) for e in engines]
+        with ThreadPoolExecutor(12) as pool:
+            verdicts = list(pool.map(lambda i: limiters[i % 3].hit("key_pg"), range(60)))
+        with db.read(engines[0]) as conn:
+            stored = conn.execute(db.rate_counts.select()).all()
+        assert sum(v.allowed for v in verdicts) == 20, (verdicts, stored)
+        assert sorted(v.remaining for v in verdicts if v.allowed) == list(range(20))
+    finally:
+        for e in engines:
+            e.dispose()
+
+
+def test_servers_sharing_postgres_share_the_rate_limit(postgres_url, tmp_path):
+    env = {"AFX_DATABASE_URL": postgres_url}
+    with Server(tmp_path / "one", "--rate-limit", "6", env=env) as one, \
+            Server(tmp_path / "two", "--rate-limit", "6", env=env) as two:
+        key = one.key()
+        with one.client(key) as a, two.client(key) as b:
+            codes = [(a if i % 2 else b).get("/account").status_code for i in range(8)]
+            assert codes == [200] * 6 + [429] * 2, codes
+            assert int(a.get("/account").headers["retry-after"]) >= 1
