@@ -40,13 +40,18 @@ class Output:
     path: Path
 
 
+PLAIN = "vplain"  # see Canvas.build
+
+
 class Canvas(Protocol):
     """Generated or composed pictures (compose/generate): inputs and a chain ending in [vc]."""
 
     duration: float
 
-    def build(self, first_input: int, fps: int, size: tuple[int, int]) -> tuple[list[str], list[str]]:
-        """(input arguments, filter chains); inputs are numbered from first_input."""
+    def build(self, first_input: int, fps: int, size: tuple[int, int], plain: bool = False
+              ) -> tuple[list[str], list[str]]:
+        """(input arguments, filter chains); inputs are numbered from first_input. With
+        `plain`, also [vplain]: the pictures without any words drawn on them (thumbnails)."""
 
 
 @dataclass
@@ -177,6 +182,7 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
     total = int(round(job.duration * 48000))
     n = 0
     bed = None  # the audio under the voice: the sources' sound, or music
+    plain = False  # the canvas gave its pictures without words ([vplain])
     if job.canvas is None:
         pairs: list[str] = []
         for i, seg in enumerate(job.segments):
@@ -206,7 +212,8 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
             vchains.append("".join(f"[v{i}]" for i in range(k)) + f"concat=n={k}:v=1:a=0[vc]")
         bed = "ac"
     elif not audio_only:
-        canvas_args, canvas_chains = job.canvas.build(n, fps, job.size)
+        canvas_args, canvas_chains = job.canvas.build(n, fps, job.size, plain=job.stills is not None)
+        plain = any(f"[{PLAIN}]" in c for c in canvas_chains)
         args += canvas_args
         vchains += canvas_chains
         n += sum(1 for a in canvas_args if a == "-i")
@@ -258,8 +265,14 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
         # candidates (after the title has gone), from this same decode. Split after the
         # title's overlay: split before it, ffmpeg buffers every frame between two stills
         # (1.7 GB for stills 10 s apart, bench/render.py's source).
-        vchains.append(f"[{video}]split=2[vs0][vst];[vst]fps=1/{job.still_every:g}:round=near[stills]")
-        video, stills = "vs0", "stills"
+        if plain:  # generated pictures: the canvas's chosen frames from before its words (a
+            # generate job's big key words would sit under the thumbnail's title), kept at the
+            # canvas's small size (soft gradients: the thumbnail scales them up)
+            vchains.append(f"[{PLAIN}]format=yuv420p,setsar=1[stills]")
+        else:
+            vchains.append(f"[{video}]split=2[vs0][vst];[vst]fps=1/{job.still_every:g}:round=near[stills]")
+            video = "vs0"
+        stills = "stills"
     if job.captions:
         # Fixed names only (the ASS file and its fonts live in the work folder, ffmpeg's cwd).
         vchains.append(f"[{video}]ass={job.captions}:fontsdir=.fonts[vcap]")
@@ -367,7 +380,8 @@ def render(job: RenderJob, workdir: Path, on_progress: Callable[[float], None] =
                 "-ac", "2", "-movflags", "+faststart", "-map_metadata", "-1", "-metadata", "encoder=afx",
                 os.fspath(out.path)]
     if job.stills is not None:
-        cmd += ["-map", f"[{labels[-1]}]", "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "-an",
+        cmd += ["-map", f"[{labels[-1]}]", "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "3",
+                "-pix_fmt", "yuvj420p", "-an",
                 "-map_metadata", "-1", os.fspath(job.stills)]
     run(cmd, what="rendering", duration=job.duration, on_progress=lambda f: on_progress(0.05 + 0.95 * f),
         cwd=workdir)

@@ -14,6 +14,7 @@ Images and text are drawn once with Pillow; ffmpeg animates them (pan, fade, sli
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from afx.media.ffmpeg import SAFE_INPUT
 from afx.media.fonts import font_file
+from afx.media.render import PLAIN
 from afx.media.title import printable
 
 # (deep base, middle, accent) per tone: dark enough for white type, one colour that pops.
@@ -87,7 +89,7 @@ class ComposeCanvas:
     tone: str | None = None
     workdir: Path | None = None  # for the generated background's light shapes
 
-    def build(self, first: int, fps: int, size: tuple[int, int]) -> tuple[list[str], list[str]]:
+    def build(self, first: int, fps: int, size: tuple[int, int], plain: bool = False) -> tuple[list[str], list[str]]:
         w, h = size
         frames = int(round(self.duration * fps))
         if not self.backgrounds:  # generated: shifting gradients and light, no words
@@ -95,7 +97,7 @@ class ComposeCanvas:
             scenes = [Scene(round(i * self.duration / n, 3), round((i + 1) * self.duration / n, 3), "")
                       for i in range(n)]
             return GenerateCanvas(self.duration, scenes, self.workdir or Path("."), self.tone,
-                                  words=False).build(first, fps, size)
+                                  words=False).build(first, fps, size, plain)
         lengths = _split(self.duration, len(self.backgrounds))
         args: list[str] = []
         chains: list[str] = []
@@ -138,7 +140,7 @@ class GenerateCanvas:
     seed: int = 0
     words: bool = True  # the key word of each scene in big type
 
-    def build(self, first: int, fps: int, size: tuple[int, int]) -> tuple[list[str], list[str]]:
+    def build(self, first: int, fps: int, size: tuple[int, int], plain: bool = False) -> tuple[list[str], list[str]]:
         w, h = size
         frames = int(round(self.duration * fps))
         bounds = [0.0] + [s.start for s in self.scenes[1:]] + [self.duration]
@@ -170,10 +172,20 @@ class GenerateCanvas:
             base = "bgs" if j == 0 else "s0"
             chains.append(f"[{base}][o{j}]overlay=x='{cx}':y='{cy}':eof_action=pass[s{j}]")
             n += 1
-        chains.append(f"[s1]scale={w}:{h}:flags=bicubic,format=yuv420p,setsar=1[bg]")
+        scenes = self.scenes if self.words else ()
+        if plain and scenes:
+            # The pictures without the words as well, for thumbnails: frames from the
+            # settled part of each scene (a frame in a transition is all edges or speckle,
+            # which a sharpness score loves), split off at the small size.
+            picks = sorted({min(int(round(t * fps)), frames - 1) for t in _settled(bounds)})
+            pick = "+".join(f"eq(n,{f})" for f in picks)
+            chains.append(f"[s1]split=2[s1m][pl];[pl]trim=end_frame={frames},setpts=PTS-STARTPTS,"
+                          f"select='{pick}'[{PLAIN}];[s1m]scale={w}:{h}:flags=bicubic,format=yuv420p,setsar=1[bg]")
+        else:
+            chains.append(f"[s1]scale={w}:{h}:flags=bicubic,format=yuv420p,setsar=1[bg]")
         current = "bg"
         # the key word of each sentence, sliding up into place as the sentence starts
-        for i, scene in enumerate(self.scenes if self.words else ()):
+        for i, scene in enumerate(scenes):
             card = self.workdir / f".word{i}.png"
             cw, ch = keyword_card(scene.keyword, w, card)
             show = max(scene.end - scene.start, 0.6)
@@ -190,6 +202,18 @@ class GenerateCanvas:
             n += 1
         chains.append(f"[{current}]trim=end_frame={frames},setpts=PTS-STARTPTS[vc]")
         return args, chains
+
+
+def _settled(bounds: Sequence[float], every: float = 0.5) -> list[float]:
+    """Times in each scene's stretch after its transition in: at least two, at most `every`
+    seconds apart (ffmpeg queues the frames between two of them: a long gap costs memory)."""
+    out = []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        a = a + (XFADE if i else 0.0)
+        if b > a:
+            n = max(2, math.ceil((b - a) / every))
+            out += [a + (b - a) * (k + 0.5) / n for k in range(n)]
+    return out
 
 
 def _orb(path: Path, radius: int, alpha: int) -> None:

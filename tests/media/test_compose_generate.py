@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 
+import av
 import numpy as np
 import pysubs2
 import pytest
@@ -122,6 +123,17 @@ def test_generate_makes_scenes_that_change_with_the_script(crepo, tmp_path):
     assert abs(level["integrated"] + 14) <= 0.5 and level["true_peak"] <= -1
     script = (crepo.root / "out" / "a" / "script.txt").read_text()
     assert "esports" in script.lower() or "tournament" in script.lower()
+    # The thumbnail's candidates are the pictures without the key words (the thumbnail's own
+    # title goes where they are), from the settled part of scenes, not their transitions.
+    stills = [f for f in (crepo.root / ".afx" / "objects").glob("*/*") if f.read_bytes()[:4] == b"\x1aE\xdf\xa3"]
+    assert len(stills) == 1
+    with av.open(str(stills[0])) as container:
+        frames = [(float(f.time), f.to_ndarray(format="rgb24").astype(int)) for f in container.decode(video=0)]
+    assert len(frames) >= 8 and all(b - a <= 1.2 for (a, _), (b, _) in zip(frames, frames[1:]))
+    for t, f in frames:
+        h, w, _ = f.shape
+        words = f[int(h * 0.25):int(h * 0.5), int(w * 0.08):int(w * 0.92)]
+        assert ((words > 235).all(axis=2)).mean() < 0.002, f"a key word in the still at {t:.2f} s"
 
 
 def test_voiced_upload_ducks_the_source_under_the_voice(crepo, media):
