@@ -71,11 +71,12 @@ class ScriptStage:
 
         job = ctx.job
         tone = tone_voice(job.get("tone"))
-        text, written_by, note = self._text(ctx, spoken_seconds(job) - TAIL, bookends=False)
+        limit = limit_seconds(job)
+        # aimed a little under the format's limit: voices do not keep the estimated pace exactly
+        text, written_by, note = self._text(ctx, min(spoken_seconds(job), limit * 0.95) - TAIL, bookends=False)
         words = len(speakable(text).split())
         if words == 0:
             raise StageError("the script has no words to speak")
-        limit = limit_seconds(job)
         estimate = words / tone.words_per_second
         if estimate > limit * 1.15:
             fits = int(limit * tone.words_per_second)
@@ -89,10 +90,29 @@ class ScriptStage:
             seconds = (timed[-1]["end"] if timed else 0.0) + TAIL
             ctx.output("words.json").write_text(json.dumps(timed))
             return {"words": words, "written_by": written_by, "voice": None, "seconds": round(seconds, 3), **note}
-        synth = Synthesis(voice, job.get("tone"))
-        synth.silence(0.25)
-        synth.say(text, lambda f: ctx.progress(f, "voice"))
-        synth.silence(TAIL)
+
+        def speak(text: str) -> Synthesis:
+            synth = Synthesis(voice, job.get("tone"))
+            synth.silence(0.25)
+            synth.say(text, lambda f: ctx.progress(f, "voice"))
+            synth.silence(TAIL)
+            return synth
+
+        synth = speak(text)
+        if synth.seconds > limit and written_by != "spec":
+            # afx wrote it, so afx shortens it: whole sentences out of the body (never the
+            # opening or the call to action), as many as the overshoot needs, then once more
+            # if the voice still runs long.
+            for _ in range(3):
+                shorter = shorten(text, (limit - 0.5) / synth.seconds)
+                if shorter == text:
+                    break
+                text, synth = shorter, speak(shorter)
+                note["shortened_to_fit"] = True
+                if synth.seconds <= limit:
+                    break
+            words = len(speakable(text).split())
+            ctx.output("script.txt", export="script.txt").write_text(text + "\n", encoding="utf-8")
         if synth.seconds > limit:
             raise StageError(f"the voiceover is {synth.seconds:.1f} s, over the {limit:.0f} s a "
                              f"{job.get('format', 'short')} allows: shorten the script")
@@ -164,6 +184,23 @@ class ScriptStage:
         script = writer.write(topic, job.get("tone"), seconds, tone.words_per_second, bookends_only=bookends,
                               heard=heard)
         return script.text, "templates", note
+
+
+def shorten(text: str, keep: float) -> str:
+    """The text with body sentences dropped, from the end of the body, until at most `keep`
+    (a fraction) of its words are left; the first and last sentences always stay."""
+    from afx.media.tts import sentences
+
+    parts = sentences(text)
+    if len(parts) < 3:
+        return text
+    total = sum(len(p.split()) for p in parts)
+    body = parts[1:-1]
+    while body and sum(len(p.split()) for p in [parts[0], *body, parts[-1]]) > keep * total:
+        body.pop()
+    if not body:
+        body = parts[1:2]  # the shortest script afx writes: opening, one point, call to action
+    return " ".join([parts[0], *body, parts[-1]])
 
 
 def _paced(text: str, wps: float) -> list[dict[str, Any]]:

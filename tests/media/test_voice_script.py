@@ -238,3 +238,60 @@ def test_uppercase_and_positions():
     centre = pysubs2.SSAFile.from_string(caps.to_ass(lines, caps.CaptionStyle(position="center"), 1080, 1920))
     assert top.styles["Caption"].alignment == 8 and top.styles["Caption"].marginv > 250
     assert centre.styles["Caption"].alignment == 5
+
+
+def test_shorten_drops_body_sentences_and_keeps_the_opening_and_the_call_to_action():
+    from afx.stages.script import shorten
+
+    short = shorten(LONG, 0.7)
+    kept = short.split(". ")
+    assert short.startswith("Three changes you need to know") and short.endswith("Follow for the full breakdown.")
+    assert len(short.split()) <= 0.7 * len(LONG.split()) and "First, the smoke grenade" in short
+    assert "Third" not in short and len(kept) >= 3
+    assert shorten(LONG, 0.01).count(".") == 3  # never below opening, one point, call to action
+    assert shorten(TEXT, 0.5) == TEXT and shorten("One. Two.", 0.1) == "One. Two."  # nothing to drop
+
+
+def test_a_written_script_fits_a_one_minute_short(tmp_path, monkeypatch):
+    """`render.seconds: 60` once failed: the hype voice read afx's own 60 s script in 61.6 s."""
+    from tests.conftest import SpecRepo
+
+    monkeypatch.delenv("AFX_PIPELINE", raising=False)
+    repo = SpecRepo(tmp_path / "repo")
+    for tone in ("hype", "calm"):
+        repo.write(f"{tone}.yaml", f"entry: generate\ntopic: The first esports tournament\ntone: {tone}\n"
+                                   "render: {seconds: 60}\n")
+    r = repo.afx("run", "--until", "script")
+    assert r.code == 0, r.text
+    for tone in ("hype", "calm"):
+        assert len((repo.root / "out" / tone / "script.txt").read_text().split()) > 60  # a real minute's script
+    voices = [f for f in (repo.root / ".afx" / "objects").glob("*/*") if f.read_bytes()[:4] == b"RIFF"]
+    assert len(voices) == 2
+    for path in voices:
+        with wave.open(str(path), "rb") as w:
+            assert 40 < w.getnframes() / w.getframerate() <= 60
+
+
+def test_a_script_afx_wrote_too_long_for_the_voice_is_shortened(tmp_path, monkeypatch):
+    """When the voice reads slower than the pace the script was sized for, afx drops body
+    sentences of its own script until the voiceover fits (a spec's script is never cut)."""
+    import dataclasses
+
+    from afx.media import tts
+    from tests.conftest import SpecRepo
+
+    monkeypatch.delenv("AFX_PIPELINE", raising=False)
+    monkeypatch.setitem(tts.TONES, "hype", dataclasses.replace(tts.TONES["hype"], words_per_second=4.2))
+    repo = SpecRepo(tmp_path / "repo")
+    repo.write("a.yaml", "entry: generate\ntopic: The first esports tournament\ntone: hype\nrender: {seconds: 55}\n")
+    too_long = " ".join(["This sentence is here to make the spoken script run long."] * 22)
+    repo.write("b.yaml", f"entry: compose\ntopic: Spec script\ntone: hype\nscript: {too_long}\n")
+    r = repo.afx("run", "--until", "script", "a")
+    assert r.code == 0, r.text
+    with wave.open(str(next(f for f in (repo.root / ".afx" / "objects").glob("*/*")
+                            if f.read_bytes()[:4] == b"RIFF")), "rb") as w:
+        assert w.getnframes() / w.getframerate() <= 60
+    assert len((repo.root / "out" / "a" / "script.txt").read_text().split()) < 55 * 4.2 * 0.95
+    r = repo.afx("run", "--until", "script", "b")
+    assert r.code != 0 and "shorten the script" in r.err
+    assert not (repo.root / "out" / "b").exists()
