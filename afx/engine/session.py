@@ -7,6 +7,7 @@ import multiprocessing
 import multiprocessing.connection as mpc
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -177,7 +178,14 @@ class _Workers:
     def _start(self) -> _Worker:
         ours, theirs = self.ctx.Pipe()
         proc = self.ctx.Process(target=_worker_main, args=(theirs, *self.args), daemon=True)
-        proc.start()
+        # Started with SIGINT ignored (a new Python keeps that), until _worker_main is ready
+        # for it: a Ctrl-C while it imports would print a traceback instead of stopping it.
+        restore = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            proc.start()
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
         theirs.close()  # only the worker holds its end: when it dies, our reads end
         return _Worker(proc, ours)
 
@@ -230,6 +238,10 @@ class _Workers:
 class _Worker:
     proc: Any
     conn: Any
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _interrupt_once(signum: int, frame: Any) -> None:

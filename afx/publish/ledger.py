@@ -10,6 +10,7 @@ upload's session is saved as it progresses so the next attempt resumes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -166,6 +167,32 @@ class Ledger:
             db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, ?, ?)",
                        (job, platform, now, event or state or "progress",
                         json.dumps({"remote_id": remote_id, "error": error, "session": session})))
+
+    def adopt(self, job: str, platform: str, record: dict[str, Any], source: str) -> dict[str, Any] | None:
+        """Record a publish known from elsewhere (afx.lock) for a row that is not published:
+        the row becomes published with its remote id and URL. Returns the row."""
+        now = time.time()
+        when = record.get("publishedAt")
+        try:
+            at = dt.datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp() if when else now
+        except ValueError:
+            at = now
+        with self._tx() as db:
+            r = db.execute("SELECT state FROM publishes WHERE job=? AND platform=?", (job, platform)).fetchone()
+            if r is not None and r["state"] == "published":
+                return self.row(job, platform)
+            values = (str(record.get("publisher") or "") or None, str(record.get("remoteId") or "") or None,
+                      str(record.get("url") or "") or None, now, at)
+            if r is None:
+                db.execute("INSERT INTO publishes (job, platform, state, publisher, remote_id, url, updated, "
+                           "published_at) VALUES (?, ?, 'published', ?, ?, ?, ?, ?)", (job, platform, *values))
+            else:
+                db.execute("UPDATE publishes SET state='published', publisher=COALESCE(?, publisher), "
+                           "remote_id=?, url=?, updated=?, published_at=?, error=NULL, claimed_by=NULL, "
+                           "claimed_at=NULL WHERE job=? AND platform=?", (*values, job, platform))
+            db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'adopted', ?)",
+                       (job, platform, now, json.dumps({"from": source, **record})))
+        return self.row(job, platform)
 
     def release(self, job: str, platform: str) -> None:
         with self._tx() as db:

@@ -68,7 +68,7 @@ def decide(job: Job, controls: Mapping[str, Any], now: float) -> tuple[str, str 
 
 class PublishStage:
     name = "publish"
-    version = "2"
+    version = "3"
     after: tuple[str, ...] = ("render", "package")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -102,8 +102,13 @@ class PublishStage:
         with Ledger(job.root) as ledger:
             controls = ledger.controls(job.name)
             status, at = decide(job, controls, time.time())
+            remembered = _published_in_lock(job.root, job.name)
             for platform in job.get("platforms", ()):
                 row = ledger.row(job.name, platform)
+                if (not row or row["state"] != "published") and platform in remembered:
+                    # afx.lock (from git) says it went out; this ledger did not know (a fresh
+                    # clone, a CI runner, a deleted .afx/): never a second time.
+                    row = ledger.adopt(job.name, platform, remembered[platform], "afx.lock")
                 if row and row["state"] == "published":
                     results.append(_result(platform, row))
                     continue
@@ -120,7 +125,9 @@ class PublishStage:
         ctx.output("publish.json", export="publish.json").write_text(json.dumps(results, indent=2) + "\n")
         if errors:
             raise StageError("publishing failed: " + "; ".join(errors))
-        return {"results": results, "decision": status}
+        published = {r["platform"]: {k: r[k] for k in ("publisher", "remoteId", "url", "publishedAt")}
+                     for r in results if r.get("status") == "published"}
+        return {"results": results, "decision": status, "lock": {"published": published} if published else {}}
 
     def _publish(self, ctx: StageContext, ledger: Ledger, platform: str, render: Any, package: Any) -> dict:
         from afx.publish.base import Item, PublishError
@@ -173,6 +180,21 @@ def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
     if hit is None or hit[0] != stamp:
         hit = _CONTROLS[root] = (stamp, read_controls(root))
     return hit[1]
+
+
+def _published_in_lock(root: Path, job: str) -> dict[str, dict[str, Any]]:
+    """afx.lock's record of where `job` was published, by platform ({} if none or unreadable:
+    the ledger still guards what this machine published)."""
+    from afx.engine.lockfile import LockFileError, read_lock
+
+    try:
+        block = read_lock(root)["jobs"].get(job)
+    except (LockFileError, OSError):
+        return {}
+    published = block.get("published") if isinstance(block, dict) else None
+    if not isinstance(published, dict):
+        return {}
+    return {p: r for p, r in published.items() if isinstance(r, dict) and (r.get("remoteId") or r.get("url"))}
 
 
 def _video_for(meta: Mapping[str, Any], platform: str) -> str:

@@ -81,7 +81,9 @@ def test_ctrl_c_in_a_parallel_run(erepo):
     for i in range(4):
         erepo.write(f"p{i}.yaml", f"entry: compose\ntopic: P {i}\n")
     proc = erepo.popen("run", "-j", "3", AFX_TEST_SLEEP="render:30")
-    wait_for(lambda: erepo.log.exists() and erepo.log.read_text().count("render") >= 2)
+    # every worker busy in a stage (a worker still starting up may miss the interrupt, and
+    # is then killed: its work folder is left for the next run to remove)
+    wait_for(lambda: erepo.log.exists() and erepo.log.read_text().count("render") >= 3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -107,7 +109,7 @@ def test_ctrl_c_of_a_parallel_run_many_times(erepo):
         time.sleep(n * 0.01)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
-        assert proc.returncode == 130, err
+        assert proc.returncode == 130 and "Traceback" not in err, err
         erepo.log.write_text("")
 
 

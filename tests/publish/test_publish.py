@@ -76,6 +76,35 @@ def test_immediate_jobs_go_to_the_outbox_once(prepo):
     assert prepo.published_events("a") == 2  # one per platform
 
 
+def test_afx_lock_remembers_publishes_for_a_clone_without_the_ledger(prepo, tmp_path):
+    prepo.job("a", "platforms: [tiktok, youtube]\n")
+    prepo.job("b", "platforms: [tiktok]\npublishMode: manual\n")
+    assert prepo.afx("run").code == 0
+    lock = json.loads((prepo.root / "afx.lock").read_text())
+    published = lock["jobs"]["a"]["published"]
+    assert set(published) == {"tiktok", "youtube"} and published["tiktok"]["remoteId"] == "outbox/tiktok/a"
+    assert "published" not in lock["jobs"]["b"]  # manual: not published yet
+    # A CI runner or a new machine: the repo from git (specs and afx.lock), no .afx/, no outbox.
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("afx.yaml", "a.yaml", "b.yaml", "afx.lock"):
+        (clone / name).write_bytes((prepo.root / name).read_bytes())
+    again = PubRepo(clone)
+    r = again.afx("run")
+    assert r.code == 0, r.text
+    assert not (clone / "outbox" / "tiktok" / "a").exists() and not (clone / "outbox" / "youtube").exists()
+    results = {x["platform"]: x for x in again.result("a")["publishResults"]}
+    assert results["tiktok"]["status"] == "published" and results["tiktok"]["remoteId"] == "outbox/tiktok/a"
+    assert again.published_events("a") == 0
+    with Ledger(clone) as ledger:
+        assert [e["kind"] for e in ledger.events("a")].count("adopted") == 2
+    assert json.loads((clone / "afx.lock").read_text())["jobs"]["a"]["published"] == published
+    # what was never published still publishes when asked
+    assert again.afx("publish", "b").code == 0
+    assert (clone / "outbox" / "tiktok" / "b" / "video.mp4").exists()
+    assert "tiktok" in json.loads((clone / "afx.lock").read_text())["jobs"]["b"]["published"]
+
+
 def test_jobs_with_equal_inputs_each_publish(prepo):
     # Every other stage is shared by content; a publish belongs to its job.
     prepo.write("a.yaml", "entry: compose\ntopic: Same\nplatforms: [tiktok]\n")
