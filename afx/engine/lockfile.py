@@ -32,7 +32,8 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,38 @@ def write_lock(root: Path, data: Mapping[str, Any]) -> bool:
 
 
 def update_lock(root: Path, change: Callable[[dict[str, Any]], None]) -> bool:
-    """Read afx.lock, let `change` edit it in place, write it if it changed (afx push)."""
-    data = read_lock(root)
-    change(data)
-    return write_lock(root, data)
+    """Read afx.lock, let `change` edit it in place, write it if it changed. Every
+    read-modify-write of afx.lock goes through here, one at a time (an flock beside it):
+    the publish stage records publishes from several workers at once."""
+    with _writing(root):
+        data = read_lock(root)
+        change(data)
+        return write_lock(root, data)
+
+
+@contextmanager
+def _writing(root: Path) -> Iterator[None]:
+    # The flock is on the repo's folder itself (afx.lock is replaced, not rewritten, so a
+    # lock on it would not hold; and a lock file would be one more file in the repo).
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def record_published(root: Path, job: str, platform: str, record: Mapping[str, Any]) -> bool:
+    """Remember in afx.lock that `job` went out on `platform` (the publish stage)."""
+    def change(data: dict[str, Any]) -> None:
+        block = data["jobs"].setdefault(job, {})
+        if not isinstance(block, dict):
+            block = data["jobs"][job] = {}
+        published = block.get("published")
+        if not isinstance(published, dict):
+            published = block["published"] = {}
+        published[platform] = dict(record)
+    return update_lock(root, change)
 
 
 def _loads(text: str | None) -> dict[str, Any]:

@@ -226,11 +226,6 @@ def _lock_block(job: Job, store: Store, artifacts: Mapping[str, Artifacts], stag
         block["stages"][stage.name] = {"key": key, "outputs": outputs_}
         for name, export in arts.exports.items():
             block["files"][export] = outputs_.get(name)
-        # What a stage wants remembered in git beside the build (the publish stage: where the
-        # job was published), under keys of its own choosing.
-        for k, v in (arts.meta.get("lock") or {}).items():
-            if k not in block:
-                block[k] = v
     return block
 
 

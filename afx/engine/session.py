@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from afx.engine.lockfile import RunLock, read_lock, write_lock
+from afx.engine.lockfile import RunLock, update_lock
 from afx.engine.runner import Emit, JobReport, RunOptions, load_pipeline, process_job, store_dir
 from afx.engine.store import Store
 from afx.spec.job import Job
@@ -111,7 +111,7 @@ class Engine:
             # Ctrl-C or a crash: interrupt the workers, give them a moment to stop their
             # ffmpeg and remove their work folders, then kill what is left (a half-done work
             # folder is removed by the next run: nothing half-written is ever indexed).
-            pool.stop(grace=3.0)
+            pool.stop(grace=8.0)
             raise
         pool.stop(grace=10.0)
         ordered = [reports[j.name] for j in jobs if j.name in reports]
@@ -119,16 +119,19 @@ class Engine:
         return ordered
 
     def _update_lock(self, reports: Sequence[JobReport], keep_only: Sequence[str] | None) -> None:
-        data = read_lock(self.root)
-        old = data.get("jobs", {})
-        jobs = dict(old)
-        for report in reports:
-            if report.lock is not None:
-                jobs[report.job] = report.lock
-        if keep_only is not None:
-            jobs = {k: v for k, v in jobs.items() if k in set(keep_only)}
-        if jobs != old or not (self.root / "afx.lock").exists():  # a no-op run writes nothing
-            write_lock(self.root, {"jobs": jobs})
+        if keep_only is None and (self.root / "afx.lock").exists() and all(r.lock is None for r in reports):
+            return
+
+        def change(data: dict[str, Any]) -> None:
+            jobs = dict(data.get("jobs", {}))
+            for report in reports:
+                if report.lock is not None:
+                    jobs[report.job] = report.lock  # afx run's keys; the others are kept
+            if keep_only is not None:
+                jobs = {k: v for k, v in jobs.items() if k in set(keep_only)}
+            data["jobs"] = jobs
+
+        update_lock(self.root, change)  # written only if it changed: a no-op run writes nothing
 
 
 def _job_event(report: JobReport) -> dict[str, Any]:
@@ -171,21 +174,36 @@ class _Workers:
         return len(self.jobs) < self.size
 
     def give(self, job: Job) -> None:
-        worker = self.idle.pop() if self.idle else self._start()
-        worker.conn.send(job)
-        self.jobs[worker] = job
+        while self.idle:  # an idle worker may have died (killed by the system) since its last job
+            worker = self.idle.pop()
+            try:
+                worker.conn.send(job)
+            except OSError:
+                _bury(worker)
+                continue
+            self.jobs[worker] = job
+            return
+        worker = self._start()
+        self.jobs[worker] = job  # first: stop() sees it whatever happens next
+        try:
+            worker.conn.send(job)
+        except OSError:
+            pass  # died at once: messages() reports the job failed
 
     def _start(self) -> _Worker:
         ours, theirs = self.ctx.Pipe()
         proc = self.ctx.Process(target=_worker_main, args=(theirs, *self.args), daemon=True)
-        # Started with SIGINT ignored (a new Python keeps that), until _worker_main is ready
-        # for it: a Ctrl-C while it imports would print a traceback instead of stopping it.
-        restore = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        # Started with SIGINT blocked (a new process keeps the mask), until _worker_main has
+        # its handler in place: a Ctrl-C while it imports would print a traceback. Blocked,
+        # not ignored: a Ctrl-C in that moment still arrives, to it and to us, once unblocked.
+        blocked = _main_thread()
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             proc.start()
         finally:
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         theirs.close()  # only the worker holds its end: when it dies, our reads end
         return _Worker(proc, ours)
 
@@ -198,8 +216,7 @@ class _Workers:
                 kind, value = worker.conn.recv()
             except (EOFError, OSError):
                 job = self.jobs.pop(worker)
-                worker.proc.join(timeout=5)
-                code = worker.proc.exitcode
+                code = _bury(worker)
                 report = JobReport(job.name, status="failed", error_kind="server",
                                    error=f"the worker process running this job died (exit status {code})")
                 out.append(("report", report))
@@ -211,27 +228,41 @@ class _Workers:
         return out
 
     def stop(self, grace: float) -> None:
-        """Idle workers are told to leave; busy ones are interrupted; after `grace`
-        seconds, what is still alive is killed."""
+        """Idle workers are told to leave; busy ones are interrupted (their ffmpeg gets 3 s
+        to stop, their work folders are removed); what is still alive after `grace` seconds
+        is killed. Their pipes are read (and dropped) meanwhile, so none blocks on a full one."""
         for worker in self.idle:
-            try:
+            with contextlib.suppress(OSError):
                 worker.conn.send(None)
-            except OSError:
-                pass
         for worker in self.jobs:
             if worker.proc.is_alive() and worker.proc.pid:
                 with contextlib.suppress(OSError):
                     os.kill(worker.proc.pid, signal.SIGINT)
         deadline = time.monotonic() + grace
-        everyone = [*self.idle, *self.jobs]
-        for worker in everyone:
-            worker.proc.join(timeout=max(deadline - time.monotonic(), 0.0))
-        for worker in everyone:
-            if worker.proc.is_alive():
-                worker.proc.kill()
-                worker.proc.join(timeout=5)
-            worker.conn.close()
+        alive = {w.proc.sentinel: w for w in [*self.idle, *self.jobs]}
+        reading = {w.conn: w for w in alive.values()}
+        while alive and time.monotonic() < deadline:
+            for ready in mpc.wait([*alive, *reading], timeout=max(deadline - time.monotonic(), 0.0)):
+                if ready in alive:
+                    alive.pop(ready).proc.join(timeout=1)
+                    continue
+                try:
+                    reading[ready].conn.recv()
+                except (EOFError, OSError):
+                    reading.pop(ready)
+        for worker in [*self.idle, *self.jobs]:
+            _bury(worker)
         self.idle, self.jobs = [], {}
+
+
+def _bury(worker: _Worker) -> int | None:
+    """A worker that has finished or must: reaped (killed if it still runs), pipe closed."""
+    worker.proc.join(timeout=5)
+    if worker.proc.is_alive():
+        worker.proc.kill()
+        worker.proc.join(timeout=5)
+    worker.conn.close()
+    return worker.proc.exitcode
 
 
 @dataclass(eq=False)
@@ -255,6 +286,7 @@ def _worker_main(conn: Any, pipeline_ref: str | None, store_root: str, out_root:
                  options: RunOptions) -> None:
     signal.signal(signal.SIGINT, _interrupt_once)
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # see _Workers._start
         pipeline = load_pipeline(pipeline_ref)
         while (job := conn.recv()) is not None:
             store = Store(Path(store_root))

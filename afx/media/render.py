@@ -344,7 +344,10 @@ def gain_search(level_at: Callable[[float], float], gain: float, passes: int = 5
         if len(tried) > 1:
             (g0, l0), (g1, l1) = tried[-2], tried[-1]
             slope = min(max((l1 - l0) / (g1 - g0), 0.1), 1.0) if g1 != g0 else 1.0
-        gain = min(gain + (TARGET_LUFS - level) / slope, tried[0][0] + 24)
+        step = min(gain + (TARGET_LUFS - level) / slope, tried[0][0] + 24)
+        if abs(step - gain) < 0.01:  # at the cap: measuring it again would tell nothing new
+            break
+        gain = step
     return round(min(tried, key=lambda t: abs(t[1] - TARGET_LUFS))[0], 2)
 
 

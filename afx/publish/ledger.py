@@ -175,7 +175,9 @@ class Ledger:
         when = record.get("publishedAt")
         try:
             at = dt.datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp() if when else now
-        except ValueError:
+        except (ValueError, OverflowError):
+            at = now
+        if not 946684800 <= at <= now + 86400:  # 2000-01-01 .. tomorrow; otherwise: now
             at = now
         with self._tx() as db:
             r = db.execute("SELECT state FROM publishes WHERE job=? AND platform=?", (job, platform)).fetchone()

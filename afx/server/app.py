@@ -462,7 +462,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             from sqlalchemy import func
 
             active = conn.execute(select(func.count()).select_from(db.jobs).where(
-                db.jobs.c.account_id == acct.id, db.jobs.c.status.in_(jobs.ACTIVE))).scalar()
+                db.jobs.c.account_id == acct.id, *jobs.submitted_and_active())).scalar()
         info["rateLimit"] = {"limit": verdict.limit, "remaining": verdict.remaining,
                              "reset": int(verdict.reset + 0.999), "windowSeconds": 60}
         info["concurrency"] = {"limit": settings.max_active, "active": int(active)}

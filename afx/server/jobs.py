@@ -72,7 +72,7 @@ def submit(engine: Engine, settings: Settings, account_id: str, body: Any) -> di
             lock = lock.with_for_update()  # serialises this account's submissions
         conn.execute(lock)
         active = conn.execute(select(func.count()).select_from(db.jobs).where(
-            db.jobs.c.account_id == account_id, db.jobs.c.status.in_(ACTIVE))).scalar()
+            db.jobs.c.account_id == account_id, *submitted_and_active())).scalar()
         if active >= settings.max_active:
             raise Refused(429, "too_many_active_jobs",
                           f"{active} jobs are queued or running; the limit is {settings.max_active}",
@@ -102,6 +102,12 @@ def get_row(engine: Engine, account_id: str, job_id: str) -> Mapping[str, Any]:
 
 def file_url(base: str, job_id: str, name: str | None) -> str | None:
     return f"{base}/v1/jobs/{job_id}/files/{name}" if name else None
+
+
+def submitted_and_active() -> tuple[Any, ...]:
+    """Jobs that count against the active-submission cap: queued or running builds (a
+    publish run is a complete job publishing, listed as complete, not a submission)."""
+    return (db.jobs.c.status.in_(ACTIVE), db.jobs.c.run_kind == "build")
 
 
 def publishing(row: Mapping[str, Any]) -> str | None:

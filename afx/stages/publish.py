@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -110,7 +111,10 @@ class PublishStage:
                     # clone, a CI runner, a deleted .afx/): never a second time.
                     row = ledger.adopt(job.name, platform, remembered[platform], "afx.lock")
                 if row and row["state"] == "published":
-                    results.append(_result(platform, row))
+                    result = _result(platform, row)
+                    if platform not in remembered:  # published here before afx.lock kept them
+                        _remember(job, result)
+                    results.append(result)
                     continue
                 if status != "publish":
                     results.append({"platform": platform, "status": status, "scheduledAt": at})
@@ -125,9 +129,7 @@ class PublishStage:
         ctx.output("publish.json", export="publish.json").write_text(json.dumps(results, indent=2) + "\n")
         if errors:
             raise StageError("publishing failed: " + "; ".join(errors))
-        published = {r["platform"]: {k: r[k] for k in ("publisher", "remoteId", "url", "publishedAt")}
-                     for r in results if r.get("status") == "published"}
-        return {"results": results, "decision": status, "lock": {"published": published} if published else {}}
+        return {"results": results, "decision": status}
 
     def _publish(self, ctx: StageContext, ledger: Ledger, platform: str, render: Any, package: Any) -> dict:
         from afx.publish.base import Item, PublishError
@@ -161,7 +163,9 @@ class PublishStage:
             raise
         ledger.save(job.name, platform, state="published", remote_id=done.remote_id, url=done.url, event="published")
         ledger.release(job.name, platform)
-        return _result(platform, ledger.row(job.name, platform) or {})
+        result = _result(platform, ledger.row(job.name, platform) or {})
+        _remember(job, result)  # at once: a later platform's failure must not lose it
+        return result
 
 
 _CONTROLS: dict[Path, tuple[float, dict]] = {}
@@ -183,18 +187,50 @@ def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def _published_in_lock(root: Path, job: str) -> dict[str, dict[str, Any]]:
-    """afx.lock's record of where `job` was published, by platform ({} if none or unreadable:
-    the ledger still guards what this machine published)."""
+    """afx.lock's record of where `job` was published, by platform: the well-formed records
+    only (a hand edit cannot put a bad time or a control character into the ledger). An
+    afx.lock that cannot be read (say, git's conflict markers in it) stops the publish: it
+    may be all that knows the job went out already."""
     from afx.engine.lockfile import LockFileError, read_lock
 
     try:
         block = read_lock(root)["jobs"].get(job)
-    except (LockFileError, OSError):
-        return {}
+    except (LockFileError, OSError) as exc:
+        raise StageError(f"not publishing: {exc}", hint="afx.lock remembers what was published; "
+                         "restore it (resolve the conflict) before publishing") from None
     published = block.get("published") if isinstance(block, dict) else None
     if not isinstance(published, dict):
         return {}
-    return {p: r for p, r in published.items() if isinstance(r, dict) and (r.get("remoteId") or r.get("url"))}
+    out = {}
+    for platform, record in published.items():
+        if isinstance(record, dict):
+            clean = _clean_record(record)
+            if clean.get("remoteId") or clean.get("url"):
+                out[str(platform)] = clean
+    return out
+
+
+def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    def text(value: Any, limit: int = 2000) -> str | None:
+        if not isinstance(value, str) or not value or len(value) > limit:
+            return None
+        return value if all(c.isprintable() for c in value) else None
+
+    url = text(record.get("url"))
+    if url and re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url) and not url.lower().startswith(("http://", "https://")):
+        url = None  # a web address or a path (the outbox's), never javascript: and the like
+    at = parse_time(text(record.get("publishedAt"), 40))
+    if at is not None and not (946684800 <= at <= time.time() + 86400):  # 2000-01-01 .. tomorrow
+        at = None
+    return {"publisher": text(record.get("publisher"), 40), "remoteId": text(record.get("remoteId")), "url": url,
+            "publishedAt": iso(at) if at else None}
+
+
+def _remember(job: Job, result: Mapping[str, Any]) -> None:
+    from afx.engine.lockfile import record_published
+
+    record_published(job.root, job.name, str(result["platform"]),
+                     {k: result.get(k) for k in ("publisher", "remoteId", "url", "publishedAt")})
 
 
 def _video_for(meta: Mapping[str, Any], platform: str) -> str:

@@ -103,9 +103,10 @@ class ScriptStage:
             # afx wrote it, so afx shortens it: whole sentences out of the body (never the
             # opening or the call to action), as many as the overshoot needs, then once more
             # if the voice still runs long.
+            fixed = 0.25 + TAIL  # the silences around the words
             for _ in range(3):
-                shorter = shorten(text, (limit - 0.5) / synth.seconds)
-                if shorter == text:
+                shorter = shorten(text, (limit - 0.5 - fixed) / max(synth.seconds - fixed, 0.1))
+                if shorter is None:
                     break
                 text, synth = shorter, speak(shorter)
                 note["shortened_to_fit"] = True
@@ -186,14 +187,15 @@ class ScriptStage:
         return script.text, "templates", note
 
 
-def shorten(text: str, keep: float) -> str:
+def shorten(text: str, keep: float) -> str | None:
     """The text with body sentences dropped, from the end of the body, until at most `keep`
-    (a fraction) of its words are left; the first and last sentences always stay."""
+    (a fraction) of its words are left; the first and last sentences always stay. None when
+    there is nothing to drop."""
     from afx.media.tts import sentences
 
     parts = sentences(text)
-    if len(parts) < 3:
-        return text
+    if len(parts) <= 3:
+        return None
     total = sum(len(p.split()) for p in parts)
     body = parts[1:-1]
     while body and sum(len(p.split()) for p in [parts[0], *body, parts[-1]]) > keep * total:

@@ -227,3 +227,12 @@ def test_gain_search_stops_at_the_first_pass_when_it_is_already_there():
 
     calls: list[float] = []
     assert gain_search(lambda g: calls.append(g) or -14.1, 6.0) == 6.0 and calls == [6.0]
+
+
+def test_gain_search_does_not_measure_the_same_gain_twice():
+    from afx.media.render import gain_search
+
+    calls: list[float] = []
+    # a limiter that gives nothing more, however hard it is driven: the search stops at its cap
+    gain_search(lambda g: calls.append(g) or -30.0, 6.0)
+    assert len(calls) == len(set(calls)) and max(calls) <= 6.0 + 24

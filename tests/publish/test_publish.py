@@ -105,6 +105,65 @@ def test_afx_lock_remembers_publishes_for_a_clone_without_the_ledger(prepo, tmp_
     assert "tiktok" in json.loads((clone / "afx.lock").read_text())["jobs"]["b"]["published"]
 
 
+def clone_of(repo: PubRepo, to: Path, *names: str) -> PubRepo:
+    """The repo as git has it: its files, without .afx/ (ledger, cache) and without out/."""
+    to.mkdir()
+    for name in ("afx.yaml", "afx.lock", *names):
+        if (repo.root / name).exists():
+            (to / name).write_bytes((repo.root / name).read_bytes())
+    return PubRepo(to)
+
+
+def test_a_publish_is_in_afx_lock_even_when_another_platform_fails(prepo, tmp_path, monkeypatch):
+    monkeypatch.setenv("AFX_WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setattr("afx.publish.publishers.webhook.BACKOFF", 0.01)
+    prepo.write("afx.yaml", "version: 1\npublish: {youtube: webhook, webhook: {url: 'http://127.0.0.1:9/hook', "
+                            "attempts: 1, timeout: 0.5}}\n")
+    prepo.job("a", "platforms: [tiktok, youtube]\n")
+    r = prepo.afx("run")
+    assert r.code == 3 and "youtube" in r.err
+    lock = json.loads((prepo.root / "afx.lock").read_text())
+    assert set(lock["jobs"]["a"]["published"]) == {"tiktok"}  # at once, though the job failed
+    # The platform is dropped from the spec, then put back: the record stays.
+    prepo.job("a", "platforms: [youtube]\n")
+    prepo.write("afx.yaml", "version: 1\n")
+    assert prepo.afx("run").code == 0
+    prepo.job("a", "platforms: [tiktok, youtube]\n")
+    assert set(json.loads((prepo.root / "afx.lock").read_text())["jobs"]["a"]["published"]) == {"tiktok", "youtube"}
+    again = clone_of(prepo, tmp_path / "clone", "a.yaml")
+    assert again.afx("run").code == 0
+    assert not (again.root / "outbox").exists() and again.published_events("a") == 0
+
+
+def test_an_unreadable_afx_lock_stops_publishing(prepo, tmp_path):
+    prepo.job("a", "platforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    good = (prepo.root / "afx.lock").read_text()
+    again = clone_of(prepo, tmp_path / "clone", "a.yaml")
+    (again.root / "afx.lock").write_text("<<<<<<< HEAD\n" + good + "=======\n{}\n>>>>>>> theirs\n")
+    r = again.afx("run")
+    assert r.code != 0 and "afx.lock" in r.err
+    assert not (again.root / "outbox").exists() and again.published_events("a") == 0
+
+
+def test_hand_edited_publish_records_are_cleaned_before_the_ledger_takes_them(prepo, tmp_path):
+    prepo.job("a", "platforms: [tiktok, youtube]\n")
+    assert prepo.afx("run").code == 0
+    lock = json.loads((prepo.root / "afx.lock").read_text())
+    lock["jobs"]["a"]["published"]["tiktok"].update(publishedAt="0001-01-01T00:00:00+14:00", url="javascript:x()")
+    lock["jobs"]["a"]["published"]["youtube"] = {"remoteId": 7, "url": None}  # no usable record: publishes
+    again = clone_of(prepo, tmp_path / "clone", "a.yaml")
+    (again.root / "afx.lock").write_text(json.dumps(lock))
+    r = again.afx("run")
+    assert r.code == 0, r.text
+    tiktok = again.ledger_rows("a")["tiktok"]
+    assert tiktok["state"] == "published" and tiktok["url"] is None and tiktok["remote_id"] == "outbox/tiktok/a"
+    assert 946684800 < tiktok["published_at"] <= time.time() + 1
+    assert again.published_events("a") == 1 and (again.root / "outbox" / "youtube" / "a").exists()
+    # and later runs keep working with what is now in afx.lock
+    assert again.afx("run", "--force", "publish").code == 0
+
+
 def test_jobs_with_equal_inputs_each_publish(prepo):
     # Every other stage is shared by content; a publish belongs to its job.
     prepo.write("a.yaml", "entry: compose\ntopic: Same\nplatforms: [tiktok]\n")
