@@ -387,7 +387,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
                 raise Refused(409, "idempotency_in_flight", "an upload with this Idempotency-Key is in progress")
         try:
             got = await uploads.receive(request.stream(), request.headers.get("content-type", ""),
-                                        settings.uploads_dir, settings.max_upload)
+                                        settings.uploads_dir, settings.max_upload,
+                                        keep=earlier is None)  # a replay is only compared
         except BaseException:
             if key is not None and earlier is None:
                 idempotency.release(engine, acct.id, key)

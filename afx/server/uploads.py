@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import secrets
@@ -52,7 +53,10 @@ def boundary_of(content_type: str) -> bytes:
     return boundary
 
 
-async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path, max_size: int) -> Received:
+async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path, max_size: int,
+                  keep: bool = True) -> Received:
+    """The upload in a temporary file in `folder`, checked; with keep=False only checked and
+    hashed, nothing written (an Idempotency-Key replay compares the file, then drops it)."""
     from python_multipart import MultipartParser
     from python_multipart.exceptions import MultipartParseError
 
@@ -60,9 +64,10 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path,
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".part-{secrets.token_hex(8)}"
     state = {"name": b"", "filename": "", "in_file": False, "files": 0, "size": 0, "fields": 0,
-             "header_field": b"", "header_value": b"", "headers": {}}
+             "header_field": b"", "header_value": b"", "headers": {}, "head": b""}
     digest = hashlib.sha256()
-    out = open(tmp, "wb")  # noqa: SIM115 - closed in finally; written from the parser's callbacks
+    # closed in finally; written from the parser's callbacks
+    out = open(tmp, "wb") if keep else io.BytesIO()  # noqa: SIM115
 
     def on_part_begin() -> None:
         state["headers"], state["in_file"] = {}, False
@@ -96,7 +101,10 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path,
                 raise Refused(413, "too_large", f"the file is over the {max_size // (1024 * 1024)} MB upload limit",
                               limit=max_size)
             digest.update(chunk)
-            out.write(chunk)
+            if len(state["head"]) < 12:
+                state["head"] += chunk[:12 - len(state["head"])]
+            if keep:
+                out.write(chunk)
         else:
             state["fields"] += len(chunk)
             if state["fields"] > MAX_FIELDS:
@@ -122,8 +130,7 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path,
             raise Refused(400, "bad_multipart", "no `file` part in the body")
         if state["size"] == 0:
             raise Refused(400, "empty_file", "the file is empty")
-        with open(tmp, "rb") as fh:
-            head = fh.read(12)
+        head = state["head"]
         if len(head) < 8 or head[4:8] not in MP4_BOXES:
             raise Refused(415, "unsupported_media_type", "not an MP4 or MOV file (checked by content)")
         return Received(tmp, state["filename"], state["size"], digest.hexdigest())

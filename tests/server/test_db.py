@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import inspect, select
 
 from afx.server import accounts, db
@@ -98,3 +99,38 @@ def test_concurrent_requests_never_pass_the_limit_together(tmp_path):
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_an_upload_replay_is_hashed_and_checked_without_being_written(tmp_path):
+    import asyncio
+    import hashlib
+
+    from afx.server import uploads
+
+    data = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 400
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n"
+            b"Content-Type: video/mp4\r\n\r\n" + data + b"\r\n--b--\r\n")
+
+    async def stream():
+        for i in range(0, len(body), 7000):
+            yield body[i:i + 7000]
+
+    def receive(folder, keep):
+        return asyncio.run(uploads.receive(stream(), "multipart/form-data; boundary=b", folder, 10 ** 7, keep=keep))
+
+    kept = receive(tmp_path / "kept", True)
+    assert kept.path.read_bytes() == data and kept.sha256 == hashlib.sha256(data).hexdigest()
+    checked = receive(tmp_path / "checked", False)
+    assert (checked.sha256, checked.size, checked.filename) == (kept.sha256, kept.size, "a.mp4")
+    assert list((tmp_path / "checked").iterdir()) == []  # nothing written
+    bad = body.replace(b"ftypisom", b"notavide")
+    with pytest.raises(Exception) as refused:
+        asyncio.run(uploads.receive(iter_async(bad), "multipart/form-data; boundary=b", tmp_path / "x", 10 ** 7,
+                                    keep=False))
+    assert getattr(refused.value, "status", None) == 415
+
+
+def iter_async(data: bytes):
+    async def gen():
+        yield data
+    return gen()
