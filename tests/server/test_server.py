@@ -300,16 +300,23 @@ def test_idempotency_key(api):
     assert api.post("/jobs", json={"entry": "nope"}, headers={"Idempotency-Key": "k2"}).json() == bad.json()
 
 
+def slow_upload(started: threading.Event, chunks: int, pause: float, *, end: bool):
+    """A multipart upload body that trickles in (`started` is set after its first part)."""
+    def body():
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n" + MP4_HEAD
+        started.set()
+        for _ in range(chunks):
+            time.sleep(pause)
+            yield b"\0" * 1000
+        if end:
+            yield b"\r\n--b--\r\n"
+    return body
+
+
 def test_idempotency_key_in_flight_is_409(api):
     started = threading.Event()
 
-    def slow_body():
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n" + MP4_HEAD
-        started.set()
-        for _ in range(20):
-            time.sleep(0.1)
-            yield b"\0" * 1000
-        yield b"\r\n--b--\r\n"
+    slow_body = slow_upload(started, 20, 0.1, end=True)
 
     answers = {}
 
@@ -629,12 +636,7 @@ def test_an_idempotency_key_held_by_a_killed_server_is_freed(tmp_path):
     key = first.key()
     started = threading.Event()
 
-    def slow_body():
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n" + MP4_HEAD
-        started.set()
-        for _ in range(100):
-            time.sleep(0.05)
-            yield b"\0" * 1000
+    slow_body = slow_upload(started, 100, 0.05, end=False)
 
     def upload():
         try:
