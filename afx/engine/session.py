@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,8 @@ class _Workers:
         # Started with SIGINT blocked (a new process keeps the mask), until _worker_main has
         # its handler in place: a Ctrl-C while it imports would print a traceback. Blocked,
         # not ignored: a Ctrl-C in that moment still arrives, to it and to us, once unblocked.
+        # The resource tracker is started first: starting it unblocks SIGINT (CPython does).
+        resource_tracker.ensure_running()
         blocked = _main_thread()
         if blocked:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 STAGES = ["ingest", "analyze", "edit", "script", "render", "package", "publish"]
@@ -230,3 +232,26 @@ def test_work_folders_of_live_processes_are_kept(tmp_path):
             zombie.wait()
     finally:
         store.close()
+
+
+def test_a_new_worker_starts_with_sigint_blocked(tmp_path):
+    """A Ctrl-C while a worker imports waits until its handler is in place (CPython unblocks
+    SIGINT when it starts its resource tracker, which the first worker start does: the first
+    worker then took the Ctrl-C mid-import and printed a traceback)."""
+    code = (
+        "import sys\n"
+        "from afx.engine.session import _Workers\n"
+        "from afx.engine.runner import RunOptions\n"
+        "pool = _Workers(2, (None, sys.argv[1], sys.argv[1], {}, RunOptions()))\n"
+        "for _ in range(2):\n"
+        "    w = pool._start()\n"
+        "    pool.idle.append(w)\n"
+        "    status = open(f'/proc/{w.proc.pid}/status').read()\n"
+        "    print([l.split()[1] for l in status.splitlines() if l.startswith('SigBlk')][0])\n"
+        "pool.stop(5)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    masks = r.stdout.split()
+    assert len(masks) == 2
+    assert all(int(mask, 16) & (1 << (signal.SIGINT - 1)) for mask in masks), masks
