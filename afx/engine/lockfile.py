@@ -11,7 +11,7 @@ is read and written on every run, and JSON's C parser keeps a 200-job no-op run 
           "files": {"video.mp4": "<sha256>", ...},      # what out/cs2-weekly/ holds
           "spec": "<sha256 of the resolved job>",
           "stages": {"ingest": {"key": "<stage key>", "outputs": {"source.mp4": "<sha256>"}}, ...},
-          "published": {"tiktok": {"remoteId": "...", "url": "...", "publishedAt": "..."}},
+          "published": {"tiktok": {"remoteId": "...", "url": "...", "publishedAt": "...", "video": "<sha256>"}},
           "remote": {"https://api.auraflux.co/v1": {"jobId": "job_...", "spec": "<sha256>", ...}}
         }
       },
@@ -22,7 +22,8 @@ is read and written on every run, and JSON's C parser keeps a 200-job no-op run 
 The `remote` blocks are afx push's (per API: the job it submitted, the files it uploaded);
 afx run keeps them when it rewrites a job's block. `published` is the publish stage's: where
 the job went; with afx.lock in git, a clone without .afx/ (a CI runner, a new machine) knows
-not to publish it again.
+not to publish it again. A job gone from the specs keeps its `published` block (only that),
+so the same video under a new name is not published again either.
 """
 
 from __future__ import annotations

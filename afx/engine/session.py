@@ -128,8 +128,10 @@ class Engine:
             for report in reports:
                 if report.lock is not None:
                     jobs[report.job] = report.lock  # afx run's keys; the others are kept
-            if keep_only is not None:
-                jobs = {k: v for k, v in jobs.items() if k in set(keep_only)}
+            if keep_only is not None:  # jobs gone from the specs are dropped, but not where they
+                keep = set(keep_only)   # were published: a renamed job must not go out again
+                jobs = {k: v if k in keep else {"published": v["published"]} for k, v in jobs.items()
+                        if k in keep or (isinstance(v, dict) and v.get("published"))}
             data["jobs"] = jobs
 
         update_lock(self.root, change)  # written only if it changed: a no-op run writes nothing

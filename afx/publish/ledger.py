@@ -138,8 +138,8 @@ class Ledger:
                            (job, platform, publisher, digest, me, now, now))
             else:
                 db.execute("UPDATE publishes SET claimed_by=?, claimed_at=?, attempts=attempts+1, updated=?, "
-                           "publisher=COALESCE(publisher, ?) WHERE job=? AND platform=?",
-                           (me, now, now, publisher, job, platform))
+                           "publisher=COALESCE(publisher, ?), video_digest=? WHERE job=? AND platform=?",
+                           (me, now, now, publisher, digest, job, platform))
             db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'claim', ?)",
                        (job, platform, now, me))
         return self.row(job, platform)
@@ -184,17 +184,25 @@ class Ledger:
             if r is not None and r["state"] == "published":
                 return self.row(job, platform)
             values = (str(record.get("publisher") or "") or None, str(record.get("remoteId") or "") or None,
-                      str(record.get("url") or "") or None, now, at)
+                      str(record.get("url") or "") or None, str(record.get("video") or "") or None, now, at)
             if r is None:
-                db.execute("INSERT INTO publishes (job, platform, state, publisher, remote_id, url, updated, "
-                           "published_at) VALUES (?, ?, 'published', ?, ?, ?, ?, ?)", (job, platform, *values))
+                db.execute("INSERT INTO publishes (job, platform, state, publisher, remote_id, url, video_digest, "
+                           "updated, published_at) VALUES (?, ?, 'published', ?, ?, ?, ?, ?, ?)",
+                           (job, platform, *values))
             else:
                 db.execute("UPDATE publishes SET state='published', publisher=COALESCE(?, publisher), "
-                           "remote_id=?, url=?, updated=?, published_at=?, error=NULL, claimed_by=NULL, "
-                           "claimed_at=NULL WHERE job=? AND platform=?", (*values, job, platform))
+                           "remote_id=?, url=?, video_digest=COALESCE(?, video_digest), updated=?, published_at=?, "
+                           "error=NULL, claimed_by=NULL, claimed_at=NULL WHERE job=? AND platform=?",
+                           (*values, job, platform))
             db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'adopted', ?)",
                        (job, platform, now, json.dumps({"from": source, **record})))
         return self.row(job, platform)
+
+    def published_video(self, platform: str, digest: str, *, besides: str) -> dict[str, Any] | None:
+        """A row of another job that published this very video (by digest) on `platform`."""
+        r = self.db.execute("SELECT job FROM publishes WHERE platform=? AND video_digest=? AND state='published' "
+                            "AND job<>? ORDER BY published_at LIMIT 1", (platform, digest, besides)).fetchone()
+        return self.row(r["job"], platform) if r else None
 
     def release(self, job: str, platform: str) -> None:
         with self._tx() as db:

@@ -206,12 +206,14 @@ class Workers:
             return conn.execute(select(db.jobs).where(db.jobs.c.id == row.id)).mappings().one()
 
     def run(self, row: Mapping[str, Any]) -> None:
+        # publishEveryJob: each API job publishes what it was asked to (afx run, by contrast,
+        # does not post a video again that a job since renamed already posted)
         job_id, account_id = row["id"], row["account_id"]
         found = upload_path(self.engine, self.settings, account_id, row["upload_id"]) if row["upload_id"] else None
         upload = str(found) if found else None
         task = {"job_id": job_id, "fields": json.loads(row["fields"]),
                 "root": str(self.settings.account_root(account_id)), "upload": upload,
-                "store": str(self.settings.cache_dir), "config": self.settings.config,
+                "store": str(self.settings.cache_dir), "config": {**self.settings.config, "publishEveryJob": True},
                 "pipeline": self.settings.pipeline}
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from afx.spec.job import Job, thaw
 
 if TYPE_CHECKING:
     from afx.publish.ledger import Ledger
+
+log = logging.getLogger("afx.publish")
 
 
 def parse_time(value: str | None) -> float | None:
@@ -69,7 +72,7 @@ def decide(job: Job, controls: Mapping[str, Any], now: float) -> tuple[str, str 
 
 class PublishStage:
     name = "publish"
-    version = "3"
+    version = "4"
     after: tuple[str, ...] = ("render", "package")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -103,7 +106,8 @@ class PublishStage:
         with Ledger(job.root) as ledger:
             controls = ledger.controls(job.name)
             status, at = decide(job, controls, time.time())
-            remembered = _published_in_lock(job.root, job.name)
+            lock_jobs = _lock_jobs(job.root)
+            remembered = _published_in(lock_jobs, job.name)
             for platform in job.get("platforms", ()):
                 row = ledger.row(job.name, platform)
                 if (not row or row["state"] != "published") and platform in remembered:
@@ -112,13 +116,30 @@ class PublishStage:
                     row = ledger.adopt(job.name, platform, remembered[platform], "afx.lock")
                 if row and row["state"] == "published":
                     result = _result(platform, row)
-                    if platform not in remembered:  # published here before afx.lock kept them
-                        _remember(job, result)
+                    kept = remembered.get(platform)
+                    if not kept or (not kept.get("video") and row.get("video_digest")):
+                        # published here before afx.lock kept them (or kept their video)
+                        _remember(job, result, row.get("video_digest"))
                     results.append(result)
                     continue
                 if status != "publish":
                     results.append({"platform": platform, "status": status, "scheduledAt": at})
                     continue
+                if not ctx.config.get("publishEveryJob"):
+                    digest = _video(render, platform)[1]
+                    earlier = _published_as(ledger, lock_jobs, job.name, platform, digest)
+                    if earlier is not None and not _is_a_job(job.root, earlier[0]):
+                        # A renamed job: this very video went out under its old name. (Two jobs
+                        # of the repo that make the same video each publish: both were asked for.)
+                        other, record = earlier
+                        row = ledger.adopt(job.name, platform, record, f"job {other}") or {}
+                        log.warning("%s: %s: this video was already published as job %r (%s); recorded as "
+                                    "published, not posted again", job.name, platform, other,
+                                    record.get("url") or record.get("remoteId"))
+                        result = _result(platform, row)
+                        _remember(job, result, digest)
+                        results.append(result)
+                        continue
                 try:
                     results.append(self._publish(ctx, ledger, platform, render, package))
                 except (PublishError, OSError, ValueError) as exc:
@@ -136,8 +157,7 @@ class PublishStage:
         from afx.publish.publishers import for_platform
 
         job = ctx.job
-        video = render.path(_video_for(render.meta, platform))
-        digest = video.parent.name + video.name  # stored objects are named by their sha256
+        video, digest = _video(render, platform)
         publisher = for_platform(platform, ctx.config)
         row = ledger.claim(job.name, platform, publisher.name, digest)
         if row is None:
@@ -164,7 +184,7 @@ class PublishStage:
         ledger.save(job.name, platform, state="published", remote_id=done.remote_id, url=done.url, event="published")
         ledger.release(job.name, platform)
         result = _result(platform, ledger.row(job.name, platform) or {})
-        _remember(job, result)  # at once: a later platform's failure must not lose it
+        _remember(job, result, digest)  # at once: a later platform's failure must not lose it
         return result
 
 
@@ -186,18 +206,22 @@ def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
     return hit[1]
 
 
-def _published_in_lock(root: Path, job: str) -> dict[str, dict[str, Any]]:
-    """afx.lock's record of where `job` was published, by platform: the well-formed records
-    only (a hand edit cannot put a bad time or a control character into the ledger). An
-    afx.lock that cannot be read (say, git's conflict markers in it) stops the publish: it
-    may be all that knows the job went out already."""
+def _lock_jobs(root: Path) -> dict[str, Any]:
+    """afx.lock's jobs. An afx.lock that cannot be read (say, git's conflict markers in it)
+    stops the publish: it may be all that knows a job went out already."""
     from afx.engine.lockfile import LockFileError, read_lock
 
     try:
-        block = read_lock(root)["jobs"].get(job)
+        return read_lock(root)["jobs"]
     except (LockFileError, OSError) as exc:
         raise StageError(f"not publishing: {exc}", hint="afx.lock remembers what was published; "
                          "restore it (resolve the conflict) before publishing") from None
+
+
+def _published_in(lock_jobs: Mapping[str, Any], job: str) -> dict[str, dict[str, Any]]:
+    """afx.lock's record of where `job` was published, by platform: the well-formed records
+    only (a hand edit cannot put a bad time or a control character into the ledger)."""
+    block = lock_jobs.get(job)
     published = block.get("published") if isinstance(block, dict) else None
     if not isinstance(published, dict):
         return {}
@@ -208,6 +232,33 @@ def _published_in_lock(root: Path, job: str) -> dict[str, dict[str, Any]]:
             if clean.get("remoteId") or clean.get("url"):
                 out[str(platform)] = clean
     return out
+
+
+def _published_as(ledger: Ledger, lock_jobs: Mapping[str, Any], job: str, platform: str,
+                  digest: str) -> tuple[str, dict[str, Any]] | None:
+    """(the other job, its publish record) if another job already published this very video
+    on `platform`: in this ledger, or in afx.lock (a clone's; or a job since renamed)."""
+    row = ledger.published_video(platform, digest, besides=job)
+    if row is not None:
+        return row["job"], {"publisher": row["publisher"], "remoteId": row["remote_id"], "url": row["url"],
+                            "publishedAt": iso(row["published_at"]), "video": digest}
+    for other in sorted(lock_jobs):
+        if other != job:
+            record = _published_in(lock_jobs, other).get(platform)
+            if record and record.get("video") == digest:
+                return other, record
+    return None
+
+
+def _is_a_job(root: Path, name: str) -> bool:
+    """Whether the spec repo at `root` has a job `name` now."""
+    from afx.spec.resolve import resolve
+
+    repo = resolve([], cwd=root)
+    if not repo.ok:
+        raise StageError(f"not publishing: job {name!r} published this very video, and the specs cannot be "
+                         "read to tell whether it was renamed", hint="afx validate")
+    return any(j.name == name for j in repo.jobs)
 
 
 def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -222,22 +273,30 @@ def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
     at = parse_time(text(record.get("publishedAt"), 40))
     if at is not None and not (946684800 <= at <= time.time() + 86400):  # 2000-01-01 .. tomorrow
         at = None
+    video = text(record.get("video"), 64)
     return {"publisher": text(record.get("publisher"), 40), "remoteId": text(record.get("remoteId")), "url": url,
-            "publishedAt": iso(at) if at else None}
+            "publishedAt": iso(at) if at else None,
+            "video": video if video and re.fullmatch(r"[0-9a-f]{64}", video) else None}
 
 
-def _remember(job: Job, result: Mapping[str, Any]) -> None:
+def _remember(job: Job, result: Mapping[str, Any], video: str | None) -> None:
     from afx.engine.lockfile import record_published
 
-    record_published(job.root, job.name, str(result["platform"]),
-                     {k: result.get(k) for k in ("publisher", "remoteId", "url", "publishedAt")})
+    record = {k: result.get(k) for k in ("publisher", "remoteId", "url", "publishedAt")}
+    if video:
+        record["video"] = video  # the published file's sha256: a renamed job is known by it
+    record_published(job.root, job.name, str(result["platform"]), record)
 
 
-def _video_for(meta: Mapping[str, Any], platform: str) -> str:
-    for name, info in (meta.get("outputs") or {}).items():
+def _video(render: Any, platform: str) -> tuple[Path, str]:
+    """The rendered file that goes to `platform`, and its sha256."""
+    name = "video.mp4"
+    for candidate, info in (render.meta.get("outputs") or {}).items():
         if any(p.startswith(platform) for p in info.get("profiles", [])):
-            return name
-    return "video.mp4"
+            name = candidate
+            break
+    video = render.path(name)
+    return video, video.parent.name + video.name  # stored objects are named by their sha256
 
 
 def _result(platform: str, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -175,6 +175,49 @@ def test_jobs_with_equal_inputs_each_publish(prepo):
         assert prepo.published_events(name) == 1
 
 
+def test_a_renamed_job_does_not_publish_its_video_again(prepo, tmp_path):
+    prepo.job("a", "platforms: [tiktok, youtube]\n")
+    assert prepo.afx("run").code == 0
+    lock = json.loads((prepo.root / "afx.lock").read_text())
+    video = lock["jobs"]["a"]["published"]["tiktok"]["video"]
+    assert video == lock["jobs"]["a"]["files"]["video.mp4"]  # the sha256 of what went out
+    (prepo.root / "a.yaml").rename(prepo.root / "b.yaml")
+    r = prepo.afx("run")
+    assert r.code == 0, r.text
+    assert "already published as job 'a'" in r.err
+    assert sorted(p.name for p in (prepo.root / "outbox" / "tiktok").iterdir()) == ["a"]
+    assert prepo.published_events("b") == 0
+    results = {x["platform"]: x for x in prepo.result("b")["publishResults"]}
+    assert results["tiktok"]["status"] == "published" and results["tiktok"]["remoteId"] == "outbox/tiktok/a"
+    lock = json.loads((prepo.root / "afx.lock").read_text())
+    # the old name's block keeps only where it was published: the run's keys went with the spec
+    assert set(lock["jobs"]["a"]) == {"published"} and lock["jobs"]["b"]["published"]["youtube"]["video"] == video
+    # A clone (no ledger) where the job was renamed once more: afx.lock alone knows.
+    again = clone_of(prepo, tmp_path / "clone")
+    (again.root / "c.yaml").write_bytes((prepo.root / "b.yaml").read_bytes())
+    r = again.afx("run")
+    assert r.code == 0, r.text
+    assert not (again.root / "outbox").exists()
+    assert again.result("c")["publishResults"][0]["remoteId"] == "outbox/tiktok/a"
+    # A job renamed and changed makes another video: that one publishes.
+    (again.root / "c.yaml").unlink()
+    again.write("d.yaml", (prepo.root / "b.yaml").read_text().replace("highlights", "recap"))
+    assert again.afx("run").code == 0
+    assert (again.root / "outbox" / "tiktok" / "d" / "video.mp4").exists()
+
+
+def test_a_hand_edited_video_digest_is_ignored(prepo, tmp_path):
+    prepo.job("a", "platforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    lock = json.loads((prepo.root / "afx.lock").read_text())
+    lock["jobs"]["a"]["published"]["tiktok"]["video"] = "../../etc/passwd"
+    (prepo.root / "afx.lock").write_text(json.dumps(lock))
+    again = clone_of(prepo, tmp_path / "clone")
+    (again.root / "b.yaml").write_bytes((prepo.root / "a.yaml").read_bytes())
+    assert again.afx("run").code == 0
+    assert (again.root / "outbox" / "tiktok" / "b" / "video.mp4").exists()  # no usable record: published
+
+
 def test_staging_waits_for_approve(prepo):
     prepo.job("a", "platforms: [tiktok]\nstaging: true\n")
     assert prepo.afx("run").code == 0
