@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
@@ -287,9 +288,33 @@ def _interrupt_once(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+class _EventHandler(logging.Handler):
+    def __init__(self, send: Callable[[tuple[str, Any]], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.send(("event", {"event": "warning", "message": f"{record.name}: {record.getMessage()}"}))
+        except (OSError, ValueError):
+            pass  # the parent has gone
+
+
 def _worker_main(conn: Any, pipeline_ref: str | None, store_root: str, out_root: str, config: dict,
                  options: RunOptions) -> None:
     signal.signal(signal.SIGINT, _interrupt_once)
+    sending = threading.Lock()  # a stage may log from another thread
+
+    def send(message: tuple[str, Any]) -> None:
+        with sending:
+            conn.send(message)
+
+    # afx's warnings (a stage's log.warning) go to the parent as events: it shows them as it
+    # shows its own, not as bare lines through its progress display
+    logger = logging.getLogger("afx")
+    logger.handlers[:] = [_EventHandler(send)]
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # see _Workers._start
         pipeline = load_pipeline(pipeline_ref)
@@ -297,14 +322,14 @@ def _worker_main(conn: Any, pipeline_ref: str | None, store_root: str, out_root:
             store = Store(Path(store_root))
             try:
                 report = process_job(job, pipeline, store, Path(out_root), execute=True, options=options,
-                                     config=config, emit=lambda e: conn.send(("event", e)))
+                                     config=config, emit=lambda e: send(("event", e)))
             except Exception as exc:  # noqa: BLE001 - the job fails, the run goes on
                 report = JobReport(job.name, status="failed", error=f"{type(exc).__name__}: {exc}",
                                    error_kind="server")
             finally:
                 for message in store.warnings:
-                    conn.send(("event", {"event": "warning", "message": message}))
+                    send(("event", {"event": "warning", "message": message}))
                 store.close()
-            conn.send(("report", report))
+            send(("report", report))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass  # interrupted, or the parent has gone: nothing to say

@@ -206,6 +206,19 @@ def test_a_renamed_job_does_not_publish_its_video_again(prepo, tmp_path):
     assert (again.root / "outbox" / "tiktok" / "d" / "video.mp4").exists()
 
 
+def test_a_parallel_run_shows_its_workers_warnings(prepo):
+    prepo.job("a", "platforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    (prepo.root / "a.yaml").rename(prepo.root / "b.yaml")
+    prepo.job("c", "platforms: [tiktok]\n")
+    r = prepo.afx("run", "-j", "2")
+    assert r.code == 0, r.text
+    warnings = [line for line in r.err.splitlines() if "already published" in line]
+    assert warnings == ["warning: afx.publish: b: tiktok: this video was already published as job 'a' "
+                        "(outbox/tiktok/a); recorded as published, not posted again"], r.err
+    assert sorted(p.name for p in (prepo.root / "outbox" / "tiktok").iterdir()) == ["a", "c"]
+
+
 def test_a_hand_edited_video_digest_is_ignored(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok]\n")
     assert prepo.afx("run").code == 0
