@@ -39,7 +39,7 @@ def limit_seconds(job: Job) -> float:
 
 class ScriptStage:
     name = "script"
-    version = "5"
+    version = "6"
     after: tuple[str, ...] = ("edit",)
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -184,6 +184,12 @@ class ScriptStage:
             note = {}
         script = writer.write(topic, job.get("tone"), seconds, tone.words_per_second, bookends_only=bookends,
                               heard=heard)
+        if script.short_by >= 5:
+            have = seconds - script.short_by
+            log.warning("%s: the offline script writer has about %.0f s of lines for this tone, not the %.0f s "
+                        "asked for (it never repeats a line): the video is that much shorter. For long-form, give "
+                        "the job a `script`, or set an LLM in afx.yaml (script.llm)", job.name, have, seconds)
+            note["script_short_by"] = round(script.short_by, 1)
         return script.text, "templates", note
 
 

@@ -144,10 +144,19 @@ def test_keywords_and_quotes():
         == "no way he hit that"
 
 
-def test_long_scripts_reuse_the_pool_with_variation():
+@pytest.mark.parametrize("tone", sorted(POOLS))
+def test_a_one_minute_script_never_repeats_a_line(tone):
+    wps = TONES[tone].words_per_second
+    s = write("Best Valorant clutches this week", tone, 57, wps)
+    assert len(set(s.body)) == len(s.body) and s.short_by == 0
+    assert abs(s.words - 57 * wps) <= 0.1 * 57 * wps
+
+
+def test_a_long_script_is_short_of_its_target_rather_than_repeat_itself():
     s = write("chess openings", "educational", 600, 2.5)
-    sentences = [x for x in re.split(r"(?<=[.!?])\s+", " ".join(s.body))]
-    assert abs(s.words - 1500) < 200 and len(set(sentences)) > len(POOLS["educational"]["body"])
+    assert len(set(s.body)) == len(s.body) == len(POOLS["educational"]["body"])
+    assert not any(lead in s.text for lead in ("Once more", "Again,", "And remember"))
+    assert s.short_by == pytest.approx(600 - s.words / 2.5, abs=4)
 
 
 class _LLMHandler(http.server.BaseHTTPRequestHandler):
@@ -295,3 +304,19 @@ def test_a_script_afx_wrote_too_long_for_the_voice_is_shortened(tmp_path, monkey
     r = repo.afx("run", "--until", "script", "b")
     assert r.code != 0 and "shorten the script" in r.err
     assert not (repo.root / "out" / "b").exists()
+
+
+def test_a_long_form_job_the_offline_writer_cannot_fill_says_so(tmp_path, monkeypatch):
+    from tests.conftest import SpecRepo
+
+    monkeypatch.delenv("AFX_PIPELINE", raising=False)
+    repo = SpecRepo(tmp_path / "repo")
+    repo.write("a.yaml", "entry: compose\ntopic: Chess openings\ntone: educational\nformat: long\ndurationMins: 3\n")
+    r = repo.afx("run", "--until", "script")
+    assert r.code == 0, r.text
+    assert "the offline script writer has about" in r.err and "not the 179 s asked for" in r.err, r.err
+    assert "script.llm" in r.err
+    text = (repo.root / "out" / "a" / "script.txt").read_text()
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    assert len(set(sentences)) == len(sentences)
+    assert 40 < len(text.split()) / TONES["educational"].words_per_second < 90
