@@ -1,16 +1,24 @@
 from __future__ import annotations
 
 import io
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from afx.cli.env import Environment
 from afx.cli.main import run
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# make test (and CI) draws the same examples every run, and a loaded machine's slowness is
+# not a failure; HYPOTHESIS_PROFILE=explore draws new ones.
+settings.register_profile("afx", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "afx"))
 
 
 @dataclass

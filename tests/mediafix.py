@@ -24,7 +24,7 @@ def story_clip(path: Path, size: str = "640x360") -> Path:
     The action (8-14 s) is what a highlight picker must choose.
     """
     w, h = size.split("x")
-    quiet = "anoisesrc=c=pink:a=0.01:r=48000"
+    quiet = "anoisesrc=c=pink:a=0.01:r=48000:seed=1"  # the same clip every session
     loud = "sine=f=220:r=48000:d=6,volume='0.9*gt(sin(2*PI*3*t),0)':eval=frame"
     ff("-f", "lavfi", "-i", f"color=c=gray:s={size}:r=30:d=8",
        "-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d=6",

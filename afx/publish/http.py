@@ -13,7 +13,14 @@ from typing import Any
 from afx.publish.base import PublishError
 
 TIMEOUT = float(os.environ.get("AFX_PUBLISH_TIMEOUT", "60"))
-CHUNK = int(os.environ.get("AFX_UPLOAD_CHUNK", str(8 * 1024 * 1024)))  # tests make it small
+def upload_chunk() -> int:
+    """Bytes per upload request (AFX_UPLOAD_CHUNK; tests make it small)."""
+    return int(os.environ.get("AFX_UPLOAD_CHUNK", str(8 * 1024 * 1024)))
+
+
+def poll_seconds() -> float:
+    """Seconds between status checks of a platform's processing (AFX_PUBLISH_POLL)."""
+    return float(os.environ.get("AFX_PUBLISH_POLL", "2"))
 
 
 @dataclass

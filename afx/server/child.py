@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ def _emit(event: dict[str, Any]) -> None:
 def main() -> int:
     _die_with_parent()
     task = json.loads(sys.stdin.read())
+    if task.get("parent") and os.getppid() != task["parent"]:
+        return 0  # the server died before PR_SET_PDEATHSIG was in place: it will requeue the job
     from afx.engine.runner import RunOptions, load_pipeline, process_job
     from afx.engine.store import Store
     from afx.spec.api import job_from_fields

@@ -214,7 +214,7 @@ class Workers:
         task = {"job_id": job_id, "fields": json.loads(row["fields"]),
                 "root": str(self.settings.account_root(account_id)), "upload": upload,
                 "store": str(self.settings.cache_dir), "config": {**self.settings.config, "publishEveryJob": True},
-                "pipeline": self.settings.pipeline}
+                "pipeline": self.settings.pipeline, "parent": os.getpid()}
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{job_id}.log", "ab") as stderr:

@@ -188,7 +188,7 @@ class PublishStage:
         return result
 
 
-_CONTROLS: dict[Path, tuple[float, dict]] = {}
+_CONTROLS: dict[Path, tuple[list, dict]] = {}
 
 
 def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
@@ -196,10 +196,13 @@ def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
     from afx.publish.ledger import ledger_path, read_controls
 
     path = ledger_path(root)
-    stamp = path.stat().st_mtime_ns if path.exists() else 0
-    for extra in (path.with_name(path.name + "-wal"),):
-        if extra.exists():
-            stamp = max(stamp, extra.stat().st_mtime_ns)
+    stamp = []  # changed by any write (mtime alone moves in clock ticks: two writes in one tick)
+    for each in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = each.stat()
+            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamp.append(None)
     hit = _CONTROLS.get(root)
     if hit is None or hit[0] != stamp:
         hit = _CONTROLS[root] = (stamp, read_controls(root))

@@ -129,7 +129,7 @@ def test_a_worker_killed_by_the_system_fails_its_job_only(erepo):
 
 
 def test_second_run_waits_for_the_first(erepo):
-    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:1.5")
+    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:5")  # longer than a loaded machine's start-up
     wait_for(lambda: logged(erepo, "a script"))
     started = time.monotonic()
     second = erepo.run_process("run", "a")
@@ -143,18 +143,18 @@ def test_second_run_waits_for_the_first(erepo):
 
 
 def test_no_wait_fails_fast(erepo):
-    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:3")
+    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:30")
     wait_for(lambda: logged(erepo, "a script"))
     started = time.monotonic()
     second = erepo.run_process("run", "--no-wait", "a")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 10  # not the 30 s the first run holds the lock
     assert second.returncode == 3 and "another afx run is using" in second.stderr
     first.send_signal(signal.SIGINT)
     first.wait(timeout=20)
 
 
 def test_plan_and_status_do_not_wait_for_a_run(erepo):
-    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:3")
+    first = erepo.popen("run", "a", AFX_TEST_SLEEP="script:30")
     wait_for(lambda: logged(erepo, "a script"))
     r = erepo.run_process("status", timeout=10)
     assert r.returncode == 0

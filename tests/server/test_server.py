@@ -57,7 +57,7 @@ def test_a_job_from_post_to_result(api, srv):
 
 
 def test_result_is_202_until_complete(srv):
-    with Server(srv.data_dir.parent / "slow", env={"AFX_TEST_SLEEP": "render:3"}) as slow, \
+    with Server(srv.data_dir.parent / "slow", env={"AFX_TEST_SLEEP": "render:5"}) as slow, \
             slow.client(slow.key()) as api:
         job = submit(api, COMPOSE)["jobId"]
         early = api.get(f"/jobs/{job}/result")
@@ -180,8 +180,7 @@ def test_cancel(srv):
         running = submit(api, COMPOSE)["jobId"]
         queued = submit(api, {**COMPOSE, "topic": "Second"})["jobId"]
         wait_for(api, running, ("running",))
-        time.sleep(0.5)
-        children = _children(slow)
+        children = _wait_for_children(slow)
         assert children, "the job runs in a child process"
         r = api.delete(f"/jobs/{queued}")
         assert r.status_code == 200 and r.json() == {"jobId": queued, "status": "cancelled", "refunded": True}
@@ -195,6 +194,14 @@ def test_cancel(srv):
         assert api.delete(f"/jobs/{running}").status_code == 409
         assert api.get("/account").json()["credits"]["balance"] == 9  # one refund, once
         assert api.delete("/jobs/job_000000000000").status_code == 404
+
+
+def _wait_for_children(server: Server, timeout: float = 15) -> list[int]:
+    """The server's job processes, once it has started one (a job is `running` from its claim)."""
+    deadline = time.monotonic() + timeout
+    while not (children := _children(server)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return children
 
 
 def _children(server: Server) -> list[int]:
@@ -300,23 +307,42 @@ def test_idempotency_key(api):
     assert api.post("/jobs", json={"entry": "nope"}, headers={"Idempotency-Key": "k2"}).json() == bad.json()
 
 
-def slow_upload(started: threading.Event, chunks: int, pause: float, *, end: bool):
-    """A multipart upload body that trickles in (`started` is set after its first part)."""
+def slow_upload(started: threading.Event, chunks: int, pause: float, *, end: bool,
+                hold: threading.Event | None = None):
+    """A multipart upload body that trickles in (`started` is set after its first part; with
+    `hold`, it goes on trickling until that is set)."""
     def body():
         yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n" + MP4_HEAD
         started.set()
         for _ in range(chunks):
             time.sleep(pause)
             yield b"\0" * 1000
+        while hold is not None and not hold.wait(pause):
+            yield b"\0" * 1000
         if end:
             yield b"\r\n--b--\r\n"
     return body
 
 
-def test_idempotency_key_in_flight_is_409(api):
-    started = threading.Event()
+def _idempotency_row(srv: Server, key: str, timeout: float = 10) -> bool:
+    import sqlite3
 
-    slow_body = slow_upload(started, 20, 0.1, end=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(f"file:{srv.data_dir / 'afx.sqlite'}?mode=ro", uri=True, timeout=10)
+        try:
+            if db.execute("SELECT 1 FROM idempotency WHERE key=?", (key,)).fetchone():
+                return True
+        finally:
+            db.close()
+        time.sleep(0.05)
+    return False
+
+
+def test_idempotency_key_in_flight_is_409(api, srv):
+    started, release = threading.Event(), threading.Event()
+
+    slow_body = slow_upload(started, 0, 0.1, end=True, hold=release)
 
     answers = {}
 
@@ -327,8 +353,9 @@ def test_idempotency_key_in_flight_is_409(api):
     t = threading.Thread(target=upload)
     t.start()
     started.wait(5)
-    time.sleep(0.3)
+    assert _idempotency_row(srv, "up-1"), "the first upload's key is held"
     second = api.post("/upload", files={"file": ("a.mp4", MP4_HEAD)}, headers={"Idempotency-Key": "up-1"})
+    release.set()
     t.join()
     assert second.status_code == 409 and second.json()["error"]["code"] == "idempotency_in_flight"
     assert answers["first"].status_code == 201
@@ -454,8 +481,7 @@ def test_kill_9_mid_job_then_restart_requeues_it(tmp_path):
         with first.client(key) as api:
             job = submit(api, COMPOSE)["jobId"]
             wait_for(api, job, ("running",))
-            time.sleep(0.3)
-            children = _children(first)
+            children = _wait_for_children(first)
             assert children
         first.kill9()
         deadline = time.monotonic() + 10
@@ -611,7 +637,7 @@ def test_a_publish_run_is_not_cancellable_and_its_failure_keeps_the_job_built(tm
 
 def test_a_second_server_on_the_same_database_leaves_running_jobs_alone(tmp_path):
     data = tmp_path / "data"
-    with Server(data, env={"AFX_TEST_SLEEP": "render:6"}) as first:
+    with Server(data, env={"AFX_TEST_SLEEP": "render:15"}) as first:
         key = first.key()
         with first.client(key) as api:
             job = submit(api, COMPOSE)["jobId"]

@@ -16,12 +16,11 @@ import urllib.parse
 from typing import Any
 
 from afx.publish.base import Item, Published, PublishError, Save, secret
-from afx.publish.http import auth_error, call, failure
+from afx.publish.http import auth_error, call, failure, poll_seconds
 
 WHAT = "Instagram"
 ENV = "AFX_INSTAGRAM_TOKEN"
 VERSION = "v21.0"
-POLL = float(os.environ.get("AFX_PUBLISH_POLL", "2"))
 
 
 class InstagramPublisher:
@@ -77,7 +76,7 @@ class InstagramPublisher:
                 session.clear()
                 save(session)
                 raise PublishError(f"{WHAT}: the container failed ({status})")
-            time.sleep(POLL)
+            time.sleep(poll_seconds())
         r = call("POST", f"{api}/{user}/media_publish?" + q({"creation_id": container, "access_token": token}),
                  what=WHAT)
         self._check(r)

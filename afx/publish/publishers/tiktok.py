@@ -16,12 +16,11 @@ import time
 from typing import Any
 
 from afx.publish.base import Item, Published, PublishError, Save, secret
-from afx.publish.http import CHUNK, auth_error, call, failure
+from afx.publish.http import auth_error, call, failure, poll_seconds, upload_chunk
 
 WHAT = "TikTok"
 ENV = "AFX_TIKTOK_TOKEN"
 MIN_CHUNK, MAX_CHUNK = 5 * 1024 * 1024, 64 * 1024 * 1024
-POLL = float(os.environ.get("AFX_PUBLISH_POLL", "2"))
 
 
 def chunking(size: int, wanted: int) -> tuple[int, int]:
@@ -56,7 +55,7 @@ class TikTokPublisher:
                 raise PublishError(f"{WHAT}: this creator can post videos of at most {limit} s "
                                    f"(max_video_post_duration_sec); this video is {item.seconds:.0f} s")
             privacy = (info.get("privacy_level_options") or ["SELF_ONLY"])[0]
-            chunk, count = chunking(size, CHUNK)
+            chunk, count = chunking(size, upload_chunk())
             r = call("POST", f"{base}/v2/post/publish/video/init/", what=WHAT, headers=auth, data={
                 "post_info": {"title": item.copy.get("caption", "")[:2200], "privacy_level": privacy},
                 "source_info": {"source": "FILE_UPLOAD", "video_size": size, "chunk_size": chunk,
@@ -110,5 +109,5 @@ class TikTokPublisher:
                 raise PublishError(f"{WHAT}: the upload failed ({data.get('fail_reason', 'no reason given')})")
             if not wait:
                 return None
-            time.sleep(POLL)
+            time.sleep(poll_seconds())
         raise PublishError(f"{WHAT}: still processing after waiting; it is checked again on the next run")

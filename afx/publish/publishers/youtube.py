@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from afx.publish.base import Item, Published, PublishError, Save, secret
-from afx.publish.http import CHUNK, Response, auth_error, call, failure
+from afx.publish.http import Response, auth_error, call, failure, upload_chunk
 
 WHAT = "YouTube"
 ENV = "AFX_YOUTUBE_TOKEN"
@@ -75,7 +75,7 @@ class YouTubePublisher:
             session.update(session_url=url)
             save(session)
             offset = 0
-        chunk = max(UNIT, CHUNK // UNIT * UNIT)
+        chunk = max(UNIT, upload_chunk() // UNIT * UNIT)
         with open(item.video, "rb") as fh:
             while True:
                 fh.seek(offset)
