@@ -22,6 +22,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class Server:
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
                  pipeline: str | None = CHEAP) -> None:
@@ -39,14 +43,27 @@ class Server:
         self.log = self.data_dir.parent / f"serve-{self.port}.log"
 
     def start(self) -> Server:
+        for _ in range(3):
+            try:
+                return self._start()
+            except _PortTaken:  # free_port's port went to someone else before the server bound it
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        return self._start()
+
+    def _start(self) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        mark = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([AFX, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
                                           *self.args], env=self.env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"afx serve exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
+                said = self.log.read_text()
+                if "address already in use" in said[mark:].lower():
+                    raise _PortTaken
+                raise RuntimeError(f"afx serve exited ({self.proc.returncode}):\n{said[-3000:]}")
             try:
                 if httpx.get(self.url + "/openapi.json", timeout=2).status_code == 200:
                     return self
