@@ -249,17 +249,20 @@ def verify(ctx: click.Context, targets: tuple[str, ...]) -> int:
 @cli.command("publish")
 @click.argument("targets", nargs=-1)
 @click.option("--due", is_flag=True, help="Publish every scheduled job whose time has come (safe from cron).")
+@click.option("--again", is_flag=True,
+              help="Post the job's current video where a platform has an older render of it (a new post).")
 @output_options
 @click.pass_context
-def publish_command(ctx: click.Context, targets: tuple[str, ...], due: bool) -> int:
+def publish_command(ctx: click.Context, targets: tuple[str, ...], due: bool, again: bool) -> int:
     """Publish jobs now (manual ones too), or with --due every scheduled job that is due.
 
     Idempotent: a platform never gets a job twice (the publish ledger), and concurrent calls
-    wait for each other.
+    wait for each other. After a published job changed (a fixed typo, a new cut), --again
+    posts the new video where the post is of an older one; the earlier post is not removed.
     """
     from afx.cli.commands.publishing import publish
 
-    return publish(_env(ctx), targets, due=due)
+    return publish(_env(ctx), targets, due=due, again=again)
 
 
 @cli.command()

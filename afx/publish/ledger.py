@@ -10,6 +10,7 @@ upload's session is saved as it progresses so the next attempt resumes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, platform TEXT, time REAL NOT NULL,
     kind TEXT NOT NULL, detail TEXT);
 CREATE TABLE IF NOT EXISTS controls (
-    job TEXT PRIMARY KEY, approved_at REAL, requested_at REAL, schedule TEXT, schedule_set INTEGER DEFAULT 0);
+    job TEXT PRIMARY KEY, approved_at REAL, requested_at REAL, schedule TEXT, schedule_set INTEGER DEFAULT 0,
+    republish_at REAL);
 """
 
 
@@ -87,6 +89,9 @@ class Ledger:
         self.db.execute("PRAGMA synchronous=FULL")
         if self.db.execute("SELECT count(*) FROM sqlite_master WHERE name='controls'").fetchone()[0] == 0:
             self.db.executescript(SCHEMA)
+        elif "republish_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(controls)")}:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                self.db.execute("ALTER TABLE controls ADD COLUMN republish_at REAL")
 
     def close(self) -> None:
         self.db.close()
@@ -216,7 +221,7 @@ class Ledger:
     def controls(self, job: str) -> dict[str, Any]:
         r = self.db.execute("SELECT * FROM controls WHERE job=?", (job,)).fetchone()
         return dict(r) if r else {"job": job, "approved_at": None, "requested_at": None, "schedule": None,
-                                  "schedule_set": 0}
+                                  "schedule_set": 0, "republish_at": None}
 
     def _control(self, job: str, **values: Any) -> None:
         with self._tx() as db:
@@ -232,6 +237,34 @@ class Ledger:
     def request(self, job: str) -> None:
         self._control(job, requested_at=time.time())
 
+    def republish(self, job: str) -> None:
+        """`afx publish JOB --again`: a platform whose post is of an older render of the job
+        gets the current video, as a new post (once: then the post is of this video)."""
+        now = time.time()
+        self._control(job, requested_at=now, republish_at=now)
+
+    def republished(self, job: str) -> None:
+        """The publish stage has acted on `afx publish --again`: it applies to that run only."""
+        with self._tx() as db:
+            db.execute("UPDATE controls SET republish_at=NULL WHERE job=?", (job,))
+
+    def supersede(self, job: str, platform: str) -> dict[str, Any] | None:
+        """A published row made ready for a new post (its old post stays in the event log).
+        Returns the old row."""
+        old = self.row(job, platform)
+        if old is None or old["state"] != "published":
+            return None
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE publishes SET state='pending', remote_id=NULL, url=NULL, session=NULL, error=NULL, "
+                       "published_at=NULL, updated=? WHERE job=? AND platform=? AND state='published'",
+                       (now, job, platform))
+            db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'superseded', ?)",
+                       (job, platform, now, json.dumps({"remote_id": old["remote_id"], "url": old["url"],
+                                                        "video": old["video_digest"],
+                                                        "published_at": old["published_at"]})))
+        return old
+
     def schedule(self, job: str, at: str | None) -> None:
         """A schedule set here wins over the spec's scheduledAt; None unschedules."""
         self._control(job, schedule=at, schedule_set=1)
@@ -243,5 +276,6 @@ class Ledger:
 
     @staticmethod
     def token_of(c: dict[str, Any]) -> dict[str, Any]:
+        # (--again sets requested_at too: that is what makes the stage run)
         return {"approved": bool(c["approved_at"]), "requested": c["requested_at"],
                 "schedule": [int(c["schedule_set"] or 0), c["schedule"]]}

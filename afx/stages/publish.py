@@ -90,7 +90,7 @@ class PublishStage:
         from afx.publish.ledger import Ledger
 
         controls = _controls_cache(job.root).get(job.name) or {
-            "approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0}
+            "approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0, "republish_at": None}
         status, _ = decide(job, controls, time.time())
         # Publishing is per job, not per content: two jobs (or two accounts of afx serve)
         # with equal inputs share every other stage, but each publishes, into its own ledger.
@@ -114,6 +114,21 @@ class PublishStage:
                     # afx.lock (from git) says it went out; this ledger did not know (a fresh
                     # clone, a CI runner, a deleted .afx/): never a second time.
                     row = ledger.adopt(job.name, platform, remembered[platform], "afx.lock")
+                if row and row["state"] == "published" and status == "publish" and _asked_again(controls, row):
+                    digest = _video(render, platform)[1]
+                    if row.get("video_digest") != digest:  # a post of an older render
+                        ledger.supersede(job.name, platform)
+                        kept = remembered.get(platform)
+                        if kept and kept.get("video") == digest:  # a clone posted this one already
+                            row = ledger.adopt(job.name, platform, kept, "afx.lock")
+                        elif row.get("publisher") == "outbox":
+                            log.warning("%s: %s: the outbox folder gets the re-rendered video", job.name, platform)
+                            row = None
+                        else:
+                            log.warning("%s: %s: publishing the re-rendered video as a new post; the earlier "
+                                        "post (%s) stays up: remove it there if it should go", job.name, platform,
+                                        row.get("url") or row.get("remote_id"))
+                            row = None
                 if row and row["state"] == "published":
                     result = _result(platform, row)
                     kept = remembered.get(platform)
@@ -147,6 +162,8 @@ class PublishStage:
                                if isinstance(exc, PublishError) else str(exc))
                     errors.append(f"{platform}: {message}")
                     results.append({"platform": platform, "status": "failed", "error": message})
+            if status == "publish" and controls.get("republish_at"):
+                ledger.republished(job.name)  # done: a superseded post that failed is retried as any other
         ctx.output("publish.json", export="publish.json").write_text(json.dumps(results, indent=2) + "\n")
         if errors:
             raise StageError("publishing failed: " + "; ".join(errors))
@@ -207,6 +224,12 @@ def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
     if hit is None or hit[0] != stamp:
         hit = _CONTROLS[root] = (stamp, read_controls(root))
     return hit[1]
+
+
+def _asked_again(controls: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    """`afx publish --again` came after this post."""
+    again = controls.get("republish_at")
+    return bool(again) and (row.get("published_at") or 0) < again
 
 
 def _lock_jobs(root: Path) -> dict[str, Any]:

@@ -219,6 +219,58 @@ def test_a_parallel_run_shows_its_workers_warnings(prepo):
     assert sorted(p.name for p in (prepo.root / "outbox" / "tiktok").iterdir()) == ["a", "c"]
 
 
+def test_publish_again_posts_a_re_rendered_video_once(prepo, tmp_path):
+    prepo.job("a", "platforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    manifest = prepo.root / "outbox" / "tiktok" / "a" / "MANIFEST.json"
+    first = json.loads(manifest.read_text())["video_sha256"]
+    # --again with the same video: nothing to post
+    r = prepo.afx("publish", "a", "--again")
+    assert r.code == 0 and prepo.published_events("a") == 1 and "re-rendered" not in r.err
+    # the job changes: a run renders it, but a published job stays published
+    prepo.job("a", "platforms: [tiktok]\ntone: hype\n")
+    assert prepo.afx("run").code == 0 and prepo.published_events("a") == 1
+    assert json.loads(manifest.read_text())["video_sha256"] == first
+    stale = tmp_path / "stale-ledger.sqlite"
+    stale.write_bytes((prepo.root / ".afx" / "ledger.sqlite").read_bytes())
+    # --again: the new render goes out, once
+    r = prepo.afx("publish", "a", "--again")
+    assert r.code == 0, r.text
+    assert "a: tiktok: the outbox folder gets the re-rendered video" in r.err
+    second = json.loads(manifest.read_text())["video_sha256"]
+    assert second != first and second == json.loads((prepo.root / "afx.lock").read_text())[
+        "jobs"]["a"]["published"]["tiktok"]["video"]
+    assert prepo.published_events("a") == 2
+    with Ledger(prepo.root) as ledger:
+        (old,) = [json.loads(e["detail"]) for e in ledger.events("a") if e["kind"] == "superseded"]
+        assert old["video"] == first
+    assert prepo.afx("publish", "a", "--again").code == 0 and prepo.published_events("a") == 2
+    assert prepo.afx("run").code == 0 and prepo.published_events("a") == 2
+    # Another machine, whose ledger still has the first post, pulls afx.lock: its --again
+    # finds the new video already out, and posts nothing.
+    other = clone_of(prepo, tmp_path / "other", "a.yaml")
+    (other.root / ".afx").mkdir()
+    (other.root / ".afx" / "ledger.sqlite").write_bytes(stale.read_bytes())
+    r = other.afx("publish", "a", "--again")
+    assert r.code == 0, r.text
+    assert not (other.root / "outbox").exists() and other.published_events("a") == 1
+    assert other.ledger_rows("a")["tiktok"]["video_digest"] == second
+
+
+def test_publish_again_makes_a_new_post_on_a_platform(prepo, platforms):
+    prepo.job("a", "platforms: [youtube]\n")
+    assert prepo.afx("run").code == 0
+    before = prepo.ledger_rows("a")["youtube"]["remote_id"]
+    prepo.job("a", "platforms: [youtube]\ntone: calm\n")
+    r = prepo.afx("publish", "a", "--again")
+    assert r.code == 0, r.text
+    assert f"the earlier post (https://youtube.com/shorts/{before}) stays up" in r.err
+    after = prepo.ledger_rows("a")["youtube"]["remote_id"]
+    assert after != before and len(platforms.state.yt_videos) == 2
+    assert prepo.result("a")["publishResults"][0]["remoteId"] == after
+    assert prepo.afx("publish", "--again").code == 2  # names the jobs: it makes new posts
+
+
 def test_a_hand_edited_video_digest_is_ignored(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok]\n")
     assert prepo.afx("run").code == 0

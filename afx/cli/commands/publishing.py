@@ -3,7 +3,8 @@
 - `afx publish JOB...` asks for a publish now (manual jobs, or ahead of schedule) and runs
   the jobs; `afx publish --due` publishes every scheduled job whose time has come. Both
   are idempotent: the ledger never lets a platform get a job twice, and the run lock
-  makes concurrent calls (two crons) wait for each other.
+  makes concurrent calls (two crons) wait for each other. `afx publish JOB --again`
+  posts the job's current video where the platform has an older render of it, once.
 - `afx approve JOB...` releases staged jobs (staging: true) and runs them.
 - `afx schedule JOB --at TIME` / `--clear` sets or clears the publish time (it wins over
   the spec's scheduledAt; the next `publish --due` or `run` acts on it).
@@ -27,12 +28,14 @@ def _run(env: Environment, jobs: list, result, **kw) -> int:  # type: ignore[no-
     return execute(env, result, jobs, **kw)
 
 
-def publish(env: Environment, targets: Sequence[str], *, due: bool) -> int:
+def publish(env: Environment, targets: Sequence[str], *, due: bool, again: bool = False) -> int:
     from afx.publish.ledger import Ledger
     from afx.stages.publish import decide
 
     if not targets and not due:
         raise UsageError("name the jobs to publish, or use --due for every scheduled job whose time has come")
+    if again and (due or not targets):
+        raise UsageError("--again needs the jobs named (it makes new posts), and not --due")
     result, jobs = select(targets)
     with Ledger(result.root) as ledger:
         if due:
@@ -46,7 +49,10 @@ def publish(env: Environment, targets: Sequence[str], *, due: bool) -> int:
             jobs = chosen
         else:
             for job in jobs:
-                ledger.request(job.name)
+                if again:
+                    ledger.republish(job.name)
+                else:
+                    ledger.request(job.name)
     if not jobs:
         env.info("nothing is due")
         return int(ExitStatus.OK)
