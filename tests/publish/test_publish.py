@@ -231,6 +231,9 @@ def test_publish_again_posts_a_re_rendered_video_once(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok]\ntone: hype\n")
     assert prepo.afx("run").code == 0 and prepo.published_events("a") == 1
     assert json.loads(manifest.read_text())["video_sha256"] == first
+    jobs = prepo.afx("jobs")
+    assert "tiktok: published (an older render)" in jobs.out
+    assert "to post the current video: afx publish a --again" in jobs.err
     stale = tmp_path / "stale-ledger.sqlite"
     stale.write_bytes((prepo.root / ".afx" / "ledger.sqlite").read_bytes())
     # --again: the new render goes out, once
@@ -246,6 +249,8 @@ def test_publish_again_posts_a_re_rendered_video_once(prepo, tmp_path):
         assert old["video"] == first
     assert prepo.afx("publish", "a", "--again").code == 0 and prepo.published_events("a") == 2
     assert prepo.afx("run").code == 0 and prepo.published_events("a") == 2
+    jobs = prepo.afx("jobs")
+    assert "tiktok: published" in jobs.out and "older render" not in jobs.text
     # Another machine, whose ledger still has the first post, pulls afx.lock: its --again
     # finds the new video already out, and posts nothing.
     other = clone_of(prepo, tmp_path / "other", "a.yaml")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from afx.cli.env import Environment
 from afx.errors import ExitStatus, UsageError
@@ -101,21 +102,33 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
     from afx.stages.publish import decide
 
     result, selected = select(targets)
-    reports = {r.job: r for r in Engine(result.root, result.config).plan(selected)}
+    engine = Engine(result.root, result.config)
+    reports = {r.job: r for r in engine.plan(selected)}
     rows_out = []
+    older = []
     ledger = Ledger(result.root) if ledger_path(result.root).exists() else None
+    store = engine.store()
     try:
         for job in selected:
             controls = ledger.controls(job.name) if ledger else {}
             status, at = decide(job, controls, time.time())
             published = {r["platform"]: r for r in (ledger.rows(job.name) if ledger else [])}
-            platforms = {p: (published[p]["state"] if p in published else status) for p in job.get("platforms", ())}
             report = reports[job.name]
+            videos = _rendered_videos(store, report)
+            platforms = {}
+            for p in job.get("platforms", ()):
+                row = published.get(p)
+                platforms[p] = row["state"] if row else status
+                if row and row["state"] == "published" and videos and row.get("video_digest") \
+                        and row["video_digest"] not in videos:
+                    platforms[p] = "published (an older render)"
+                    older.append(job.name)
             first = next((s for s in report.stages if s.run), None)
             rows_out.append({"job": job.name, "entry": job.get("entry"), "built": not report.stale,
                              "stale": f"{first.stage}: {first.reason}" if first else "",
                              "publishMode": job.get("publishMode"), "scheduledAt": at, "platforms": platforms})
     finally:
+        store.close()
         if ledger:
             ledger.close()
     if env.json:
@@ -126,4 +139,18 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
         where = ", ".join(f"{p}: {s}" for p, s in row["platforms"].items()) or "no platforms"
         when = f" at {row['scheduledAt']}" if row["scheduledAt"] else ""
         env.out(f"{row['job']:<28} {built:<6} {row['publishMode'] or '':<10}{when}  {where}")
+    if older:
+        names = " ".join(dict.fromkeys(older))
+        env.info(f"an older render is what went out; to post the current video: afx publish {names} --again")
     return int(ExitStatus.OK)
+
+
+def _rendered_videos(store: Any, report: Any) -> set[str]:
+    """The sha256 of each video the job's current render made (empty when it is not built)."""
+    render = next((s for s in report.stages if s.stage == "render"), None)
+    if render is None or render.run or not render.key:
+        return set()
+    manifest = store.manifest(render.key)
+    if manifest is None:
+        return set()
+    return {e["digest"] for name, e in manifest.files.items() if name.endswith(".mp4")}
