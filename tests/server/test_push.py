@@ -102,6 +102,24 @@ def test_push_uploads_submits_waits_and_downloads(api_server, repo, clip):
     assert lock(repo)["jobs"]["promo"]["remote"][api_server.url]["jobId"] != jobs["promo"]["jobId"]
 
 
+def test_verify_checks_what_a_push_downloaded(api_server, repo, clip):
+    two_jobs(repo, clip)
+    assert repo.afx("verify").code == 1  # nothing built or pushed yet
+    assert repo.afx("push", environ=api_server.env(api_server.new_key())).code == 0
+    files = lock(repo)["jobs"]["promo"]["remote"][api_server.url]["files"]
+    assert set(files) == {"video.mp4", "thumb.jpg", "result.json"}
+    assert files["video.mp4"] == hashlib.sha256((repo.root / "out" / "promo" / "video.mp4").read_bytes()).hexdigest()
+    r = repo.afx("verify", "--json")
+    assert r.code == 0, r.text
+    assert json.loads(r.out) == {"ok": True, "checked": 6, "problems": []}
+    (repo.root / "out" / "promo" / "thumb.jpg").write_bytes(b"not the thumbnail")
+    repo.write("weekly.yaml", "entry: upload\nfile: media/clip.mp4\ntopic: Clip of the month\nplatforms: [youtube]\n")
+    r = repo.afx("verify")
+    assert r.code == 1
+    assert "out/promo/thumb.jpg: content differs from afx.lock" in r.out
+    assert "weekly: spec changed since the last push" in r.out
+
+
 def test_afx_run_and_verify_keep_the_remote_blocks(api_server, repo, clip, monkeypatch):
     two_jobs(repo, clip)
     assert repo.afx("push", environ=api_server.env(api_server.new_key())).code == 0

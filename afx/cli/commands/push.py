@@ -39,6 +39,7 @@ from typing import Any
 from afx.cli.env import Environment
 from afx.client import ApiError, Client
 from afx.engine.lockfile import read_lock, update_lock
+from afx.engine.store import sha256_file
 from afx.errors import ExitStatus, UsageError
 from afx.fsutil import atomic_write
 from afx.spec.job import Job, canonical_json
@@ -108,6 +109,7 @@ class Item:
     submitted: str = ""
     error: str = ""
     files: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # what out/<job>/ got: name -> sha256
     delay: float = POLL_START
     due: float = 0.0
     shown: str = ""
@@ -182,6 +184,8 @@ class Pusher:
                 remote = block.setdefault("remote", {})
                 remote[api] = {"jobId": item.job_id, "spec": item.job.digest, "status": item.status,
                                "submitted": item.submitted or now_iso(), "request": item.request}
+                if item.digests:  # afx verify checks out/<job>/ against these
+                    remote[api].update(files=dict(item.digests), downloaded=now_iso())
             if self.uploaded or self.forgotten:
                 top = data.setdefault("remote", {})
                 uploads = top.setdefault(api, {}).setdefault("uploads", {})
@@ -365,6 +369,7 @@ class Pusher:
                 self.client.download(url, folder / name)
             atomic_write(folder / RESULT, text)
         item.files = [name for name, _ in wanted] + [RESULT]
+        item.digests = {name: sha256_file(folder / name) for name in item.files}
         where = f"{OUT_DIR}/{item.name}/"
         self.say(item, self.env.style(item.status, fg="green") +
                  (f" -> {where} ({', '.join(item.files)})" if not current else f"; {where} is up to date"))
@@ -431,6 +436,7 @@ class Pusher:
         for item in items:  # jobs found finished already
             if item.job_id and item.status in TERMINAL:
                 self.finish(item)
+                self.save([item])
         while True:
             active = [i for i in items if i.active]
             if not active and not waiting:

@@ -1,4 +1,7 @@
-"""afx verify: do the files in out/ match what afx.lock says they were built as?"""
+"""afx verify: do the files in out/ match what afx.lock says they were built as?
+
+A job afx run built is checked against its block's `files`; a job only pushed (afx push
+built it on an API) against what the last push downloaded (`remote.<api>.files`)."""
 
 from __future__ import annotations
 
@@ -18,11 +21,14 @@ def verify(env: Environment, targets: Sequence[str]) -> int:
     checked = 0
     for job in jobs:
         block = lock.get(job.name)
-        if block is None or "spec" not in block:  # absent, or only pushed (a `remote` block)
+        if isinstance(block, dict) and "spec" not in block:
+            block = _last_push(block)  # built by an API (afx push): what was downloaded
+        if block is None or "spec" not in block:
             problems.append({"job": job.name, "file": None, "problem": "not in afx.lock (never run)"})
             continue
         if block.get("spec") != job.digest:
-            problems.append({"job": job.name, "file": None, "problem": "spec changed since the last run"})
+            since = "push" if block.get("downloaded") else "run"
+            problems.append({"job": job.name, "file": None, "problem": f"spec changed since the last {since}"})
         folder = result.root / "out" / job.name
         for name, digest in sorted((block.get("files") or {}).items()):
             path = folder / name
@@ -39,3 +45,10 @@ def verify(env: Environment, targets: Sequence[str]) -> int:
             env.out(f"{where}: {p['problem']}")
         env.info(f"{checked} file{'s' * (checked != 1)} checked, {len(problems)} problem{'s' * (len(problems) != 1)}")
     return int(ExitStatus.STALE if problems else ExitStatus.OK)
+
+
+def _last_push(block: dict) -> dict | None:
+    """The latest of a job's pushes whose results afx push downloaded into out/<job>/."""
+    pushes = [r for r in (block.get("remote") or {}).values()
+              if isinstance(r, dict) and isinstance(r.get("files"), dict) and r.get("spec")]
+    return max(pushes, key=lambda r: str(r.get("downloaded") or ""), default=None)
