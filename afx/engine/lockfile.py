@@ -11,19 +11,24 @@ is read and written on every run, and JSON's C parser keeps a 200-job no-op run 
           "files": {"video.mp4": "<sha256>", ...},      # what out/cs2-weekly/ holds
           "spec": "<sha256 of the resolved job>",
           "stages": {"ingest": {"key": "<stage key>", "outputs": {"source.mp4": "<sha256>"}}, ...},
-          "published": {"tiktok": {"remoteId": "...", "url": "...", "publishedAt": "...", "video": "<sha256>"}},
+          "published": {"tiktok": {"remoteId": "...", "url": "...", "publishedAt": "...",
+                                   "content": "<sha256>", "video": "<sha256>"}},
           "remote": {"https://api.auraflux.co/v1": {"jobId": "job_...", "spec": "<sha256>", ...}}
         }
       },
       "remote": {"https://api.auraflux.co/v1": {"uploads": {"<file sha256>": "file_..."}}},
+      "retired": [{"job": "old-name", "platform": "tiktok", "content": "<sha256>", ...}],
       "version": 1
     }
 
 The `remote` blocks are afx push's (per API: the job it submitted, the files it uploaded);
 afx run keeps them when it rewrites a job's block. `published` is the publish stage's: where
 the job went; with afx.lock in git, a clone without .afx/ (a CI runner, a new machine) knows
-not to publish it again. A job gone from the specs keeps its `published` block (only that),
-so the same video under a new name is not published again either.
+not to publish it again. When a job leaves the specs (a full `afx run`), its publish records
+move to `retired`: a job with the same content (a renamed job) finds them and does not
+publish again; a new job that takes the old name is new. `content` is what a post was made
+from (the job's fields, without its name and publish settings, and its local files), `video`
+the sha256 of the file that went out.
 """
 
 from __future__ import annotations
@@ -131,6 +136,32 @@ def record_published(root: Path, job: str, platform: str, record: Mapping[str, A
             published = block["published"] = {}
         published[platform] = dict(record)
     return update_lock(root, change)
+
+
+def forget_published(root: Path, job: str, platform: str) -> bool:
+    """`afx publish --again` is about to replace the post: afx.lock must not bring it back."""
+    def change(data: dict[str, Any]) -> None:
+        block = data["jobs"].get(job)
+        published = block.get("published") if isinstance(block, dict) else None
+        if isinstance(published, dict):  # (emptied, not removed: write_lock keeps a key left out)
+            published.pop(platform, None)
+    return update_lock(root, change)
+
+
+def retire_jobs(data: dict[str, Any], keep: set[str]) -> None:
+    """Jobs gone from the specs leave `jobs`; where they were published moves to `retired`
+    (a list of records with their job's old name), which only a job with the same content
+    reads: a renamed job does not publish again, a new job of an old name does."""
+    retired = data.get("retired") if isinstance(data.get("retired"), list) else []
+    jobs = data.get("jobs", {})
+    for name in [n for n in jobs if n not in keep]:
+        block = jobs.pop(name)
+        published = block.get("published") if isinstance(block, dict) else None
+        for platform, record in (published.items() if isinstance(published, dict) else ()):
+            if isinstance(record, dict):
+                retired.append({**record, "job": name, "platform": platform})
+    if retired:
+        data["retired"] = retired
 
 
 def _loads(text: str | None) -> dict[str, Any]:

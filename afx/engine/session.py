@@ -16,7 +16,7 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
-from afx.engine.lockfile import RunLock, update_lock
+from afx.engine.lockfile import RunLock, retire_jobs, update_lock
 from afx.engine.runner import Emit, JobReport, RunOptions, load_pipeline, process_job, store_dir
 from afx.engine.store import Store
 from afx.spec.job import Job
@@ -123,17 +123,23 @@ class Engine:
     def _update_lock(self, reports: Sequence[JobReport], keep_only: Sequence[str] | None) -> None:
         if keep_only is None and (self.root / "afx.lock").exists() and all(r.lock is None for r in reports):
             return
+        if keep_only is not None:
+            # Jobs gone from the specs: their publish rows are retired in the ledger first,
+            # then in afx.lock (retried from afx.lock if we stop in between).
+            from afx.publish.ledger import Ledger, ledger_path
+
+            if ledger_path(self.root).exists():
+                with Ledger(self.root) as ledger:
+                    ledger.retire(set(keep_only))
 
         def change(data: dict[str, Any]) -> None:
             jobs = dict(data.get("jobs", {}))
             for report in reports:
                 if report.lock is not None:
                     jobs[report.job] = report.lock  # afx run's keys; the others are kept
-            if keep_only is not None:  # jobs gone from the specs are dropped, but not where they
-                keep = set(keep_only)   # were published: a renamed job must not go out again
-                jobs = {k: v if k in keep else {"published": v["published"]} for k, v in jobs.items()
-                        if k in keep or (isinstance(v, dict) and v.get("published"))}
             data["jobs"] = jobs
+            if keep_only is not None:
+                retire_jobs(data, set(keep_only))
 
         update_lock(self.root, change)  # written only if it changed: a no-op run writes nothing
 
@@ -298,6 +304,8 @@ class _EventHandler(logging.Handler):
             self.send(("event", {"event": "warning", "message": f"{record.name}: {record.getMessage()}"}))
         except (OSError, ValueError):
             pass  # the parent has gone
+        except Exception:  # noqa: BLE001 - a bad format string, say: never the stage's problem
+            self.handleError(record)
 
 
 def _worker_main(conn: Any, pipeline_ref: str | None, store_root: str, out_root: str, config: dict,

@@ -10,7 +10,6 @@ upload's session is saved as it progresses so the next attempt resumes.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -27,6 +26,7 @@ CREATE TABLE IF NOT EXISTS publishes (
     job TEXT NOT NULL, platform TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',   -- pending | uploading | processing | published | failed
     publisher TEXT, remote_id TEXT, url TEXT, session TEXT, video_digest TEXT,
+    content TEXT,                            -- what the post was made from: afx.stages.publish.content_digest
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
     claimed_by TEXT, claimed_at REAL, updated REAL, published_at REAL,
     PRIMARY KEY (job, platform));
@@ -89,9 +89,19 @@ class Ledger:
         self.db.execute("PRAGMA synchronous=FULL")
         if self.db.execute("SELECT count(*) FROM sqlite_master WHERE name='controls'").fetchone()[0] == 0:
             self.db.executescript(SCHEMA)
-        elif "republish_at" not in {r["name"] for r in self.db.execute("PRAGMA table_info(controls)")}:
-            with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
-                self.db.execute("ALTER TABLE controls ADD COLUMN republish_at REAL")
+        self._add_column("controls", "republish_at REAL")
+        self._add_column("publishes", "content TEXT")
+
+    def _add_column(self, table: str, column: str) -> None:
+        """A ledger from an older afx gets the column (once, whichever process is first)."""
+        name = column.split()[0]
+        if name in {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+            return
+        try:
+            self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise
 
     def close(self) -> None:
         self.db.close()
@@ -125,9 +135,11 @@ class Ledger:
         q = "SELECT job, platform FROM publishes" + (" WHERE job=?" if job else "") + " ORDER BY job, platform"
         return [self.row(r["job"], r["platform"]) for r in self.db.execute(q, (job,) if job else ())]  # type: ignore
 
-    def claim(self, job: str, platform: str, publisher: str, digest: str) -> dict[str, Any] | None:
+    def claim(self, job: str, platform: str, publisher: str, digest: str, content: str | None = None
+              ) -> dict[str, Any] | None:
         """The row, now held by this process; None if another live process holds it.
-        A published row comes back as it is (nothing to do)."""
+        A published row comes back as it is (nothing to do). An upload session saved for
+        another video is dropped: resuming it would send this video's bytes into that upload."""
         me = owner_id()
         now = time.time()
         with self._tx() as db:
@@ -138,13 +150,18 @@ class Ledger:
                     and now - (r["claimed_at"] or 0) < self.LEASE:
                 return None
             if r is None:
-                db.execute("INSERT INTO publishes (job, platform, state, publisher, video_digest, claimed_by, "
-                           "claimed_at, updated) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
-                           (job, platform, publisher, digest, me, now, now))
+                db.execute("INSERT INTO publishes (job, platform, state, publisher, video_digest, content, "
+                           "claimed_by, claimed_at, updated) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                           (job, platform, publisher, digest, content, me, now, now))
             else:
+                if r["session"] and r["video_digest"] and r["video_digest"] != digest:
+                    db.execute("UPDATE publishes SET session=NULL WHERE job=? AND platform=?", (job, platform))
+                    db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, "
+                               "'session dropped', ?)", (job, platform, now, json.dumps(
+                                   {"video": r["video_digest"], "session": json.loads(r["session"])})))
                 db.execute("UPDATE publishes SET claimed_by=?, claimed_at=?, attempts=attempts+1, updated=?, "
-                           "publisher=COALESCE(publisher, ?), video_digest=? WHERE job=? AND platform=?",
-                           (me, now, now, publisher, digest, job, platform))
+                           "publisher=COALESCE(publisher, ?), video_digest=?, content=? WHERE job=? AND platform=?",
+                           (me, now, now, publisher, digest, content, job, platform))
             db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'claim', ?)",
                        (job, platform, now, me))
         return self.row(job, platform)
@@ -189,25 +206,41 @@ class Ledger:
             if r is not None and r["state"] == "published":
                 return self.row(job, platform)
             values = (str(record.get("publisher") or "") or None, str(record.get("remoteId") or "") or None,
-                      str(record.get("url") or "") or None, str(record.get("video") or "") or None, now, at)
+                      str(record.get("url") or "") or None, str(record.get("video") or "") or None,
+                      str(record.get("content") or "") or None, now, at)
             if r is None:
                 db.execute("INSERT INTO publishes (job, platform, state, publisher, remote_id, url, video_digest, "
-                           "updated, published_at) VALUES (?, ?, 'published', ?, ?, ?, ?, ?, ?)",
+                           "content, updated, published_at) VALUES (?, ?, 'published', ?, ?, ?, ?, ?, ?, ?)",
                            (job, platform, *values))
-            else:
+            else:  # what it was made from is the record's (or unknown): never the row's old guess
                 db.execute("UPDATE publishes SET state='published', publisher=COALESCE(?, publisher), "
-                           "remote_id=?, url=?, video_digest=COALESCE(?, video_digest), updated=?, published_at=?, "
-                           "error=NULL, claimed_by=NULL, claimed_at=NULL WHERE job=? AND platform=?",
+                           "remote_id=?, url=?, video_digest=?, content=?, updated=?, published_at=?, "
+                           "error=NULL, session=NULL, claimed_by=NULL, claimed_at=NULL WHERE job=? AND platform=?",
                            (*values, job, platform))
             db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'adopted', ?)",
                        (job, platform, now, json.dumps({"from": source, **record})))
         return self.row(job, platform)
 
-    def published_video(self, platform: str, digest: str, *, besides: str) -> dict[str, Any] | None:
-        """A row of another job that published this very video (by digest) on `platform`."""
-        r = self.db.execute("SELECT job FROM publishes WHERE platform=? AND video_digest=? AND state='published' "
-                            "AND job<>? ORDER BY published_at LIMIT 1", (platform, digest, besides)).fetchone()
-        return self.row(r["job"], platform) if r else None
+    def published_content(self, platform: str, content: str, *, besides: str) -> list[dict[str, Any]]:
+        """Rows of other jobs (retired ones too) that published the same content on `platform`."""
+        rows = self.db.execute("SELECT job FROM publishes WHERE platform=? AND content=? AND state='published' "
+                               "AND job<>? ORDER BY published_at", (platform, content, besides)).fetchall()
+        return [self.row(r["job"], platform) for r in rows]  # type: ignore[misc]
+
+    def retire(self, keep: set[str]) -> list[str]:
+        """Jobs not in `keep` (gone from the specs) give up their names: their rows move to
+        `<job>#retired-<time>`, so a new job of that name starts unpublished, while a job
+        with the same content still finds them (published_content). Returns the jobs retired."""
+        now = time.time()
+        with self._tx() as db:
+            names = [r["job"] for r in db.execute("SELECT DISTINCT job FROM publishes")
+                     if r["job"] not in keep and "#retired-" not in r["job"]]
+            for job in names:
+                db.execute("UPDATE publishes SET job=? WHERE job=?", (f"{job}#retired-{now:.0f}", job))
+                db.execute("DELETE FROM controls WHERE job=?", (job,))
+                db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, NULL, ?, 'retired', "
+                           "'gone from the specs')", (job, now))
+        return names
 
     def release(self, job: str, platform: str) -> None:
         with self._tx() as db:
@@ -243,10 +276,11 @@ class Ledger:
         now = time.time()
         self._control(job, requested_at=now, republish_at=now)
 
-    def republished(self, job: str) -> None:
-        """The publish stage has acted on `afx publish --again`: it applies to that run only."""
+    def republished(self, job: str, asked: float) -> None:
+        """The publish stage has acted on the `afx publish --again` of time `asked` (one that
+        came since is left for the next run)."""
         with self._tx() as db:
-            db.execute("UPDATE controls SET republish_at=NULL WHERE job=?", (job,))
+            db.execute("UPDATE controls SET republish_at=NULL WHERE job=? AND republish_at=?", (job, asked))
 
     def supersede(self, job: str, platform: str) -> dict[str, Any] | None:
         """A published row made ready for a new post (its old post stays in the event log).
@@ -261,7 +295,7 @@ class Ledger:
                        (now, job, platform))
             db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'superseded', ?)",
                        (job, platform, now, json.dumps({"remote_id": old["remote_id"], "url": old["url"],
-                                                        "video": old["video_digest"],
+                                                        "video": old["video_digest"], "content": old["content"],
                                                         "published_at": old["published_at"]})))
         return old
 

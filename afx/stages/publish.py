@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,81 +102,96 @@ class PublishStage:
 
         job = ctx.job
         render, package = ctx.inputs["render"], ctx.inputs["package"]
+        content = content_digest(job)
         results, errors = [], []
         with Ledger(job.root) as ledger:
             controls = ledger.controls(job.name)
             status, at = decide(job, controls, time.time())
-            lock_jobs = _lock_jobs(job.root)
-            remembered = _published_in(lock_jobs, job.name)
+            lock = _lock(job.root)
+            remembered = _published_in(lock["jobs"], job.name)
+            live: set[str] | None = None  # the repo's job names, read when first needed
             for platform in job.get("platforms", ()):
                 row = ledger.row(job.name, platform)
                 if (not row or row["state"] != "published") and platform in remembered:
                     # afx.lock (from git) says it went out; this ledger did not know (a fresh
                     # clone, a CI runner, a deleted .afx/): never a second time.
                     row = ledger.adopt(job.name, platform, remembered[platform], "afx.lock")
-                if row and row["state"] == "published" and status == "publish" and _asked_again(controls, row):
-                    digest = _video(render, platform)[1]
-                    if row.get("video_digest") != digest:  # a post of an older render
-                        ledger.supersede(job.name, platform)
-                        kept = remembered.get(platform)
-                        if kept and kept.get("video") == digest:  # a clone posted this one already
-                            row = ledger.adopt(job.name, platform, kept, "afx.lock")
-                        elif row.get("publisher") == "outbox":
-                            log.warning("%s: %s: the outbox folder gets the re-rendered video", job.name, platform)
-                            row = None
-                        else:
-                            log.warning("%s: %s: publishing the re-rendered video as a new post; the earlier "
-                                        "post (%s) stays up: remove it there if it should go", job.name, platform,
-                                        row.get("url") or row.get("remote_id"))
-                            row = None
+                if row and row["state"] == "published" and status == "publish" and _asked_again(controls, row) \
+                        and older(row, content, _video(render, platform)[1]):
+                    row = self._supersede(job, ledger, row, remembered.get(platform), content)
                 if row and row["state"] == "published":
                     result = _result(platform, row)
                     kept = remembered.get(platform)
-                    if not kept or (not kept.get("video") and row.get("video_digest")):
-                        # published here before afx.lock kept them (or kept their video)
-                        _remember(job, result, row.get("video_digest"))
+                    if not kept or (not kept.get("content") and row.get("content")):
+                        # published here before afx.lock kept them (or kept what they were made from)
+                        _remember(job, result, row)
                     results.append(result)
                     continue
                 if status != "publish":
                     results.append({"platform": platform, "status": status, "scheduledAt": at})
                     continue
                 if not ctx.config.get("publishEveryJob"):
-                    digest = _video(render, platform)[1]
-                    earlier = _published_as(ledger, lock_jobs, job.name, platform, digest)
-                    if earlier is not None and not _is_a_job(job.root, earlier[0]):
-                        # A renamed job: this very video went out under its old name. (Two jobs
-                        # of the repo that make the same video each publish: both were asked for.)
-                        other, record = earlier
+                    candidates = _published_as(ledger, lock, job.name, platform, content)
+                    if candidates and live is None:
+                        live = _job_names(job.root)
+                    gone = [(other, record) for other, record in candidates if other not in (live or ())]
+                    if gone:
+                        # A renamed job: the same content went out under its old name. (Two jobs
+                        # of the repo with the same content each publish: both were asked for.)
+                        other, record = gone[0]
+                        other = other.split("#retired-")[0]
                         row = ledger.adopt(job.name, platform, record, f"job {other}") or {}
-                        log.warning("%s: %s: this video was already published as job %r (%s); recorded as "
-                                    "published, not posted again", job.name, platform, other,
+                        log.warning("%s: %s: this was already published as job %r (%s), since renamed or removed; "
+                                    "recorded as published, not posted again", job.name, platform, other,
                                     record.get("url") or record.get("remoteId"))
                         result = _result(platform, row)
-                        _remember(job, result, digest)
+                        _remember(job, result, row)
                         results.append(result)
                         continue
                 try:
-                    results.append(self._publish(ctx, ledger, platform, render, package))
+                    results.append(self._publish(ctx, ledger, platform, render, package, content))
                 except (PublishError, OSError, ValueError) as exc:
                     message = (exc.message + (f" ({exc.hint})" if exc.hint else "")
                                if isinstance(exc, PublishError) else str(exc))
                     errors.append(f"{platform}: {message}")
                     results.append({"platform": platform, "status": "failed", "error": message})
             if status == "publish" and controls.get("republish_at"):
-                ledger.republished(job.name)  # done: a superseded post that failed is retried as any other
+                # acted on: a superseded post that failed is an unpublished row now, retried as any
+                ledger.republished(job.name, controls["republish_at"])
         ctx.output("publish.json", export="publish.json").write_text(json.dumps(results, indent=2) + "\n")
         if errors:
             raise StageError("publishing failed: " + "; ".join(errors))
         return {"results": results, "decision": status}
 
-    def _publish(self, ctx: StageContext, ledger: Ledger, platform: str, render: Any, package: Any) -> dict:
+    @staticmethod
+    def _supersede(job: Job, ledger: Ledger, row: dict[str, Any], kept: Mapping[str, Any] | None,
+                   content: str) -> dict[str, Any] | None:
+        """`afx publish --again` and the post is of an older version: afx.lock forgets it
+        first (so it cannot come back from there), then the ledger. None: publish anew."""
+        from afx.engine.lockfile import forget_published
+
+        platform = row["platform"]
+        if kept and kept.get("content") == content:  # a clone posted this version already
+            ledger.supersede(job.name, platform)
+            return ledger.adopt(job.name, platform, dict(kept), "afx.lock")
+        forget_published(job.root, job.name, platform)
+        ledger.supersede(job.name, platform)
+        if row.get("publisher") == "outbox":
+            log.warning("%s: %s: the outbox folder gets the new version", job.name, platform)
+        else:
+            log.warning("%s: %s: publishing the new version as a new post; the earlier post (%s) stays up: "
+                        "remove it there if it should go", job.name, platform, row.get("url") or row.get("remote_id"))
+        return None
+
+    def _publish(self, ctx: StageContext, ledger: Ledger, platform: str, render: Any, package: Any,
+                 content: str) -> dict:
         from afx.publish.base import Item, PublishError
         from afx.publish.publishers import for_platform
 
         job = ctx.job
         video, digest = _video(render, platform)
         publisher = for_platform(platform, ctx.config)
-        row = ledger.claim(job.name, platform, publisher.name, digest)
+        row = ledger.claim(job.name, platform, publisher.name, digest, content)
         if row is None:
             return {"platform": platform, "status": "in progress", "error": "another afx is publishing it"}
         if row["state"] == "published":
@@ -200,8 +215,9 @@ class PublishStage:
             raise
         ledger.save(job.name, platform, state="published", remote_id=done.remote_id, url=done.url, event="published")
         ledger.release(job.name, platform)
-        result = _result(platform, ledger.row(job.name, platform) or {})
-        _remember(job, result, digest)  # at once: a later platform's failure must not lose it
+        row = ledger.row(job.name, platform) or {}
+        result = _result(platform, row)
+        _remember(job, result, row)  # at once: a later platform's failure must not lose it
         return result
 
 
@@ -226,19 +242,42 @@ def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
     return hit[1]
 
 
+PUBLISH_ONLY = frozenset({"name", "platforms", "publishMode", "staging", "scheduledAt"})
+
+
+def content_digest(job: Job, file_digest: Callable[[Path], str] | None = None) -> str:
+    """What a post is made from: the job's resolved fields but its name and publish settings,
+    and the content of its local files. Equal for a renamed job and on every clone (a video's
+    own bytes are not: the neural voice is not bit-for-bit repeatable)."""
+    from afx.engine.store import digest_of, sha256_file
+
+    fields = {k: v for k, v in thaw(job.fields).items() if k not in PUBLISH_ONLY}
+    files = {"/".join(map(str, at)): (file_digest or sha256_file)(path)
+             for at, path in sorted(job.paths.items()) if path.is_file()}
+    return digest_of({"fields": fields, "files": files})
+
+
+def older(row: Mapping[str, Any], content: str, video: str | None = None) -> bool:
+    """Whether a published row is of another version of the job than `content`. A row from
+    before afx kept `content` is older unless its video is this very file."""
+    if row.get("content"):
+        return row["content"] != content
+    return not (video and row.get("video_digest") == video)
+
+
 def _asked_again(controls: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     """`afx publish --again` came after this post."""
     again = controls.get("republish_at")
     return bool(again) and (row.get("published_at") or 0) < again
 
 
-def _lock_jobs(root: Path) -> dict[str, Any]:
-    """afx.lock's jobs. An afx.lock that cannot be read (say, git's conflict markers in it)
-    stops the publish: it may be all that knows a job went out already."""
+def _lock(root: Path) -> dict[str, Any]:
+    """afx.lock. One that cannot be read (say, git's conflict markers in it) stops the
+    publish: it may be all that knows a job went out already."""
     from afx.engine.lockfile import LockFileError, read_lock
 
     try:
-        return read_lock(root)["jobs"]
+        return read_lock(root)
     except (LockFileError, OSError) as exc:
         raise StageError(f"not publishing: {exc}", hint="afx.lock remembers what was published; "
                          "restore it (resolve the conflict) before publishing") from None
@@ -260,31 +299,35 @@ def _published_in(lock_jobs: Mapping[str, Any], job: str) -> dict[str, dict[str,
     return out
 
 
-def _published_as(ledger: Ledger, lock_jobs: Mapping[str, Any], job: str, platform: str,
-                  digest: str) -> tuple[str, dict[str, Any]] | None:
-    """(the other job, its publish record) if another job already published this very video
-    on `platform`: in this ledger, or in afx.lock (a clone's; or a job since renamed)."""
-    row = ledger.published_video(platform, digest, besides=job)
-    if row is not None:
-        return row["job"], {"publisher": row["publisher"], "remoteId": row["remote_id"], "url": row["url"],
-                            "publishedAt": iso(row["published_at"]), "video": digest}
-    for other in sorted(lock_jobs):
+def _published_as(ledger: Ledger, lock: Mapping[str, Any], job: str, platform: str,
+                  content: str) -> list[tuple[str, dict[str, Any]]]:
+    """(job, record) of every other job that published this content on `platform`: in this
+    ledger (retired rows too), in afx.lock's jobs and in its `retired` records."""
+    out = [(row["job"], {"publisher": row["publisher"], "remoteId": row["remote_id"], "url": row["url"],
+                         "publishedAt": iso(row["published_at"]), "video": row["video_digest"], "content": content})
+           for row in ledger.published_content(platform, content, besides=job)]
+    for other in sorted(lock["jobs"]):
         if other != job:
-            record = _published_in(lock_jobs, other).get(platform)
-            if record and record.get("video") == digest:
-                return other, record
-    return None
+            record = _published_in(lock["jobs"], other).get(platform)
+            if record and record.get("content") == content:
+                out.append((other, record))
+    for entry in lock.get("retired") if isinstance(lock.get("retired"), list) else ():
+        if isinstance(entry, dict) and entry.get("platform") == platform:
+            record = _clean_record(entry)
+            if record.get("content") == content and (record.get("remoteId") or record.get("url")):
+                out.append((f"{entry.get('job')}#retired-", record))
+    return out
 
 
-def _is_a_job(root: Path, name: str) -> bool:
-    """Whether the spec repo at `root` has a job `name` now."""
+def _job_names(root: Path) -> set[str]:
+    """The names of the spec repo's jobs now."""
     from afx.spec.resolve import resolve
 
     repo = resolve([], cwd=root)
     if not repo.ok:
-        raise StageError(f"not publishing: job {name!r} published this very video, and the specs cannot be "
-                         "read to tell whether it was renamed", hint="afx validate")
-    return any(j.name == name for j in repo.jobs)
+        raise StageError("not publishing: another job published the same content, and the specs cannot be read "
+                         "to tell whether it was renamed", hint="afx validate")
+    return {j.name for j in repo.jobs}
 
 
 def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,18 +342,21 @@ def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
     at = parse_time(text(record.get("publishedAt"), 40))
     if at is not None and not (946684800 <= at <= time.time() + 86400):  # 2000-01-01 .. tomorrow
         at = None
-    video = text(record.get("video"), 64)
+    def sha(value: Any) -> str | None:
+        return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
+
     return {"publisher": text(record.get("publisher"), 40), "remoteId": text(record.get("remoteId")), "url": url,
-            "publishedAt": iso(at) if at else None,
-            "video": video if video and re.fullmatch(r"[0-9a-f]{64}", video) else None}
+            "publishedAt": iso(at) if at else None, "video": sha(record.get("video")),
+            "content": sha(record.get("content"))}
 
 
-def _remember(job: Job, result: Mapping[str, Any], video: str | None) -> None:
+def _remember(job: Job, result: Mapping[str, Any], row: Mapping[str, Any]) -> None:
     from afx.engine.lockfile import record_published
 
     record = {k: result.get(k) for k in ("publisher", "remoteId", "url", "publishedAt")}
-    if video:
-        record["video"] = video  # the published file's sha256: a renamed job is known by it
+    for key, column in (("content", "content"), ("video", "video_digest")):
+        if row.get(column):  # what the post was made from: a renamed job is known by it
+            record[key] = row[column]
     record_published(job.root, job.name, str(result["platform"]), record)
 
 

@@ -11,6 +11,7 @@ Test hooks, from the environment:
 - AFX_TEST_FAIL=S[:JOB]  make stage S fail (for every job, or only JOB)
 - AFX_TEST_CRASH=S[:JOB] kill the process running stage S with SIGKILL (an OOM kill)
 - AFX_TEST_VERSION=S:V   report version V for stage S
+- AFX_TEST_VARY=1        renders differ run to run (as real ones do: the voice is not repeatable)
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ class Render(_Cheap, RenderStage):
         body = _read(ctx, "ingest", "source.json") + _read(ctx, "script", "script.txt")
         padding = int(os.environ.get("AFX_TEST_VIDEO_BYTES", "0"))  # a bigger "video" for chunked uploads
         text = f"VIDEO {ctx.job.get('format')}\n{body}"
+        if os.environ.get("AFX_TEST_VARY"):  # as the neural voice: no two renders bit-for-bit the same
+            text += os.urandom(8).hex()
         ctx.output("video.mp4", export="video.mp4").write_bytes(text.encode() + b"\0" * padding)
         ctx.progress(1.0, "encoded")
         seconds = float(os.environ.get("AFX_TEST_VIDEO_SECONDS", "30"))

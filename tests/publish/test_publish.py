@@ -8,6 +8,7 @@ import hmac
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,35 +176,68 @@ def test_jobs_with_equal_inputs_each_publish(prepo):
         assert prepo.published_events(name) == 1
 
 
-def test_a_renamed_job_does_not_publish_its_video_again(prepo, tmp_path):
+def lock_of(repo: PubRepo) -> dict:
+    return json.loads((repo.root / "afx.lock").read_text())
+
+
+def test_a_renamed_job_does_not_publish_again(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok, youtube]\n")
     assert prepo.afx("run").code == 0
-    lock = json.loads((prepo.root / "afx.lock").read_text())
-    video = lock["jobs"]["a"]["published"]["tiktok"]["video"]
-    assert video == lock["jobs"]["a"]["files"]["video.mp4"]  # the sha256 of what went out
+    record = lock_of(prepo)["jobs"]["a"]["published"]["tiktok"]
+    assert record["video"] == lock_of(prepo)["jobs"]["a"]["files"]["video.mp4"]  # the sha256 of what went out
+    assert re.fullmatch(r"[0-9a-f]{64}", record["content"])  # and what it was made from
     (prepo.root / "a.yaml").rename(prepo.root / "b.yaml")
     r = prepo.afx("run")
     assert r.code == 0, r.text
-    assert "already published as job 'a'" in r.err
+    assert "b: tiktok: this was already published as job 'a' (outbox/tiktok/a), since renamed or removed" in r.err
     assert sorted(p.name for p in (prepo.root / "outbox" / "tiktok").iterdir()) == ["a"]
     assert prepo.published_events("b") == 0
     results = {x["platform"]: x for x in prepo.result("b")["publishResults"]}
     assert results["tiktok"]["status"] == "published" and results["tiktok"]["remoteId"] == "outbox/tiktok/a"
-    lock = json.loads((prepo.root / "afx.lock").read_text())
-    # the old name's block keeps only where it was published: the run's keys went with the spec
-    assert set(lock["jobs"]["a"]) == {"published"} and lock["jobs"]["b"]["published"]["youtube"]["video"] == video
-    # A clone (no ledger) where the job was renamed once more: afx.lock alone knows.
+    lock = lock_of(prepo)
+    # the old name left `jobs`; where it was published is in `retired`
+    assert set(lock["jobs"]) == {"b"} and lock["jobs"]["b"]["published"]["youtube"]["content"] == record["content"]
+    assert {(e["job"], e["platform"]) for e in lock["retired"]} == {("a", "tiktok"), ("a", "youtube")}
+    assert not prepo.ledger_rows("a")  # retired in the ledger too: the name is free
+    # A clone (no ledger, and a re-render that is not bit-for-bit the same) where the job was
+    # renamed once more: afx.lock alone knows.
     again = clone_of(prepo, tmp_path / "clone")
     (again.root / "c.yaml").write_bytes((prepo.root / "b.yaml").read_bytes())
-    r = again.afx("run")
+    r = again.afx("run", environ={"AFX_TEST_VARY": "1"})
     assert r.code == 0, r.text
     assert not (again.root / "outbox").exists()
     assert again.result("c")["publishResults"][0]["remoteId"] == "outbox/tiktok/a"
-    # A job renamed and changed makes another video: that one publishes.
+    # A job renamed and changed is another video: that one publishes.
     (again.root / "c.yaml").unlink()
     again.write("d.yaml", (prepo.root / "b.yaml").read_text().replace("highlights", "recap"))
     assert again.afx("run").code == 0
     assert (again.root / "outbox" / "tiktok" / "d" / "video.mp4").exists()
+
+
+def test_a_new_job_with_a_removed_jobs_name_publishes(prepo, tmp_path):
+    prepo.job("a", "platforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    (prepo.root / "a.yaml").unlink()
+    assert prepo.afx("run").code == 0  # a full run: `a` is retired
+    prepo.write("a.yaml", "entry: compose\ntopic: Something else entirely\nplatforms: [tiktok]\n")
+    clone = clone_of(prepo, tmp_path / "clone", "a.yaml")
+    for repo, posts in ((prepo, 2), (clone, 1)):  # (the ledger's events keep the old job's post)
+        r = repo.afx("run")
+        assert r.code == 0 and "already published" not in r.err, r.text
+        assert repo.published_events("a") == posts and repo.ledger_rows("a")["tiktok"]["state"] == "published"
+        manifest = json.loads((repo.root / "outbox" / "tiktok" / "a" / "MANIFEST.json").read_text())
+        assert manifest["video_sha256"] == lock_of(repo)["jobs"]["a"]["files"]["video.mp4"]
+
+
+def test_renaming_one_of_two_jobs_with_the_same_content(prepo):
+    prepo.write("x.yaml", "entry: compose\ntopic: Same\nplatforms: [tiktok]\n")
+    prepo.write("y.yaml", "entry: compose\ntopic: Same\nplatforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    (prepo.root / "y.yaml").rename(prepo.root / "z.yaml")
+    r = prepo.afx("run")
+    assert r.code == 0 and "since renamed or removed" in r.err, r.text
+    assert sorted(p.name for p in (prepo.root / "outbox" / "tiktok").iterdir()) == ["x", "y"]
+    assert prepo.result("z")["publishResults"][0]["remoteId"] == "outbox/tiktok/y"
 
 
 def test_a_parallel_run_shows_its_workers_warnings(prepo):
@@ -214,35 +248,35 @@ def test_a_parallel_run_shows_its_workers_warnings(prepo):
     r = prepo.afx("run", "-j", "2")
     assert r.code == 0, r.text
     warnings = [line for line in r.err.splitlines() if "already published" in line]
-    assert warnings == ["warning: afx.publish: b: tiktok: this video was already published as job 'a' "
-                        "(outbox/tiktok/a); recorded as published, not posted again"], r.err
+    assert warnings == ["warning: afx.publish: b: tiktok: this was already published as job 'a' "
+                        "(outbox/tiktok/a), since renamed or removed; recorded as published, not posted again"], r.err
     assert sorted(p.name for p in (prepo.root / "outbox" / "tiktok").iterdir()) == ["a", "c"]
 
 
-def test_publish_again_posts_a_re_rendered_video_once(prepo, tmp_path):
+def test_publish_again_posts_a_changed_job_once(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok]\n")
     assert prepo.afx("run").code == 0
     manifest = prepo.root / "outbox" / "tiktok" / "a" / "MANIFEST.json"
     first = json.loads(manifest.read_text())["video_sha256"]
-    # --again with the same video: nothing to post
-    r = prepo.afx("publish", "a", "--again")
-    assert r.code == 0 and prepo.published_events("a") == 1 and "re-rendered" not in r.err
+    # --again, the job unchanged: nothing to post (a re-render need not be the same bytes)
+    r = prepo.afx("publish", "a", "--again", environ={"AFX_TEST_VARY": "1"})
+    assert r.code == 0 and prepo.published_events("a") == 1 and "new version" not in r.err
     # the job changes: a run renders it, but a published job stays published
     prepo.job("a", "platforms: [tiktok]\ntone: hype\n")
     assert prepo.afx("run").code == 0 and prepo.published_events("a") == 1
     assert json.loads(manifest.read_text())["video_sha256"] == first
     jobs = prepo.afx("jobs")
-    assert "tiktok: published (an older render)" in jobs.out
-    assert "to post the current video: afx publish a --again" in jobs.err
+    assert "tiktok: published (an older version)" in jobs.out
+    assert "to post the current one: afx publish a --again" in jobs.err
+    assert json.loads(prepo.afx("jobs", "--json").out)["jobs"][0]["olderPosts"] == ["tiktok"]
     stale = tmp_path / "stale-ledger.sqlite"
     stale.write_bytes((prepo.root / ".afx" / "ledger.sqlite").read_bytes())
-    # --again: the new render goes out, once
+    # --again: the new version goes out, once
     r = prepo.afx("publish", "a", "--again")
     assert r.code == 0, r.text
-    assert "a: tiktok: the outbox folder gets the re-rendered video" in r.err
+    assert "a: tiktok: the outbox folder gets the new version" in r.err
     second = json.loads(manifest.read_text())["video_sha256"]
-    assert second != first and second == json.loads((prepo.root / "afx.lock").read_text())[
-        "jobs"]["a"]["published"]["tiktok"]["video"]
+    assert second != first and second == lock_of(prepo)["jobs"]["a"]["published"]["tiktok"]["video"]
     assert prepo.published_events("a") == 2
     with Ledger(prepo.root) as ledger:
         (old,) = [json.loads(e["detail"]) for e in ledger.events("a") if e["kind"] == "superseded"]
@@ -250,16 +284,32 @@ def test_publish_again_posts_a_re_rendered_video_once(prepo, tmp_path):
     assert prepo.afx("publish", "a", "--again").code == 0 and prepo.published_events("a") == 2
     assert prepo.afx("run").code == 0 and prepo.published_events("a") == 2
     jobs = prepo.afx("jobs")
-    assert "tiktok: published" in jobs.out and "older render" not in jobs.text
+    assert "tiktok: published" in jobs.out and "older version" not in jobs.text
     # Another machine, whose ledger still has the first post, pulls afx.lock: its --again
-    # finds the new video already out, and posts nothing.
+    # finds this version already out, and posts nothing.
     other = clone_of(prepo, tmp_path / "other", "a.yaml")
     (other.root / ".afx").mkdir()
     (other.root / ".afx" / "ledger.sqlite").write_bytes(stale.read_bytes())
-    r = other.afx("publish", "a", "--again")
+    r = other.afx("publish", "a", "--again", environ={"AFX_TEST_VARY": "1"})
     assert r.code == 0, r.text
     assert not (other.root / "outbox").exists() and other.published_events("a") == 1
     assert other.ledger_rows("a")["tiktok"]["video_digest"] == second
+
+
+def test_a_failed_publish_again_is_retried_with_the_new_version(prepo, platforms, monkeypatch):
+    prepo.job("a", "platforms: [youtube]\n")
+    assert prepo.afx("run").code == 0
+    first = prepo.ledger_rows("a")["youtube"]["remote_id"]
+    prepo.job("a", "platforms: [youtube]\ntone: calm\n")
+    monkeypatch.setenv("AFX_YOUTUBE_TOKEN", "expired")
+    assert prepo.afx("publish", "a", "--again").code == 3
+    assert not lock_of(prepo)["jobs"]["a"]["published"]  # afx.lock cannot bring the old post back
+    monkeypatch.setenv("AFX_YOUTUBE_TOKEN", "good")
+    r = prepo.afx("run")
+    assert r.code == 0, r.text
+    row = prepo.ledger_rows("a")["youtube"]
+    assert row["state"] == "published" and row["remote_id"] != first and len(platforms.state.yt_videos) == 2
+    assert "older version" not in prepo.afx("jobs").text
 
 
 def test_publish_again_makes_a_new_post_on_a_platform(prepo, platforms):
@@ -276,16 +326,51 @@ def test_publish_again_makes_a_new_post_on_a_platform(prepo, platforms):
     assert prepo.afx("publish", "--again").code == 2  # names the jobs: it makes new posts
 
 
-def test_a_hand_edited_video_digest_is_ignored(prepo, tmp_path):
+def test_hand_edited_content_digests_are_ignored(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok]\n")
     assert prepo.afx("run").code == 0
-    lock = json.loads((prepo.root / "afx.lock").read_text())
-    lock["jobs"]["a"]["published"]["tiktok"]["video"] = "../../etc/passwd"
+    lock = lock_of(prepo)
+    lock["jobs"]["a"]["published"]["tiktok"]["content"] = "../../etc/passwd"
     (prepo.root / "afx.lock").write_text(json.dumps(lock))
     again = clone_of(prepo, tmp_path / "clone")
     (again.root / "b.yaml").write_bytes((prepo.root / "a.yaml").read_bytes())
     assert again.afx("run").code == 0
     assert (again.root / "outbox" / "tiktok" / "b" / "video.mp4").exists()  # no usable record: published
+
+
+def test_ledger_drops_an_upload_session_of_another_video(tmp_path):
+    with Ledger(tmp_path) as ledger:
+        ledger.claim("a", "youtube", "youtube", "1" * 64, "c1")
+        ledger.save("a", "youtube", state="uploading", session={"uri": "https://upload/1", "offset": 512})
+        ledger.release("a", "youtube")
+        assert ledger.claim("a", "youtube", "youtube", "1" * 64, "c1")["session"]["offset"] == 512  # same video
+        ledger.release("a", "youtube")
+        row = ledger.claim("a", "youtube", "youtube", "2" * 64, "c2")  # re-rendered since
+        assert row["session"] == {} and row["video_digest"] == "2" * 64 and row["content"] == "c2"
+        assert [e["kind"] for e in ledger.events("a")].count("session dropped") == 1
+
+
+def test_an_older_ledger_gets_the_new_columns(tmp_path):
+    import sqlite3
+
+    (tmp_path / ".afx").mkdir()
+    db = sqlite3.connect(tmp_path / ".afx" / "ledger.sqlite")
+    db.executescript("""
+        CREATE TABLE publishes (job TEXT NOT NULL, platform TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+            publisher TEXT, remote_id TEXT, url TEXT, session TEXT, video_digest TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, error TEXT, claimed_by TEXT, claimed_at REAL, updated REAL,
+            published_at REAL, PRIMARY KEY (job, platform));
+        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, platform TEXT,
+            time REAL NOT NULL, kind TEXT NOT NULL, detail TEXT);
+        CREATE TABLE controls (job TEXT PRIMARY KEY, approved_at REAL, requested_at REAL, schedule TEXT,
+            schedule_set INTEGER DEFAULT 0);
+        INSERT INTO publishes (job, platform, state, remote_id) VALUES ('a', 'tiktok', 'published', 'r1');""")
+    db.commit()
+    db.close()
+    with Ledger(tmp_path) as ledger, Ledger(tmp_path) as again:
+        assert ledger.row("a", "tiktok")["content"] is None and again.row("a", "tiktok")["remote_id"] == "r1"
+        ledger.republish("a")
+        assert again.controls("a")["republish_at"]
 
 
 def test_staging_waits_for_approve(prepo):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from afx.cli.env import Environment
 from afx.errors import ExitStatus, UsageError
@@ -99,7 +98,7 @@ def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear:
 def jobs(env: Environment, targets: Sequence[str]) -> int:
     from afx.engine.session import Engine
     from afx.publish.ledger import Ledger, ledger_path
-    from afx.stages.publish import decide
+    from afx.stages.publish import content_digest, decide
 
     result, selected = select(targets)
     engine = Engine(result.root, result.config)
@@ -114,19 +113,19 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
             status, at = decide(job, controls, time.time())
             published = {r["platform"]: r for r in (ledger.rows(job.name) if ledger else [])}
             report = reports[job.name]
-            videos = _rendered_videos(store, report)
-            platforms = {}
+            platforms, stale_posts = {}, []
+            content = content_digest(job, store.file_digest) if published else ""
             for p in job.get("platforms", ()):
                 row = published.get(p)
                 platforms[p] = row["state"] if row else status
-                if row and row["state"] == "published" and videos and row.get("video_digest") \
-                        and row["video_digest"] not in videos:
-                    platforms[p] = "published (an older render)"
+                if row and row["state"] == "published" and row.get("content") and row["content"] != content:
+                    stale_posts.append(p)  # the job changed since: `afx publish JOB --again` posts it
                     older.append(job.name)
             first = next((s for s in report.stages if s.run), None)
             rows_out.append({"job": job.name, "entry": job.get("entry"), "built": not report.stale,
                              "stale": f"{first.stage}: {first.reason}" if first else "",
-                             "publishMode": job.get("publishMode"), "scheduledAt": at, "platforms": platforms})
+                             "publishMode": job.get("publishMode"), "scheduledAt": at, "platforms": platforms,
+                             "olderPosts": stale_posts})
     finally:
         store.close()
         if ledger:
@@ -136,21 +135,12 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
         return int(ExitStatus.OK)
     for row in rows_out:
         built = env.style("built", fg="green") if row["built"] else env.style("stale", fg="yellow")
-        where = ", ".join(f"{p}: {s}" for p, s in row["platforms"].items()) or "no platforms"
+        where = ", ".join(f"{p}: {s}" + (" (an older version)" if p in row["olderPosts"] else "")
+                          for p, s in row["platforms"].items()) or "no platforms"
         when = f" at {row['scheduledAt']}" if row["scheduledAt"] else ""
         env.out(f"{row['job']:<28} {built:<6} {row['publishMode'] or '':<10}{when}  {where}")
     if older:
         names = " ".join(dict.fromkeys(older))
-        env.info(f"an older render is what went out; to post the current video: afx publish {names} --again")
+        env.info(f"an older version of a job is what went out; to post the current one: "
+                 f"afx publish {names} --again")
     return int(ExitStatus.OK)
-
-
-def _rendered_videos(store: Any, report: Any) -> set[str]:
-    """The sha256 of each video the job's current render made (empty when it is not built)."""
-    render = next((s for s in report.stages if s.stage == "render"), None)
-    if render is None or render.run or not render.key:
-        return set()
-    manifest = store.manifest(render.key)
-    if manifest is None:
-        return set()
-    return {e["digest"] for name, e in manifest.files.items() if name.endswith(".mp4")}

@@ -359,17 +359,26 @@ class Pusher:
             url = result.get(key)
             if isinstance(url, str) and url:
                 wanted.append((_file_name(url, default), url))
+        names = [name for name, _ in wanted] + [RESULT]
+        # Up to date: the same result, and the files this push's record says it downloaded
+        # (their digests are kept, never taken from what is on disk now: a file edited
+        # since must fail afx verify, not become the reference).
+        before = self.previous.get(item.name) or {}
+        known = before.get("files") if before.get("jobId") == item.job_id else None
         try:
             current = (folder / RESULT).read_text(encoding="utf-8") == text
         except OSError:
             current = False
-        current = current and all((folder / name).is_file() for name, _ in wanted)
-        if not current:
+        current = current and isinstance(known, dict) and all(
+            isinstance(known.get(n), str) and (folder / n).is_file() for n in names)
+        if current:
+            item.digests = {n: known[n] for n in names}  # type: ignore[index]
+        else:
             for name, url in wanted:
                 self.client.download(url, folder / name)
             atomic_write(folder / RESULT, text)
-        item.files = [name for name, _ in wanted] + [RESULT]
-        item.digests = {name: sha256_file(folder / name) for name in item.files}
+            item.digests = {n: sha256_file(folder / n) for n in names}
+        item.files = names
         where = f"{OUT_DIR}/{item.name}/"
         self.say(item, self.env.style(item.status, fg="green") +
                  (f" -> {where} ({', '.join(item.files)})" if not current else f"; {where} is up to date"))
