@@ -144,7 +144,27 @@ def forget_published(root: Path, job: str, platform: str) -> bool:
         block = data["jobs"].get(job)
         published = block.get("published") if isinstance(block, dict) else None
         if isinstance(published, dict):  # (emptied, not removed: write_lock keeps a key left out)
-            published.pop(platform, None)
+            old = published.pop(platform, None)
+            remote = old.get("remoteId") if isinstance(old, dict) else None
+            if remote:  # a clone whose ledger still has it must not write it back
+                superseded = block.get("superseded") if isinstance(block.get("superseded"), list) else []
+                if remote not in superseded:
+                    block["superseded"] = [*superseded, remote]
+    return update_lock(root, change)
+
+
+def retire_published(root: Path, job: str, platform: str) -> bool:
+    """A post recorded under `job` that is another job's (renamed away, the name reused):
+    into `retired`, where the job with its content finds it."""
+    def change(data: dict[str, Any]) -> None:
+        block = data["jobs"].get(job)
+        published = block.get("published") if isinstance(block, dict) else None
+        record = published.pop(platform, None) if isinstance(published, dict) else None
+        if isinstance(record, dict):
+            retired = data.get("retired") if isinstance(data.get("retired"), list) else []
+            entry = {**record, "job": job, "platform": platform}
+            if entry not in retired:
+                data["retired"] = [*retired, entry]
     return update_lock(root, change)
 
 
@@ -158,8 +178,9 @@ def retire_jobs(data: dict[str, Any], keep: set[str]) -> None:
         block = jobs.pop(name)
         published = block.get("published") if isinstance(block, dict) else None
         for platform, record in (published.items() if isinstance(published, dict) else ()):
-            if isinstance(record, dict):
-                retired.append({**record, "job": name, "platform": platform})
+            entry = {**record, "job": name, "platform": platform} if isinstance(record, dict) else None
+            if entry and entry not in retired:
+                retired.append(entry)
     if retired:
         data["retired"] = retired
 

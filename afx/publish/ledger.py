@@ -138,8 +138,7 @@ class Ledger:
     def claim(self, job: str, platform: str, publisher: str, digest: str, content: str | None = None
               ) -> dict[str, Any] | None:
         """The row, now held by this process; None if another live process holds it.
-        A published row comes back as it is (nothing to do). An upload session saved for
-        another video is dropped: resuming it would send this video's bytes into that upload."""
+        A published row comes back as it is (nothing to do)."""
         me = owner_id()
         now = time.time()
         with self._tx() as db:
@@ -154,11 +153,6 @@ class Ledger:
                            "claimed_by, claimed_at, updated) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
                            (job, platform, publisher, digest, content, me, now, now))
             else:
-                if r["session"] and r["video_digest"] and r["video_digest"] != digest:
-                    db.execute("UPDATE publishes SET session=NULL WHERE job=? AND platform=?", (job, platform))
-                    db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, "
-                               "'session dropped', ?)", (job, platform, now, json.dumps(
-                                   {"video": r["video_digest"], "session": json.loads(r["session"])})))
                 db.execute("UPDATE publishes SET claimed_by=?, claimed_at=?, attempts=attempts+1, updated=?, "
                            "publisher=COALESCE(publisher, ?), video_digest=?, content=? WHERE job=? AND platform=?",
                            (me, now, now, publisher, digest, content, job, platform))
@@ -233,14 +227,29 @@ class Ledger:
         with the same content still finds them (published_content). Returns the jobs retired."""
         now = time.time()
         with self._tx() as db:
-            names = [r["job"] for r in db.execute("SELECT DISTINCT job FROM publishes")
+            # Published rows only: a row being uploaded (another afx, a cron with another
+            # cache folder) is left to finish and be recorded.
+            names = [r["job"] for r in db.execute("SELECT DISTINCT job FROM publishes WHERE state='published'")
                      if r["job"] not in keep and "#retired-" not in r["job"]]
             for job in names:
-                db.execute("UPDATE publishes SET job=? WHERE job=?", (f"{job}#retired-{now:.0f}", job))
-                db.execute("DELETE FROM controls WHERE job=?", (job,))
+                db.execute("UPDATE publishes SET job=? WHERE job=? AND state='published'",
+                           (f"{job}#retired-{time.time_ns()}", job))
                 db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, NULL, ?, 'retired', "
                            "'gone from the specs')", (job, now))
+            # A new job that takes a gone job's name starts without its approval or schedule.
+            for r in db.execute("SELECT job FROM controls").fetchall():
+                if r["job"] not in keep:
+                    db.execute("DELETE FROM controls WHERE job=?", (r["job"],))
         return names
+
+    def retire_row(self, job: str, platform: str) -> None:
+        """One post under `job`'s name that is not this job's (see the publish stage)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE publishes SET job=? WHERE job=? AND platform=? AND state='published'",
+                       (f"{job}#retired-{time.time_ns()}", job, platform))
+            db.execute("INSERT INTO events (job, platform, time, kind, detail) VALUES (?, ?, ?, 'retired', "
+                       "'the post is another job''s')", (job, platform, now))
 
     def release(self, job: str, platform: str) -> None:
         with self._tx() as db:

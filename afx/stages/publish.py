@@ -97,32 +97,42 @@ class PublishStage:
         return {"ledger": Ledger.token_of(controls), "decision": status, "job": job.name, "repo": str(job.root)}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        from afx.engine.lockfile import retire_published
         from afx.publish.base import PublishError
         from afx.publish.ledger import Ledger
 
         job = ctx.job
         render, package = ctx.inputs["render"], ctx.inputs["package"]
-        content = content_digest(job)
         results, errors = [], []
         with Ledger(job.root) as ledger:
             controls = ledger.controls(job.name)
             status, at = decide(job, controls, time.time())
-            lock = _lock(job.root)
-            remembered = _published_in(lock["jobs"], job.name)
-            live: set[str] | None = None  # the repo's job names, read when first needed
+            repo = _Repo(job, _lock(job.root))
+            remembered = _published_in(repo.lock["jobs"], job.name)
             for platform in job.get("platforms", ()):
                 row = ledger.row(job.name, platform)
-                if (not row or row["state"] != "published") and platform in remembered:
+                kept = remembered.get(platform)
+                if row and row["state"] == "published" and repo.moved(row):
+                    # This name's post belongs to another job now (renamed away, then the name
+                    # reused), or its job was removed elsewhere: this is a new job. The post is
+                    # kept, retired, for the job that has its content.
+                    ledger.retire_row(job.name, platform)
+                    row = None
+                if kept and repo.moved(kept):
+                    retire_published(job.root, job.name, platform)
+                    remembered.pop(platform)
+                elif (not row or row["state"] != "published") and kept:
                     # afx.lock (from git) says it went out; this ledger did not know (a fresh
                     # clone, a CI runner, a deleted .afx/): never a second time.
-                    row = ledger.adopt(job.name, platform, remembered[platform], "afx.lock")
+                    row = ledger.adopt(job.name, platform, kept, "afx.lock")
                 if row and row["state"] == "published" and status == "publish" and _asked_again(controls, row) \
-                        and older(row, content, _video(render, platform)[1]):
-                    row = self._supersede(job, ledger, row, remembered.get(platform), content)
+                        and older(row, repo.content, _video(render, platform)[1]):
+                    row = self._supersede(job, ledger, row, remembered.get(platform), repo.content)
                 if row and row["state"] == "published":
                     result = _result(platform, row)
                     kept = remembered.get(platform)
-                    if not kept or (not kept.get("content") and row.get("content")):
+                    if (not kept or (not kept.get("content") and row.get("content"))) \
+                            and row.get("remote_id") not in repo.superseded:
                         # published here before afx.lock kept them (or kept what they were made from)
                         _remember(job, result, row)
                     results.append(result)
@@ -131,15 +141,11 @@ class PublishStage:
                     results.append({"platform": platform, "status": status, "scheduledAt": at})
                     continue
                 if not ctx.config.get("publishEveryJob"):
-                    candidates = _published_as(ledger, lock, job.name, platform, content)
-                    if candidates and live is None:
-                        live = _job_names(job.root)
-                    gone = [(other, record) for other, record in candidates if other not in (live or ())]
-                    if gone:
+                    earlier = repo.published_elsewhere(ledger, platform)
+                    if earlier is not None:
                         # A renamed job: the same content went out under its old name. (Two jobs
                         # of the repo with the same content each publish: both were asked for.)
-                        other, record = gone[0]
-                        other = other.split("#retired-")[0]
+                        other, record = earlier
                         row = ledger.adopt(job.name, platform, record, f"job {other}") or {}
                         log.warning("%s: %s: this was already published as job %r (%s), since renamed or removed; "
                                     "recorded as published, not posted again", job.name, platform, other,
@@ -149,7 +155,7 @@ class PublishStage:
                         results.append(result)
                         continue
                 try:
-                    results.append(self._publish(ctx, ledger, platform, render, package, content))
+                    results.append(self._publish(ctx, ledger, platform, render, package, repo.content))
                 except (PublishError, OSError, ValueError) as exc:
                     message = (exc.message + (f" ({exc.hint})" if exc.hint else "")
                                if isinstance(exc, PublishError) else str(exc))
@@ -249,12 +255,33 @@ def content_digest(job: Job, file_digest: Callable[[Path], str] | None = None) -
     """What a post is made from: the job's resolved fields but its name and publish settings,
     and the content of its local files. Equal for a renamed job and on every clone (a video's
     own bytes are not: the neural voice is not bit-for-bit repeatable)."""
-    from afx.engine.store import digest_of, sha256_file
+    from afx.engine.store import digest_of
+    from afx.spec.resolve import PATH_FIELDS
 
     fields = {k: v for k, v in thaw(job.fields).items() if k not in PUBLISH_ONLY}
-    files = {"/".join(map(str, at)): (file_digest or sha256_file)(path)
-             for at, path in sorted(job.paths.items()) if path.is_file()}
+    for at in PATH_FIELDS:  # a path's text changes when a spec moves; the file's content counts
+        parent = fields
+        for key in at[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None  # type: ignore[assignment]
+        if isinstance(parent, dict):
+            parent.pop(at[-1], None)
+    files = {"/".join(map(str, at)): (file_digest or _file_sha256)(path)
+             for at, path in sorted(job.paths.items(), key=lambda kv: tuple(map(str, kv[0]))) if path.is_file()}
     return digest_of({"fields": fields, "files": files})
+
+
+_HASHED: dict[tuple[str, int, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered by its stat for the life of the process."""
+    from afx.engine.store import sha256_file
+
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _HASHED:
+        _HASHED[key] = sha256_file(path)
+    return _HASHED[key]
 
 
 def older(row: Mapping[str, Any], content: str, video: str | None = None) -> bool:
@@ -299,35 +326,78 @@ def _published_in(lock_jobs: Mapping[str, Any], job: str) -> dict[str, dict[str,
     return out
 
 
-def _published_as(ledger: Ledger, lock: Mapping[str, Any], job: str, platform: str,
-                  content: str) -> list[tuple[str, dict[str, Any]]]:
-    """(job, record) of every other job that published this content on `platform`: in this
-    ledger (retired rows too), in afx.lock's jobs and in its `retired` records."""
-    out = [(row["job"], {"publisher": row["publisher"], "remoteId": row["remote_id"], "url": row["url"],
-                         "publishedAt": iso(row["published_at"]), "video": row["video_digest"], "content": content})
-           for row in ledger.published_content(platform, content, besides=job)]
-    for other in sorted(lock["jobs"]):
-        if other != job:
-            record = _published_in(lock["jobs"], other).get(platform)
-            if record and record.get("content") == content:
-                out.append((other, record))
-    for entry in lock.get("retired") if isinstance(lock.get("retired"), list) else ():
-        if isinstance(entry, dict) and entry.get("platform") == platform:
-            record = _clean_record(entry)
-            if record.get("content") == content and (record.get("remoteId") or record.get("url")):
-                out.append((f"{entry.get('job')}#retired-", record))
-    return out
+class _Repo:
+    """What one publish-stage run knows of the spec repo and afx.lock, each part read when
+    first needed: the job's content, every current job's content, afx.lock's retired and
+    superseded posts."""
 
+    def __init__(self, job: Job, lock: Mapping[str, Any]) -> None:
+        self.job, self.lock = job, lock
+        self._content: str | None = None
+        self._contents: dict[str, str] | None = None
+        retired = lock.get("retired") if isinstance(lock.get("retired"), list) else []
+        self.retired = [(str(e.get("job")), _clean_record(e), str(e.get("platform")))
+                        for e in retired if isinstance(e, dict)]
+        block = lock["jobs"].get(job.name)
+        superseded = block.get("superseded") if isinstance(block, dict) else None
+        self.superseded = {str(x) for x in superseded} if isinstance(superseded, list) else set()
 
-def _job_names(root: Path) -> set[str]:
-    """The names of the spec repo's jobs now."""
-    from afx.spec.resolve import resolve
+    @property
+    def content(self) -> str:
+        if self._content is None:
+            self._content = content_digest(self.job)
+        return self._content
 
-    repo = resolve([], cwd=root)
-    if not repo.ok:
-        raise StageError("not publishing: another job published the same content, and the specs cannot be read "
-                         "to tell whether it was renamed", hint="afx validate")
-    return {j.name for j in repo.jobs}
+    def contents(self) -> dict[str, str]:
+        """Every current job of the repo -> its content."""
+        if self._contents is None:
+            from afx.spec.resolve import resolve
+
+            found = resolve([], cwd=self.job.root)
+            if not found.ok:
+                raise StageError("not publishing: the specs cannot be read to tell whether another job "
+                                 "published this one's content", hint="afx validate")
+            self._contents = {j.name: (self.content if j.name == self.job.name else content_digest(j))
+                              for j in found.jobs}
+        return self._contents
+
+    def moved(self, record: Mapping[str, Any]) -> bool:
+        """Whether a post recorded under this job's name is not this job's: its job was
+        retired (afx.lock, from another clone's full run), or another current job has its
+        content now while this job's differs (renamed away, and the name reused)."""
+        remote = record.get("remote_id") or record.get("remoteId")
+        theirs = record.get("content")
+        if remote and any(name == self.job.name and r.get("remoteId") == remote for name, r, _ in self.retired):
+            return theirs != self.content
+        if not theirs or theirs == self.content:
+            return False
+        return any(c == theirs for name, c in self.contents().items() if name != self.job.name)
+
+    def published_elsewhere(self, ledger: Ledger, platform: str) -> tuple[str, dict[str, Any]] | None:
+        """(old job name, record) of a post of this job's content on `platform` by a job that
+        is no longer a job with that content (renamed or removed): in this ledger (retired
+        rows too), in afx.lock's jobs, or in its retired records."""
+        content = self.content
+        found = [(row["job"], {"publisher": row["publisher"], "remoteId": row["remote_id"], "url": row["url"],
+                               "publishedAt": iso(row["published_at"]), "video": row["video_digest"],
+                               "content": content})
+                 for row in ledger.published_content(platform, content, besides=self.job.name)]
+        for other in sorted(self.lock["jobs"]):
+            if other != self.job.name:
+                record = _published_in(self.lock["jobs"], other).get(platform)
+                if record and record.get("content") == content:
+                    found.append((other, record))
+        for name, record, where in self.retired:
+            if where == platform and record.get("content") == content and (record.get("remoteId") or record.get("url")):
+                found.append((f"{name}#retired-", record))
+        if not found:
+            return None
+        contents = self.contents()
+        for other, record in found:
+            name = other.split("#retired-")[0]
+            if other != name or contents.get(name) != content or name == self.job.name:
+                return name, record  # not a current job with this content: the post is free to take
+        return None
 
 
 def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
