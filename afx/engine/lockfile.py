@@ -13,6 +13,7 @@ is read and written on every run, and JSON's C parser keeps a 200-job no-op run 
           "stages": {"ingest": {"key": "<stage key>", "outputs": {"source.mp4": "<sha256>"}}, ...},
           "published": {"tiktok": {"remoteId": "...", "url": "...", "publishedAt": "...",
                                    "content": "<sha256>", "video": "<sha256>"}},
+          "superseded": ["<remoteId of a post `afx publish --again` replaced>"],
           "remote": {"https://api.auraflux.co/v1": {"jobId": "job_...", "spec": "<sha256>", ...}}
         }
       },
@@ -28,7 +29,8 @@ not to publish it again. When a job leaves the specs (a full `afx run`), its pub
 move to `retired`: a job with the same content (a renamed job) finds them and does not
 publish again; a new job that takes the old name is new. `content` is what a post was made
 from (the job's fields, without its name and publish settings, and its local files), `video`
-the sha256 of the file that went out.
+the sha256 of the file that went out. `superseded` lists posts `afx publish --again`
+replaced, so that a clone whose ledger still has one does not write it back.
 """
 
 from __future__ import annotations
