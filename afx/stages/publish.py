@@ -113,9 +113,9 @@ class PublishStage:
                 row = ledger.row(job.name, platform)
                 kept = remembered.get(platform)
                 if row and row["state"] == "published" and repo.moved(row):
-                    # This name's post belongs to another job now (renamed away, then the name
-                    # reused), or its job was removed elsewhere: this is a new job. The post is
-                    # kept, retired, for the job that has its content.
+                    # This name's post was a removed job's (retired by another clone's full
+                    # run, which this ledger missed): this is a new job. The post is kept,
+                    # retired, for a job with its content.
                     ledger.retire_row(job.name, platform)
                     row = None
                 if kept and repo.moved(kept):
@@ -328,13 +328,14 @@ def _published_in(lock_jobs: Mapping[str, Any], job: str) -> dict[str, dict[str,
 
 class _Repo:
     """What one publish-stage run knows of the spec repo and afx.lock, each part read when
-    first needed: the job's content, every current job's content, afx.lock's retired and
+    first needed: the job's content, other current jobs' content, afx.lock's retired and
     superseded posts."""
 
     def __init__(self, job: Job, lock: Mapping[str, Any]) -> None:
         self.job, self.lock = job, lock
         self._content: str | None = None
-        self._contents: dict[str, str] | None = None
+        self._contents: dict[str, str | None] | None = None
+        self._jobs: dict[str, Job] = {}
         retired = lock.get("retired") if isinstance(lock.get("retired"), list) else []
         self.retired = [(str(e.get("job")), _clean_record(e), str(e.get("platform")))
                         for e in retired if isinstance(e, dict)]
@@ -348,8 +349,10 @@ class _Repo:
             self._content = content_digest(self.job)
         return self._content
 
-    def contents(self) -> dict[str, str]:
-        """Every current job of the repo -> its content."""
+    def content_of(self, name: str) -> str | None:
+        """The content of the repo's current job `name` (None: no such job now)."""
+        if name == self.job.name:
+            return self.content
         if self._contents is None:
             from afx.spec.resolve import resolve
 
@@ -357,21 +360,24 @@ class _Repo:
             if not found.ok:
                 raise StageError("not publishing: the specs cannot be read to tell whether another job "
                                  "published this one's content", hint="afx validate")
-            self._contents = {j.name: (self.content if j.name == self.job.name else content_digest(j))
-                              for j in found.jobs}
-        return self._contents
+            self._jobs = {j.name: j for j in found.jobs}
+            self._contents = {}
+        if name not in self._contents:
+            other = self._jobs.get(name)
+            self._contents[name] = content_digest(other) if other is not None else None
+        return self._contents[name]
 
     def moved(self, record: Mapping[str, Any]) -> bool:
-        """Whether a post recorded under this job's name is not this job's: its job was
-        retired (afx.lock, from another clone's full run), or another current job has its
-        content now while this job's differs (renamed away, and the name reused)."""
+        """Whether a post recorded under this job's name is a removed job's that had this
+        name, not this job's: afx.lock (from another clone's full run) retired it, and this
+        job's content is not its content. (A job edited since its post keeps the post: it
+        is an older version of the job, for `afx publish --again`.)"""
         remote = record.get("remote_id") or record.get("remoteId")
         theirs = record.get("content")
-        if remote and any(name == self.job.name and r.get("remoteId") == remote for name, r, _ in self.retired):
-            return theirs != self.content
-        if not theirs or theirs == self.content:
+        if not remote or theirs == self.content:
             return False
-        return any(c == theirs for name, c in self.contents().items() if name != self.job.name)
+        return any(name == self.job.name and r.get("remoteId") == remote and r.get("content") == theirs
+                   for name, r, _ in self.retired)
 
     def published_elsewhere(self, ledger: Ledger, platform: str) -> tuple[str, dict[str, Any]] | None:
         """(old job name, record) of a post of this job's content on `platform` by a job that
@@ -390,12 +396,9 @@ class _Repo:
         for name, record, where in self.retired:
             if where == platform and record.get("content") == content and (record.get("remoteId") or record.get("url")):
                 found.append((f"{name}#retired-", record))
-        if not found:
-            return None
-        contents = self.contents()
         for other, record in found:
             name = other.split("#retired-")[0]
-            if other != name or contents.get(name) != content or name == self.job.name:
+            if other != name or name == self.job.name or self.content_of(name) != content:
                 return name, record  # not a current job with this content: the post is free to take
         return None
 

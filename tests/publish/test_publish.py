@@ -230,21 +230,24 @@ def test_a_new_job_with_a_removed_jobs_name_publishes(prepo, tmp_path):
 
 
 def test_a_rename_and_the_old_name_reused_in_one_change(prepo, tmp_path):
+    """b takes a's post; the new a looks like a's new version: `afx jobs` says so, and
+    `afx publish a --again` posts it. Nothing goes out twice."""
     prepo.job("a", "platforms: [tiktok]\n")
     assert prepo.afx("run").code == 0
     (prepo.root / "a.yaml").rename(prepo.root / "b.yaml")
     prepo.write("a.yaml", "entry: compose\ntopic: A new story\nplatforms: [tiktok]\n")
     clone = clone_of(prepo, tmp_path / "clone", "a.yaml", "b.yaml")
     for repo in (prepo, clone):
-        r = repo.afx("run", environ={"AFX_TEST_VARY": "1"})
+        r = repo.afx("run", "-j", "2", environ={"AFX_TEST_VARY": "1"})
         assert r.code == 0, r.text
-        posts = {x: repo.result(x)["publishResults"][0]["remoteId"] for x in ("a", "b")}
-        assert posts["b"] == "outbox/tiktok/a", posts  # b is the old a: its post
+        assert {x: repo.result(x)["publishResults"][0]["remoteId"] for x in ("a", "b")} == {
+            "a": "outbox/tiktok/a", "b": "outbox/tiktok/a"}
+        assert json.loads(repo.afx("jobs", "--json").out)["jobs"][0]["olderPosts"] == ["tiktok"]
+        assert repo.afx("publish", "a", "--again").code == 0
         assert repo.ledger_rows("a")["tiktok"]["content"] == lock_of(repo)["jobs"]["a"]["published"]["tiktok"][
             "content"] != lock_of(repo)["jobs"]["b"]["published"]["tiktok"]["content"]
-    manifest = json.loads((prepo.root / "outbox" / "tiktok" / "a" / "MANIFEST.json").read_text())
-    assert manifest["video_sha256"] == lock_of(prepo)["jobs"]["a"]["files"]["video.mp4"]  # the new a went out
     assert prepo.published_events("a") == 2 and prepo.published_events("b") == 0
+    assert clone.published_events("a") == 1 and clone.published_events("b") == 0
 
 
 def test_a_clone_that_missed_a_removal_publishes_the_new_job_of_that_name(prepo, tmp_path):
@@ -262,6 +265,25 @@ def test_a_clone_that_missed_a_removal_publishes_the_new_job_of_that_name(prepo,
     assert (stale.root / "outbox" / "tiktok" / "a" / "video.mp4").exists()
     assert lock_of(stale)["jobs"]["a"]["published"]["tiktok"]["remoteId"] == "outbox/tiktok/a"
     assert lock_of(stale)["jobs"]["a"]["published"]["tiktok"]["content"] != lock_of(stale)["retired"][0]["content"]
+
+
+def test_edits_after_a_copy_or_a_reused_name_do_not_post_again(prepo):
+    prepo.job("a", "platforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0
+    prepo.write("b.yaml", (prepo.root / "a.yaml").read_text())  # a copy: both publish
+    assert prepo.afx("run").code == 0 and prepo.published_events("b") == 1
+    prepo.write("b.yaml", (prepo.root / "a.yaml").read_text() + "tone: calm\n")
+    prepo.write("a.yaml", (prepo.root / "a.yaml").read_text() + "tone: hype\n")
+    assert prepo.afx("run").code == 0 and prepo.afx("run", "--force", "publish").code == 0
+    assert prepo.published_events("a") == prepo.published_events("b") == 1  # edits wait for --again
+    # a removed, a new a, then edited: one post for it, until --again
+    (prepo.root / "a.yaml").unlink()
+    assert prepo.afx("run").code == 0
+    prepo.write("a.yaml", "entry: compose\ntopic: Fresh\nplatforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0 and prepo.published_events("a") == 2
+    prepo.write("a.yaml", "entry: compose\ntopic: Fresh, edited\nplatforms: [tiktok]\n")
+    assert prepo.afx("run").code == 0 and prepo.afx("run", "--force", "publish").code == 0
+    assert prepo.published_events("a") == 2
 
 
 def test_moving_a_spec_into_a_folder_is_not_a_new_post(prepo):
