@@ -374,10 +374,9 @@ class _Repo:
         is an older version of the job, for `afx publish --again`.)"""
         remote = record.get("remote_id") or record.get("remoteId")
         theirs = record.get("content")
-        if not remote or theirs == self.content:
-            return False
-        return any(name == self.job.name and r.get("remoteId") == remote and r.get("content") == theirs
-                   for name, r, _ in self.retired)
+        retired = any(name == self.job.name and r.get("remoteId") == remote and r.get("content") == theirs
+                      for name, r, _ in self.retired)
+        return bool(remote) and retired and theirs != self.content
 
     def published_elsewhere(self, ledger: Ledger, platform: str) -> tuple[str, dict[str, Any]] | None:
         """(old job name, record) of a post of this job's content on `platform` by a job that
