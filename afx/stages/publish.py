@@ -112,13 +112,12 @@ class PublishStage:
             for platform in job.get("platforms", ()):
                 row = ledger.row(job.name, platform)
                 kept = remembered.get(platform)
-                if row and row["state"] == "published" and repo.moved(row):
-                    # This name's post was a removed job's (retired by another clone's full
-                    # run, which this ledger missed): this is a new job. The post is kept,
-                    # retired, for a job with its content.
+                if row and row["state"] == "published" and repo.moved(row, ledger, platform):
+                    # This name's post is another job's now (see _Repo.moved): this job is new
+                    # here. The post is kept, retired, for the job with its content.
                     ledger.retire_row(job.name, platform)
                     row = None
-                if kept and repo.moved(kept):
+                if kept and repo.moved(kept, ledger, platform):
                     retire_published(job.root, job.name, platform)
                     remembered.pop(platform)
                 elif (not row or row["state"] != "published") and kept:
@@ -334,8 +333,7 @@ class _Repo:
     def __init__(self, job: Job, lock: Mapping[str, Any]) -> None:
         self.job, self.lock = job, lock
         self._content: str | None = None
-        self._contents: dict[str, str | None] | None = None
-        self._jobs: dict[str, Job] = {}
+        self._contents: dict[str, str] | None = None
         retired = lock.get("retired") if isinstance(lock.get("retired"), list) else []
         self.retired = [(str(e.get("job")), _clean_record(e), str(e.get("platform")))
                         for e in retired if isinstance(e, dict)]
@@ -353,30 +351,41 @@ class _Repo:
         """The content of the repo's current job `name` (None: no such job now)."""
         if name == self.job.name:
             return self.content
+        return self.contents().get(name)
+
+    def contents(self) -> dict[str, str]:
+        """Every current job of the repo -> its content (the repo's resolution is cached by
+        its spec files' stat: an edited repo of 200 jobs is resolved once, not per job)."""
         if self._contents is None:
-            from afx.spec.resolve import resolve
+            self._contents = {name: (self.content if name == self.job.name else content_digest(job))
+                              for name, job in _current_jobs(self.job.root).items()}
+        return self._contents
 
-            found = resolve([], cwd=self.job.root)
-            if not found.ok:
-                raise StageError("not publishing: the specs cannot be read to tell whether another job "
-                                 "published this one's content", hint="afx validate")
-            self._jobs = {j.name: j for j in found.jobs}
-            self._contents = {}
-        if name not in self._contents:
-            other = self._jobs.get(name)
-            self._contents[name] = content_digest(other) if other is not None else None
-        return self._contents[name]
-
-    def moved(self, record: Mapping[str, Any]) -> bool:
-        """Whether a post recorded under this job's name is a removed job's that had this
-        name, not this job's: afx.lock (from another clone's full run) retired it, and this
-        job's content is not its content. (A job edited since its post keeps the post: it
-        is an older version of the job, for `afx publish --again`.)"""
+    def moved(self, record: Mapping[str, Any], ledger: Ledger, platform: str) -> bool:
+        """Whether a post recorded under this job's name is not this job's now:
+        - afx.lock (another clone's full run) retired it under this name, and this job's
+          content is not its content (the name taken by a new job); or
+        - this job's content changed, another current job has the post's content (and no
+          post of that content but this one), and a post of this job's content is there
+          for it to take: two jobs swapped names.
+        Otherwise a job edited since its post keeps it: an older version, for --again (a
+        job renamed away and its name reused in the same change is one such)."""
         remote = record.get("remote_id") or record.get("remoteId")
         theirs = record.get("content")
-        retired = any(name == self.job.name and r.get("remoteId") == remote and r.get("content") == theirs
-                      for name, r, _ in self.retired)
-        return bool(remote) and retired and theirs != self.content
+        if not remote or not self.retired and not theirs:
+            return False
+        if any(name == self.job.name and r.get("remoteId") == remote and r.get("content") == theirs
+               for name, r, _ in self.retired):
+            return theirs != self.content
+        if not theirs or theirs == self.content:
+            return False
+        for name, content in self.contents().items():
+            if name != self.job.name and content == theirs:
+                row = ledger.row(name, platform)
+                if not (row and row["state"] == "published" and row.get("content") == theirs
+                        and (row.get("remote_id") or row.get("url")) != remote):
+                    return self.published_elsewhere(ledger, platform) is not None
+        return False
 
     def published_elsewhere(self, ledger: Ledger, platform: str) -> tuple[str, dict[str, Any]] | None:
         """(old job name, record) of a post of this job's content on `platform` by a job that
@@ -400,6 +409,33 @@ class _Repo:
             if other != name or name == self.job.name or self.content_of(name) != content:
                 return name, record  # not a current job with this content: the post is free to take
         return None
+
+
+_RESOLVED: dict[Path, tuple[tuple, dict[str, Job]]] = {}
+
+
+def _current_jobs(root: Path) -> dict[str, Job]:
+    """The spec repo's jobs by name, resolved again only when a spec file changed."""
+    from afx.spec.repo import spec_files
+    from afx.spec.resolve import resolve
+
+    stamp = []
+    for path in spec_files(root):
+        try:
+            st = path.stat()
+            stamp.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamp.append((str(path), 0, 0, 0))
+    config = root / "afx.yaml"
+    stamp.append(("afx.yaml", *((config.stat().st_mtime_ns, config.stat().st_size) if config.exists() else (0, 0))))
+    hit = _RESOLVED.get(root)
+    if hit is None or hit[0] != tuple(stamp):
+        found = resolve([], cwd=root)
+        if not found.ok:
+            raise StageError("not publishing: the specs cannot be read to tell whether another job "
+                             "published this one's content", hint="afx validate")
+        hit = _RESOLVED[root] = (tuple(stamp), {j.name: j for j in found.jobs})
+    return hit[1]
 
 
 def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
