@@ -63,6 +63,10 @@ class Engine:
             finally:
                 store.close()
             emit({"event": "start", "jobs": [j.name for j in jobs], "stages": self.pipeline.names})
+            for stage in self.pipeline.stages:  # what a stage keeps for one run starts afresh
+                begin = getattr(stage, "begin_run", None)
+                if begin is not None:
+                    begin()
             if parallel > 1 and len(jobs) > 1:
                 reports = self._run_parallel(jobs, options, parallel, keep_going, emit)
             else:

@@ -31,6 +31,10 @@ class Stage(Protocol):
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         """Write artifacts under ctx.workdir; return JSON-able metadata (or None)."""
 
+    # Optional, looked up with getattr: settings(config) (what it reads of afx.yaml, part of
+    # the key), state(job) (outside state, part of the key), begin_run() (a run starts: drop
+    # what was kept for the last one).
+
 
 def pick(job: Job, *paths: str) -> dict[str, Any]:
     """Field values by dotted path (`render.captions`), absent ones left out: for Stage.fields."""

@@ -75,6 +75,11 @@ class PublishStage:
     version = "4"
     after: tuple[str, ...] = ("render", "package")
 
+    def begin_run(self) -> None:
+        """A new run: the repo's jobs are read again when needed (the engine calls this)."""
+        _RESOLVED.clear()
+        _CONTENTS.clear()
+
     def fields(self, job: Job) -> Mapping[str, Any]:
         return pick(job, "platforms", "publishMode", "staging", "scheduledAt", "format")
 
@@ -297,13 +302,28 @@ def _asked_again(controls: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     return bool(again) and (row.get("published_at") or 0) < again
 
 
+_LOCKS: dict[Path, tuple[tuple, dict[str, Any]]] = {}
+
+
 def _lock(root: Path) -> dict[str, Any]:
-    """afx.lock. One that cannot be read (say, git's conflict markers in it) stops the
-    publish: it may be all that knows a job went out already."""
-    from afx.engine.lockfile import LockFileError, read_lock
+    """afx.lock, read only when it changed (a 200-job afx.lock is half a megabyte: 200
+    publish stages must not parse it 200 times). Not to be modified. One that cannot be
+    read (say, git's conflict markers in it) stops the publish: it may be all that knows a
+    job went out already."""
+    from afx.engine.lockfile import LOCK_NAME, LockFileError, read_lock
 
     try:
-        return read_lock(root)
+        st = (root / LOCK_NAME).stat()
+        stamp: tuple = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        stamp = ()
+    hit = _LOCKS.get(root)
+    if hit is not None and stamp and hit[0] == stamp:
+        return hit[1]
+    try:
+        data = read_lock(root)
+        _LOCKS[root] = (stamp, data)
+        return data
     except (LockFileError, OSError) as exc:
         raise StageError(f"not publishing: {exc}", hint="afx.lock remembers what was published; "
                          "restore it (resolve the conflict) before publishing") from None
@@ -357,8 +377,7 @@ class _Repo:
         """Every current job of the repo -> its content (the repo's resolution is cached by
         its spec files' stat: an edited repo of 200 jobs is resolved once, not per job)."""
         if self._contents is None:
-            self._contents = {name: (self.content if name == self.job.name else content_digest(job))
-                              for name, job in _current_jobs(self.job.root).items()}
+            self._contents = _current_contents(self.job.root)
         return self._contents
 
     def moved(self, record: Mapping[str, Any], ledger: Ledger, platform: str) -> bool:
@@ -411,31 +430,29 @@ class _Repo:
         return None
 
 
-_RESOLVED: dict[Path, tuple[tuple, dict[str, Job]]] = {}
+_RESOLVED: dict[Path, dict[str, Job]] = {}
+_CONTENTS: dict[Path, dict[str, str]] = {}
 
 
 def _current_jobs(root: Path) -> dict[str, Job]:
-    """The spec repo's jobs by name, resolved again only when a spec file changed."""
-    from afx.spec.repo import spec_files
+    """The spec repo's jobs by name, resolved once per run (PublishStage.begin_run)."""
     from afx.spec.resolve import resolve
 
-    stamp = []
-    for path in spec_files(root):
-        try:
-            st = path.stat()
-            stamp.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            stamp.append((str(path), 0, 0, 0))
-    config = root / "afx.yaml"
-    stamp.append(("afx.yaml", *((config.stat().st_mtime_ns, config.stat().st_size) if config.exists() else (0, 0))))
-    hit = _RESOLVED.get(root)
-    if hit is None or hit[0] != tuple(stamp):
+    if root not in _RESOLVED:
         found = resolve([], cwd=root)
         if not found.ok:
             raise StageError("not publishing: the specs cannot be read to tell whether another job "
                              "published this one's content", hint="afx validate")
-        hit = _RESOLVED[root] = (tuple(stamp), {j.name: j for j in found.jobs})
-    return hit[1]
+        _RESOLVED[root] = {j.name: j for j in found.jobs}
+    return _RESOLVED[root]
+
+
+def _current_contents(root: Path) -> dict[str, str]:
+    """Every current job's content, once per run (an edit to 200 published jobs reruns 200
+    publish stages: one computation, not 200)."""
+    if root not in _CONTENTS:
+        _CONTENTS[root] = {name: content_digest(job) for name, job in _current_jobs(root).items()}
+    return _CONTENTS[root]
 
 
 def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
