@@ -162,11 +162,7 @@ def retire_published(root: Path, job: str, platform: str) -> bool:
         block = data["jobs"].get(job)
         published = block.get("published") if isinstance(block, dict) else None
         record = published.pop(platform, None) if isinstance(published, dict) else None
-        if isinstance(record, dict):
-            retired = data.get("retired") if isinstance(data.get("retired"), list) else []
-            entry = {**record, "job": job, "platform": platform}
-            if entry not in retired:
-                data["retired"] = [*retired, entry]
+        _retire(data, job, platform, record)
     return update_lock(root, change)
 
 
@@ -174,17 +170,22 @@ def retire_jobs(data: dict[str, Any], keep: set[str]) -> None:
     """Jobs gone from the specs leave `jobs`; where they were published moves to `retired`
     (a list of records with their job's old name), which only a job with the same content
     reads: a renamed job does not publish again, a new job of an old name does."""
-    retired = data.get("retired") if isinstance(data.get("retired"), list) else []
     jobs = data.get("jobs", {})
     for name in [n for n in jobs if n not in keep]:
         block = jobs.pop(name)
         published = block.get("published") if isinstance(block, dict) else None
         for platform, record in (published.items() if isinstance(published, dict) else ()):
-            entry = {**record, "job": name, "platform": platform} if isinstance(record, dict) else None
-            if entry and entry not in retired:
-                retired.append(entry)
-    if retired:
-        data["retired"] = retired
+            _retire(data, name, platform, record)
+
+
+def _retire(data: dict[str, Any], job: str, platform: str, record: Any) -> None:
+    """One publish record into `retired`, with its job's name (once)."""
+    if not isinstance(record, dict):
+        return
+    retired = data.get("retired") if isinstance(data.get("retired"), list) else []
+    entry = {**record, "job": job, "platform": platform}
+    if entry not in retired:
+        data["retired"] = [*retired, entry]
 
 
 def _loads(text: str | None) -> dict[str, Any]:

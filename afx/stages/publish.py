@@ -77,7 +77,6 @@ class PublishStage:
 
     def begin_run(self) -> None:
         """A new run: the repo's jobs are read again when needed (the engine calls this)."""
-        _RESOLVED.clear()
         _CONTENTS.clear()
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -234,18 +233,22 @@ class PublishStage:
 _CONTROLS: dict[Path, tuple[list, dict]] = {}
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is written (mtime alone moves in clock ticks: two writes in
+    one tick look the same), or None when it is not there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def _controls_cache(root: Path) -> dict[str, dict[str, Any]]:
     """Controls of every job, re-read when the ledger file changed (its mtime)."""
     from afx.publish.ledger import ledger_path, read_controls
 
     path = ledger_path(root)
-    stamp = []  # changed by any write (mtime alone moves in clock ticks: two writes in one tick)
-    for each in (path, path.with_name(path.name + "-wal")):
-        try:
-            st = each.stat()
-            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            stamp.append(None)
+    stamp = [_stamp(path), _stamp(path.with_name(path.name + "-wal"))]
     hit = _CONTROLS.get(root)
     if hit is None or hit[0] != stamp:
         hit = _CONTROLS[root] = (stamp, read_controls(root))
@@ -274,15 +277,14 @@ def content_digest(job: Job, file_digest: Callable[[Path], str] | None = None) -
     return digest_of({"fields": fields, "files": files})
 
 
-_HASHED: dict[tuple[str, int, int, int], str] = {}
+_HASHED: dict[tuple[str, tuple | None], str] = {}
 
 
 def _file_sha256(path: Path) -> str:
     """sha256 of a file, remembered by its stat for the life of the process."""
     from afx.engine.store import sha256_file
 
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    key = (str(path), _stamp(path))
     if key not in _HASHED:
         _HASHED[key] = sha256_file(path)
     return _HASHED[key]
@@ -302,7 +304,7 @@ def _asked_again(controls: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     return bool(again) and (row.get("published_at") or 0) < again
 
 
-_LOCKS: dict[Path, tuple[tuple, dict[str, Any]]] = {}
+_LOCKS: dict[Path, tuple[tuple | None, dict[str, Any]]] = {}
 
 
 def _lock(root: Path) -> dict[str, Any]:
@@ -312,11 +314,7 @@ def _lock(root: Path) -> dict[str, Any]:
     job went out already."""
     from afx.engine.lockfile import LOCK_NAME, LockFileError, read_lock
 
-    try:
-        st = (root / LOCK_NAME).stat()
-        stamp: tuple = (st.st_mtime_ns, st.st_size, st.st_ino)
-    except OSError:
-        stamp = ()
+    stamp = _stamp(root / LOCK_NAME)
     hit = _LOCKS.get(root)
     if hit is not None and stamp and hit[0] == stamp:
         return hit[1]
@@ -374,8 +372,7 @@ class _Repo:
         return self.contents().get(name)
 
     def contents(self) -> dict[str, str]:
-        """Every current job of the repo -> its content (the repo's resolution is cached by
-        its spec files' stat: an edited repo of 200 jobs is resolved once, not per job)."""
+        """Every current job of the repo -> its content."""
         if self._contents is None:
             self._contents = _current_contents(self.job.root)
         return self._contents
@@ -430,28 +427,20 @@ class _Repo:
         return None
 
 
-_RESOLVED: dict[Path, dict[str, Job]] = {}
 _CONTENTS: dict[Path, dict[str, str]] = {}
 
 
-def _current_jobs(root: Path) -> dict[str, Job]:
-    """The spec repo's jobs by name, resolved once per run (PublishStage.begin_run)."""
+def _current_contents(root: Path) -> dict[str, str]:
+    """Every current job of the spec repo -> its content, read once per run (begin_run): an
+    edit to 200 published jobs reruns 200 publish stages, and resolves the repo once."""
     from afx.spec.resolve import resolve
 
-    if root not in _RESOLVED:
+    if root not in _CONTENTS:
         found = resolve([], cwd=root)
         if not found.ok:
             raise StageError("not publishing: the specs cannot be read to tell whether another job "
                              "published this one's content", hint="afx validate")
-        _RESOLVED[root] = {j.name: j for j in found.jobs}
-    return _RESOLVED[root]
-
-
-def _current_contents(root: Path) -> dict[str, str]:
-    """Every current job's content, once per run (an edit to 200 published jobs reruns 200
-    publish stages: one computation, not 200)."""
-    if root not in _CONTENTS:
-        _CONTENTS[root] = {name: content_digest(job) for name, job in _current_jobs(root).items()}
+        _CONTENTS[root] = {j.name: content_digest(j) for j in found.jobs}
     return _CONTENTS[root]
 
 
