@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import socket
 import sqlite3
 import time
@@ -85,7 +86,17 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        # Several processes opening a new ledger at once (afx serve's jobs of one account):
+        # the switch to WAL does not wait for a lock as statements do, so it is tried again.
+        for attempt in range(100):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    self.db.close()
+                    raise
+                time.sleep(0.05 + 0.05 * random.random())
         self.db.execute("PRAGMA synchronous=FULL")
         if self.db.execute("SELECT count(*) FROM sqlite_master WHERE name='controls'").fetchone()[0] == 0:
             self.db.executescript(SCHEMA)

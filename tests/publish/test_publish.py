@@ -698,3 +698,23 @@ def test_jobs_lists_state(prepo):
     rows = {j["job"]: j for j in json.loads(r.out)["jobs"]}
     assert rows["a"]["platforms"] == {"tiktok": "published"} and rows["a"]["built"]
     assert rows["b"]["platforms"] == {"youtube": "manual"}
+
+
+def _open_ledger(root: str) -> None:
+    with Ledger(Path(root)) as ledger:
+        ledger.controls("x")
+
+
+def test_processes_opening_a_new_ledger_at_once(tmp_path):
+    """afx serve's jobs of a new account open its ledger together: the switch to WAL once
+    failed 'database is locked' (about one opening in 40 rounds of 6)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for n in range(40):
+        procs = [ctx.Process(target=_open_ledger, args=(str(tmp_path / str(n)),)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [0] * 6, n
