@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
+from typing import Any
 
 HOST = socket.gethostname()
 _PROC = os.path.isdir("/proc/self")
@@ -79,3 +81,41 @@ def tag_alive(folder: str) -> bool:
     """The process named in a work folder's name (`...{tag()}.<random>`) still runs."""
     m = _TAG.search(folder)
     return bool(m) and alive_here(f"{HOST}:{m.group(1)}:{m.group(2)}")
+
+
+def die_with_parent() -> Any:
+    """A `preexec_fn` for a helper process (ffmpeg...): it is killed when the process that
+    started it dies, however that dies (kill -9 included), instead of living on under init
+    (issue 11). Linux only (PR_SET_PDEATHSIG); elsewhere None, and the group kill remains.
+
+    The signal is tied to the starting *thread*: start helpers from a thread that waits for
+    them, as afx.media.ffmpeg.run does. A parent that died between fork and prctl is caught
+    by comparing the parent's pid afterwards.
+    """
+    if _PRCTL is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() != parent:
+            os._exit(137)
+
+    return preexec
+
+
+def _prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_PRCTL = _prctl()

@@ -84,4 +84,4 @@ def _fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # Media fixtures (generated clips, a loopback HTTP server) for every test folder.
-from tests.mediafix import media, server  # noqa: E402, F401
+from tests.mediafix import media, origin, server  # noqa: E402, F401

@@ -7,6 +7,7 @@ import http.server
 import os
 import subprocess
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,13 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     redirects: dict[str, str] = {}
+    requests: list[str] = []  # "host path" of every request, in order
 
     def log_message(self, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:  # noqa: N802
+        self.requests.append(f"{self.headers.get('Host', '')} {self.path}")
         target = self.redirects.get(self.path)
         if target:
             self.send_response(302)
@@ -91,20 +94,38 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+@dataclass
+class Origin:
+    """A loopback HTTP server over a folder, with the requests it was sent."""
+
+    port: int
+    root: Path
+    redirects: dict[str, str]
+    requests: list[str]  # "host:port /path"
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/{path.lstrip('/')}"
+
+
 @pytest.fixture
-def server(tmp_path):
-    """A loopback HTTP server over a folder: (base URL, folder, redirects dict)."""
+def origin(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
-    handler = type("Handler", (_Quiet,), {"redirects": {}})
+    handler = type("Handler", (_Quiet,), {"redirects": {}, "requests": []})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", root, handler.redirects
+        yield Origin(httpd.server_address[1], root, handler.redirects, handler.requests)
     finally:
         httpd.shutdown()
         httpd.server_close()
 
 
-__all__ = ["ff", "plain_clip", "story_clip", "os"]
+@pytest.fixture
+def server(origin):
+    """A loopback HTTP server over a folder: (base URL, folder, redirects dict)."""
+    return f"http://127.0.0.1:{origin.port}", origin.root, origin.redirects
+
+
+__all__ = ["Origin", "ff", "plain_clip", "story_clip", "os"]

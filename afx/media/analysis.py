@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
+from afx.media.ffmpeg import SOURCE_INPUT, MediaError, run
+from afx.media.probe import open_media
 
 WINDOW = 0.5  # seconds per audio window
 SILENCE_DB = -45.0
@@ -74,7 +75,7 @@ def audio_energy(path: Path, duration: float, has_audio: bool) -> list[float]:
     if not has_audio:
         return [-90.0] * n
     rate = 16000
-    raw = run([*SAFE_INPUT, "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le", "pipe:1"],
+    raw = run([*SOURCE_INPUT, "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le", "pipe:1"],
               what=f"reading the audio of {path.name}", capture_stdout=True)
     samples = np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0
     per = int(rate * WINDOW)
@@ -117,7 +118,7 @@ def keyframe_features(path: Path, on_progress: Callable[[float], None] = lambda 
     prev = None
     prev_hist = None
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_media(path) as container:
             stream = container.streams.video[0]
             stream.codec_context.skip_frame = "NONKEY"
             stream.thread_type = "AUTO"

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
+from afx.media.ffmpeg import SOURCE_INPUT, MediaError, run
 from afx.media.tts import Word
 
 RATE = 16000
@@ -60,7 +60,7 @@ def transcribe_file(path: Path, start: float = 0.0, duration: float | None = Non
     import numpy as np
 
     span = ["-t", f"{duration:.3f}"] if duration else []
-    raw = run(["-ss", f"{start:.3f}", *span, *SAFE_INPUT, "-i", str(path), "-vn", "-ac", "1", "-ar", str(RATE),
+    raw = run(["-ss", f"{start:.3f}", *span, *SOURCE_INPUT, "-i", str(path), "-vn", "-ac", "1", "-ar", str(RATE),
                "-f", "s16le", "pipe:1"], what=f"reading speech from {path.name}", capture_stdout=True)
     if not raw:
         return []

@@ -2,23 +2,23 @@
 
 yt-dlp has no SSRF protection of its own (facts.md): its generic extractor follows
 redirects and embedded links to anywhere. afx therefore runs it with only its urllib
-request handler, and wraps that handler's connection function so every connection (first
-request, each redirect, each HLS segment) is checked against `netguard.Policy` on the
-address actually connected to. HLS is downloaded natively (through the same guard), never
-handed to ffmpeg's network stack; ffmpeg only merges local files.
+request handler, inside `ytguard.confined`: every connection (first request, each
+redirect, each HLS segment and key) is checked against `netguard.Policy` on the address
+actually connected to, only yt-dlp's native downloaders run, and a source that would need
+another program (ffmpeg for a SAMPLE-AES or live playlist, rtmpdump...) fails with the
+feature named, as the input's fault (issue 11). ffmpeg only merges local files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from afx.media.ffmpeg import MediaError, ffmpeg_exe
 from afx.media.netguard import BlockedAddress, BlockedURL, Policy
+from afx.media.ytguard import Refused, confined
 
 MAX_BYTES = 500 * 1024 * 1024
 log = logging.getLogger("afx.fetch")
@@ -40,33 +40,27 @@ class _Logger:
         log.debug(msg)
 
 
-@contextlib.contextmanager
-def guarded(policy: Policy) -> Iterator[None]:
-    """Check every connection yt-dlp's urllib handler makes, for the duration of a download."""
-    from yt_dlp.networking import _urllib
+def _remove(dest: Path, stem: str) -> None:
+    """A failed download leaves nothing behind (partial files, fragments)."""
+    for path in dest.glob(f"{stem}.*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
 
-    original = _urllib.create_connection
 
-    def connect(address: tuple, *args: Any, **kwargs: Any) -> socket.socket:
-        host, port = address[0], address[1]
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        for info in infos:  # every address the name has, or a second lookup could differ
-            policy.check(str(host), info[4][0])
-        return original((infos[0][4][0], port), *args, **kwargs)
-
-    _urllib.create_connection = connect
-    try:
-        yield
-    finally:
-        _urllib.create_connection = original
+def _refused_cause(exc: BaseException) -> BaseException | None:
+    return _cause(exc, Refused)
 
 
 def _blocked_cause(exc: BaseException) -> BaseException | None:
+    return _cause(exc, BlockedAddress)
+
+
+def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
     seen = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, BlockedAddress):
+        if isinstance(cur, kind):
             return cur
         cause = getattr(cur, "cause", None) or getattr(cur, "exc_info", None)
         if isinstance(cause, tuple):
@@ -113,6 +107,7 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
         "socket_timeout": 20,
         "retries": 2,
         "fragment_retries": 2,
+        "skip_unavailable_fragments": False,  # a fragment refused or lost fails the fetch, naming why
         "max_filesize": MAX_BYTES,
         "proxy": "",
         "hls_prefer_native": True,
@@ -121,12 +116,19 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
         "restrictfilenames": True,
     }
     try:
-        with guarded(policy), _YDL(opts) as ydl:
+        with confined(policy), _YDL(opts) as ydl:
             ydl.download([url])
+    except Refused as exc:
+        _remove(dest, stem)
+        raise MediaError(f"cannot fetch {url}", str(exc)) from None
     except (DownloadError, RequestError, OSError) as exc:
+        _remove(dest, stem)
         blocked = _blocked_cause(exc)
         if blocked is not None:
             raise MediaError(f"cannot fetch {url}", str(blocked)) from None
+        refused = _refused_cause(exc)
+        if refused is not None:
+            raise MediaError(f"cannot fetch {url}", str(refused)) from None
         text = str(exc).replace("ERROR: ", "").strip()
         raise MediaError(f"cannot fetch {url}", text[:300]) from None
     found = sorted(p for p in dest.glob(f"{stem}.*") if not p.name.endswith((".part", ".ytdl", ".temp")))

@@ -1,7 +1,12 @@
 """Running ffmpeg: the imageio-ffmpeg binary, argument lists only, progress, clean errors.
 
 Inputs come from users, so every run restricts protocols to local files and pipes
-(`-protocol_whitelist file,pipe`, facts.md) and never goes through a shell.
+(`-protocol_whitelist file,pipe`, facts.md): `run` puts it before every `-i` that does not
+already have it, so no call can forget it, and never goes through a shell. Fetched and
+uploaded material is read with SOURCE_INPUT, which also limits the demuxer to media
+containers: a "video" that is really an HLS playlist, a concat list or an SDP file would
+otherwise make ffmpeg open what it names (issue 11). Every ffmpeg dies with the process that
+started it (PR_SET_PDEATHSIG): a job killed with -9 leaves no render running.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+
+from afx.procs import die_with_parent
 
 
 class MediaError(Exception):
@@ -41,6 +48,25 @@ def ffmpeg_exe() -> str:
 BASE = ("-hide_banner", "-nostdin", "-y")
 log = logging.getLogger("afx.ffmpeg")
 SAFE_INPUT = ("-protocol_whitelist", "file,pipe")
+# Demuxers that read one self-contained media file and open nothing it names. Not here, on
+# purpose: hls, dash, concat, sdp, rtp, rtsp, imf, image2 (patterns), tee, and the like.
+SOURCE_DEMUXERS = ("mov", "mp4", "matroska", "webm", "flv", "live_flv", "mpegts", "mpeg", "mpegvideo", "avi",
+                   "ogg", "asf", "mxf", "ivf", "nut", "h264", "hevc", "m4v", "wav", "w64", "mp3", "aac", "flac",
+                   "opus", "amr", "caf", "aiff")
+SOURCE_INPUT = (*SAFE_INPUT, "-format_whitelist", ",".join(SOURCE_DEMUXERS))
+
+
+def confine_inputs(args: Sequence[str]) -> list[str]:
+    """`args` with `-protocol_whitelist file,pipe` before every `-i` whose options lack one."""
+    out: list[str] = []
+    since_input = 0  # where the current input's options start
+    for arg in args:
+        if arg == "-i" and "-protocol_whitelist" not in out[since_input:]:
+            out += SAFE_INPUT
+        out.append(arg)
+        if len(out) >= 2 and out[-2] == "-i":
+            since_input = len(out)
+    return out
 
 
 def run(args: Sequence[str], *, what: str, duration: float | None = None,
@@ -55,10 +81,11 @@ def run(args: Sequence[str], *, what: str, duration: float | None = None,
     progress = duration and on_progress and not capture_stdout
     if progress:
         cmd += ["-progress", "pipe:1", "-nostats"]
-    cmd += list(args)
+    cmd += confine_inputs(args)
     log.debug("%s: %s", what, shlex.join(cmd))
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                            preexec_fn=die_with_parent())
     err_tail: deque[str] = deque(maxlen=20)
 
     def read_err() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from afx.media.ffmpeg import SAFE_INPUT, run
+from afx.media.probe import open_media
 
 
 def loudness(path: Path) -> dict[str, float]:
@@ -23,10 +24,9 @@ def loudness(path: Path) -> dict[str, float]:
 
 def stream_durations(path: Path) -> dict[str, Any]:
     """Durations of the first video and audio streams, from their packets (not the header)."""
-    import av
 
     out: dict[str, Any] = {}
-    with av.open(str(path)) as c:
+    with open_media(path) as c:
         for kind in ("video", "audio"):
             streams = getattr(c.streams, kind)
             if not streams:

@@ -12,8 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from afx.media.ffmpeg import MediaError
+from afx.media.ffmpeg import SOURCE_DEMUXERS, MediaError
 
+# How PyAV opens every file afx reads: local files only, and only media containers (a
+# playlist, concat list or SDP file would make libavformat open what it names; issue 11).
+OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(SOURCE_DEMUXERS)}
+_LISTS = ((b"#EXTM3U", "an HLS playlist"), (b"ffconcat", "an ffmpeg concat list"), (b"<?xml", "an XML document"),
+          (b"<MPD", "a DASH manifest"), (b"v=0", "an SDP session description"), (b"<", "a web page or XML"))
 MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
 
@@ -47,6 +52,23 @@ def sniff_mp4(path: Path) -> bool:
     return len(head) >= 8 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
 
+def open_media(path: str | os.PathLike[str]) -> Any:
+    """av.open for reading, confined as OPEN_OPTIONS says."""
+    import av
+
+    return av.open(str(path), container_options=OPEN_OPTIONS, metadata_errors="ignore")
+
+
+def _what_list(path: Path) -> str:
+    """"an HLS playlist", ...: a text file that names other files, or ""."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return ""
+    return next((what for magic, what in _LISTS if head.startswith(magic)), "")
+
+
 def probe(path: str | os.PathLike[str], *, label: str | None = None, check_complete: bool = True) -> Probe:
     import av
 
@@ -58,8 +80,14 @@ def probe(path: str | os.PathLike[str], *, label: str | None = None, check_compl
         raise MediaError(f"{label}: cannot be read", exc.strerror or str(exc)) from None
     if size == 0:
         raise MediaError(f"{label}: file is empty (0 bytes)")
+    listing = _what_list(path)
+    if listing:
+        raise MediaError(f"{label}: not a video file but {listing}, which names other files; afx reads "
+                         "only self-contained recordings (MP4, MOV, MKV, WebM, FLV, TS...)")
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = open_media(path)
+    except av.error.ArgumentError as exc:  # a demuxer off the whitelist (a format that opens other files)
+        raise MediaError(f"{label}: not a recording format afx reads", str(exc)) from None
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise MediaError(f"{label}: not a video ffmpeg can read (truncated, or not a video file)",
                          str(exc)) from None
@@ -116,7 +144,7 @@ def _check_complete(path: Path, label: str, info: Probe) -> None:
     last = 0.0
     packets = 0
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_media(path) as container:
             video = container.streams.video[0]
             base = float(video.time_base)
             start = float(video.start_time * video.time_base) if video.start_time else 0.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
+from afx.media.ffmpeg import SAFE_INPUT, SOURCE_INPUT, MediaError, run
 from afx.media.highlights import Segment
 from afx.media.probe import Probe
 from afx.media.profiles import Encode
@@ -191,7 +191,7 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
             frames = int(round(d * fps))
             samples = int(round(d * 48000))
             skip_video = ["-vn"] if audio_only else []
-            args += [*SAFE_INPUT, *skip_video, "-ss", f"{seg.start:.6f}", "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
+            args += [*SOURCE_INPUT, *skip_video, "-ss", f"{seg.start:.6f}", "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
             vin = n
             n += 1
             if src.probe.has_audio:

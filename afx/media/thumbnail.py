@@ -14,6 +14,7 @@ from pathlib import Path
 
 from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
 from afx.media.fonts import font_file
+from afx.media.probe import open_media
 from afx.media.title import printable, wrap
 
 MAX_JPEG = 2 * 1024 * 1024  # YouTube's custom thumbnail limit
@@ -27,12 +28,11 @@ class Candidate:
 
 
 def candidates(video: Path, skip: float = 0.0) -> list[Candidate]:
-    import av
     import numpy as np
 
     found: list[Candidate] = []
     prev = None
-    with av.open(str(video)) as container:
+    with open_media(video) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
         duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
