@@ -96,3 +96,12 @@ class StageError(AfxError):
 
 class RemoteError(AfxError):
     exit_status = ExitStatus.REMOTE_ERROR
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`value` as an error message quotes it: repr, cut to about `limit` characters, so a
+    hostile 10 KB id is not echoed back whole (issue 11)."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"

@@ -23,9 +23,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from afx import __version__
-from afx.errors import SpecError
+from afx.errors import SpecError, shown
 from afx.server import accounts, db, idempotency, jobs, uploads
 from afx.server.accounts import Account
 from afx.server.jobs import Refused
@@ -362,7 +363,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         listing = folder / ".afx-files"
         names = set(listing.read_text().split()) if listing.is_file() else set()
         if name not in names or "/" in name or name.startswith("."):
-            raise Refused(404, "not_found", f"job {job_id} has no file {name!r}")
+            raise Refused(404, "not_found", f"job {job_id} has no file {shown(name)}")
         return FileResponse(folder / name, filename=name)
 
     # -- upload -------------------------------------------------------------------------
@@ -450,7 +451,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             done = conn.execute(delete(db.templates).where(db.templates.c.id == template_id,
                                                            db.templates.c.account_id == acct.id))
         if done.rowcount != 1:
-            raise Refused(404, "not_found", f"no template {template_id!r}")
+            raise Refused(404, "not_found", f"no template {shown(template_id)}")
         return {"id": template_id, "deleted": True}
 
     # -- account ------------------------------------------------------------------------
@@ -544,6 +545,15 @@ def _handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return SafeJSON({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # Not a server fault: one line, no traceback (the upload's partial file is already gone).
+        who = request.client.host if request.client else "?"
+        log.warning("%s %s: the client (%s) disconnected before its request was received; dropped",
+                    request.method, request.url.path, who)
+        return SafeJSON({"error": {"code": "client_disconnected", "message": "the request was cut off"}},
+                        status_code=400)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:

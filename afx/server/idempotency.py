@@ -5,6 +5,9 @@ it when the same request would always get it (2xx, and 400/413/415/422). The sam
 the same request gets that answer again; with a different request, 422; while the first is
 still in flight, 409. An answer of the moment (402 no credits, 409, 429 busy, 5xx), or a
 request that dies, releases the key, so a retry with it can succeed later.
+
+A key lives 24 hours from its first use, as Stripe's do (issue 11): after that the same key
+is a new request (it creates a new job), and the scheduler tick prunes expired rows.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from afx.server import db
 from afx.server.jobs import Refused
 
 MAX_KEY = 255
+TTL = 24 * 3600.0  # seconds a key is remembered after its first use
+clock = time.time  # the time keys are stamped and judged by (tests shift it)
 # This server process, as `host:pid:start time`: who holds an in-flight key.
 OWNER = procs.name()
 
@@ -38,20 +43,27 @@ def check_key(key: str) -> str:
     return key
 
 
-def begin(engine: Engine, account_id: str, key: str, request: str) -> tuple[int, Any] | None:
+def expired(row: Any, now: float | None = None) -> bool:
+    return row["created"] < (clock() if now is None else now) - TTL
+
+
+def begin(engine: Engine, account_id: str, key: str, request: str, _tries: int = 3) -> tuple[int, Any] | None:
     """None: go ahead (the key is now ours). (status, body): replay this answer."""
     try:
         with db.write(engine) as conn:
             conn.execute(insert(db.idempotency).values(account_id=account_id, key=key, request=request,
-                                                       state="in_flight", created=time.time(), owner=OWNER))
+                                                       state="in_flight", created=clock(), owner=OWNER))
         return None
     except IntegrityError:
         pass
     with db.read(engine) as conn:
         row = conn.execute(select(db.idempotency).where(db.idempotency.c.account_id == account_id,
                                                         db.idempotency.c.key == key)).mappings().first()
-    if row is None:  # released between our insert and this read: try once more
-        return begin(engine, account_id, key, request)
+    if (row is None or _drop_expired(engine, row)) and _tries > 0:
+        # released between our insert and this read, or expired and dropped: try again
+        return begin(engine, account_id, key, request, _tries - 1)
+    if row is None:
+        raise Refused(409, "idempotency_in_flight", "a request with this Idempotency-Key is still being processed")
     if row["state"] == "in_flight":
         raise Refused(409, "idempotency_in_flight", "a request with this Idempotency-Key is still being processed")
     if row["request"] != request:
@@ -85,10 +97,30 @@ def release(engine: Engine, account_id: str, key: str) -> None:
 
 
 def peek(engine: Engine, account_id: str, key: str) -> dict[str, Any] | None:
+    """The key's row, unless there is none or it has expired (then it is dropped)."""
     with db.read(engine) as conn:
         row = conn.execute(select(db.idempotency).where(db.idempotency.c.account_id == account_id,
                                                         db.idempotency.c.key == key)).mappings().first()
-    return dict(row) if row else None
+    if row is None or _drop_expired(engine, row):
+        return None
+    return dict(row)
+
+
+def _drop_expired(engine: Engine, row: Any) -> bool:
+    """Delete `row` if it has expired (that very row: a reuse since is left alone)."""
+    if not expired(row):
+        return False
+    with db.write(engine) as conn:
+        conn.execute(delete(db.idempotency).where(db.idempotency.c.account_id == row["account_id"],
+                                                  db.idempotency.c.key == row["key"],
+                                                  db.idempotency.c.created == row["created"]))
+    return True
+
+
+def prune(engine: Engine) -> int:
+    """Delete every key whose 24 hours are over. Returns how many."""
+    with db.write(engine) as conn:
+        return conn.execute(delete(db.idempotency).where(db.idempotency.c.created < clock() - TTL)).rowcount
 
 
 def expire(engine: Engine, older_than: float, dead: Callable[[str], bool] = lambda owner: False) -> int:
@@ -99,7 +131,7 @@ def expire(engine: Engine, older_than: float, dead: Callable[[str], bool] = lamb
                                    db.idempotency.c.created).where(db.idempotency.c.state == "in_flight")).all()
         freed = 0
         for row in rows:
-            if row.owner != OWNER and (dead(row.owner or "") or row.created < time.time() - older_than):
+            if row.owner != OWNER and (dead(row.owner or "") or row.created < clock() - older_than):
                 freed += conn.execute(delete(db.idempotency).where(
                     db.idempotency.c.account_id == row.account_id, db.idempotency.c.key == row.key,
                     db.idempotency.c.state == "in_flight")).rowcount

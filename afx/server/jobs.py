@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
+from afx.errors import shown
 from afx.server import accounts, db
 from afx.server.settings import Settings
 
@@ -96,7 +97,7 @@ def get_row(engine: Engine, account_id: str, job_id: str) -> Mapping[str, Any]:
         row = conn.execute(select(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.account_id == account_id)
                            ).mappings().first()
     if row is None:  # another account's job is as absent as a job that never existed
-        raise Refused(404, "not_found", f"no job {job_id!r}")
+        raise Refused(404, "not_found", f"no job {shown(job_id)}")
     return row
 
 
@@ -191,7 +192,7 @@ def cancel(engine: Engine, account_id: str, job_id: str) -> dict[str, Any]:
         row = conn.execute(select(db.jobs.c.status, db.jobs.c.started, db.jobs.c.run_kind).where(
             db.jobs.c.id == job_id, db.jobs.c.account_id == account_id)).first()
         if row is None:
-            raise Refused(404, "not_found", f"no job {job_id!r}")
+            raise Refused(404, "not_found", f"no job {shown(job_id)}")
         if row.status not in ACTIVE:
             raise Refused(409, "not_cancellable", f"job {job_id} is {row.status}; only queued or running jobs "
                           "can be cancelled", status=row.status)

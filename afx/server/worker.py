@@ -155,10 +155,12 @@ class Workers:
 
     def sweep(self) -> None:
         """Leftovers of requests that died with a server: in-flight Idempotency-Keys and the
-        partial files of uploads cut off (an hour old, so no live request is touched)."""
+        partial files of uploads cut off (an hour old, so no live request is touched); and
+        Idempotency-Keys whose 24 hours are over."""
         from afx.server import idempotency
 
         idempotency.expire(self.engine, older_than=3600, dead=procs.gone_here)
+        idempotency.prune(self.engine)
         cutoff = time.time() - 3600
         for part in self.settings.uploads_dir.glob(".part-*"):
             try:

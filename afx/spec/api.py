@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from afx.errors import Diagnostic, SpecError
+from afx.errors import Diagnostic, SpecError, shown
 from afx.spec.job import Job, freeze
 from afx.spec.load import Document, Mark
 from afx.spec.merge import Origins
@@ -50,7 +50,7 @@ def parse_json(raw: bytes) -> Any:
         out: dict[str, Any] = {}
         for key, value in items:
             if key in out:
-                raise ValueError(f"duplicate key {key!r}")
+                raise ValueError(f"duplicate key {shown(key)}")
             out[key] = value
         return out
 
@@ -163,7 +163,7 @@ def resolve_body(body: Any, *, name: str, root: Path, templates: Mapping[str, Ma
     if file_id is not None:
         path = uploads(file_id)
         if path is None:
-            raise SpecError([Diagnostic(BODY, 0, 0, "fileId", f"no upload {file_id!r} in this account",
+            raise SpecError([Diagnostic(BODY, 0, 0, "fileId", f"no upload {shown(file_id)} in this account",
                                         "POST /upload returns the fileId to use")])
         # The stored upload is the job's input file: ingest reads it and the cache key hashes it.
         job = dataclasses.replace(job, paths=MappingProxyType({**job.paths, ("fileId",): path}))
