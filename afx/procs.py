@@ -104,6 +104,38 @@ def die_with_parent() -> Any:
     return preexec
 
 
+def die_with(parent: int) -> bool:
+    """This process is killed when `parent` (the process that started it) dies (on Linux; on
+    other systems the group kill remains). False if `parent` is gone already: the caller
+    should exit, nobody waits for it."""
+    if _PRCTL is not None:
+        _PRCTL(1, 9)
+    return os.getppid() == parent
+
+
+def group_gone(pgid: int) -> bool:
+    """No process of the group `pgid` runs (zombies waiting to be reaped do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    if not _PROC:
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return False
+    return True
+
+
 def _prctl() -> Any:
     if not sys.platform.startswith("linux"):
         return None

@@ -314,6 +314,11 @@ class _EventHandler(logging.Handler):
 
 def _worker_main(conn: Any, pipeline_ref: str | None, store_root: str, out_root: str, config: dict,
                  options: RunOptions) -> None:
+    from afx import procs
+
+    parent = multiprocessing.parent_process()
+    if parent is not None and not procs.die_with(parent.pid):
+        return  # `afx run` died while this started (kill -9): its jobs die with it (issue 11)
     signal.signal(signal.SIGINT, _interrupt_once)
     sending = threading.Lock()  # a stage may log from another thread
 

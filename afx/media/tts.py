@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from afx.media.ffmpeg import MediaError
+from afx.procs import die_with_parent
 
 log = logging.getLogger("afx.voice")
 
@@ -180,7 +181,8 @@ class Synthesis:
     def _espeak(self, sentence: str) -> None:
         tmp = Path(self._tmpdir()) / "espeak.wav"
         wpm = int(175 / self.tone.length_scale)
-        subprocess.run(["espeak-ng", "-s", str(wpm), "-w", str(tmp), sentence], check=True, capture_output=True)
+        subprocess.run(["espeak-ng", "-s", str(wpm), "-w", str(tmp), sentence], check=True, capture_output=True,
+                       preexec_fn=die_with_parent())
         pcm = _resample_wav(tmp)
         offset = self.seconds
         timed = _by_transcription(pcm, _TOKEN.findall(sentence))

@@ -12,21 +12,11 @@ The last line is {"event": "report", ...}: status, error, error kind, and result
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the server's restart cleanup covers it
-        pass
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -35,7 +25,9 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    _die_with_parent()
+    from afx import procs
+
+    procs.die_with(os.getppid())  # first: the job's ffmpeg dies with this process, this with the server
     task = json.loads(sys.stdin.read())
     if task.get("parent") and os.getppid() != task["parent"]:
         return 0  # the server died before PR_SET_PDEATHSIG was in place: it will requeue the job

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,6 +223,7 @@ class Workers:
         with open(logs / f"{job_id}.log", "ab") as stderr:
             proc = subprocess.Popen([sys.executable, "-m", "afx.server.child"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+        proc.afx_tag = f"p{proc.pid}-{procs.start_time(proc.pid)}"  # type: ignore[attr-defined]  # its work folders
         with self._lock:
             self.children[job_id] = proc
             self.starting.discard(job_id)
@@ -246,15 +248,29 @@ class Workers:
                 self.children.pop(job_id, None)
                 cancelled = job_id in self.cancelled
                 self.cancelled.discard(job_id)
-            if proc.poll() is None:
-                _killpg(proc)
+            # Whatever became of the child, its group goes: an ffmpeg it started may outlive a
+            # child killed with -9 (issue 11). The child is not reaped before this (see
+            # _exited), so its pid, the group's id, cannot have gone to another process.
+            _killpg(proc)
+            _wait_group(proc.pid)
             proc.wait()
+            self._remove_work(proc)
         if cancelled or self.stopping.is_set():
             return  # the API (or stop()) has set the job's status already
         if report is None:
             self._crashed(row, proc.returncode)
         else:
             self._finish(row, report)
+
+    def _remove_work(self, proc: subprocess.Popen) -> None:
+        """The work folders a finished child left (a killed stage's, half written): the
+        retry starts clean, and nothing of a dead attempt stays in cache/tmp/."""
+        tag = getattr(proc, "afx_tag", None)
+        tmp = self.settings.cache_dir / "tmp"
+        if not tag or not tmp.is_dir():
+            return
+        for folder in tmp.glob(f"*.{tag}.*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _status(self, job_id: str) -> str | None:
         with db.read(self.engine) as conn:
@@ -286,7 +302,7 @@ class Workers:
                         _killpg(proc)
                         return None
                 if not ready:
-                    if proc.poll() is not None:
+                    if _exited(proc):
                         break
                     continue
                 chunk = os.read(proc.stdout.fileno(), 65536)
@@ -419,3 +435,20 @@ def _killpg(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """The child has ended, without reaping it (a zombie keeps its pid, the group's id, taken)."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _wait_group(pgid: int, timeout: float = 2.0) -> None:
+    """Until every process of the killed group has died (SIGKILL is not instant)."""
+    deadline = time.monotonic() + timeout
+    while not procs.group_gone(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -8,6 +8,8 @@ AFX_PIPELINE=afx.testing.pipeline:PIPELINE.
 Test hooks, from the environment:
 - AFX_TEST_LOG=FILE      append "<job> <stage>" to FILE each time a stage really runs
 - AFX_TEST_SLEEP=S:SEC   sleep SEC seconds inside stage S (to kill a run mid-stage)
+- AFX_TEST_FFMPEG=S:SEC  run a real ffmpeg for SEC seconds inside stage S, encoding in real
+                         time into the work folder's video.mp4 (to kill a run mid-render)
 - AFX_TEST_FAIL=S[:JOB]  make stage S fail (for every job, or only JOB)
 - AFX_TEST_CRASH=S[:JOB] kill the process running stage S with SIGKILL (an OOM kill)
 - AFX_TEST_VERSION=S:V   report version V for stage S
@@ -60,6 +62,12 @@ class _Cheap:
             while time.monotonic() < deadline:
                 ctx.progress(1 - (deadline - time.monotonic()) / float(seconds or 5), "sleeping")
                 time.sleep(0.02)
+        stage, seconds = _hook("AFX_TEST_FFMPEG")
+        if stage == self.name:
+            from afx.media.ffmpeg import run
+
+            run(["-re", "-f", "lavfi", "-i", f"testsrc2=s=320x240:r=25:d={float(seconds or 5)}", "-c:v", "libx264",
+                 "-preset", "ultrafast", str(ctx.workdir / "video.mp4")], what="the test's render")
         stage, job = _hook("AFX_TEST_CRASH")
         if stage == self.name and (not job or job == ctx.job.name):
             os.kill(os.getpid(), signal.SIGKILL)
