@@ -7,12 +7,13 @@ and schema `afx validate` uses.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -31,6 +33,7 @@ from afx.server import accounts, db, idempotency, jobs, uploads
 from afx.server.accounts import Account
 from afx.server.jobs import Refused
 from afx.server.limits import RateLimiter, SharedRateLimiter
+from afx.server.resolver import Resolvers
 from afx.server.settings import Settings
 
 log = logging.getLogger("afx.server")
@@ -174,14 +177,17 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     from afx.server.worker import Workers
 
     workers = Workers(engine, settings)
+    resolvers = Resolvers(settings.resolvers, settings.resolve_budget)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         if start_workers:
             workers.start()
+        resolvers.warm()
         try:
             yield
         finally:
+            resolvers.close()
             workers.stop()
             engine.dispose()
 
@@ -254,32 +260,38 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         return raw, parse_json(raw) if raw else None
 
     async def idempotent(request: Request, acct: Account, raw: bytes,
-                         produce: Callable[[], tuple[int, Any]]) -> JSONResponse:
+                         produce: Callable[[], Awaitable[tuple[int, Any]]]) -> JSONResponse:
+        """Run `produce` under the request's Idempotency-Key. Database work goes to threads:
+        the event loop serves everyone and runs no blocking call (issue 11)."""
         key = request.headers.get("idempotency-key")
         if key is None:
-            status, body = produce()
+            status, body = await produce()
             return SafeJSON(body, status_code=status)
         idempotency.check_key(key)
         request_id = idempotency.request_hash(request.method, request.url.path, raw)
-        replay = idempotency.begin(engine, acct.id, key, request_id)
+        replay = await run_in_threadpool(idempotency.begin, engine, acct.id, key, request_id)
         if replay is not None:
             return SafeJSON(replay[1], status_code=replay[0], headers={"Idempotent-Replayed": "true"})
         try:
-            status, body = produce()
+            status, body = await produce()
         except Refused as exc:
             if exc.status in STORED_REFUSALS:  # the same body will always get this answer
-                idempotency.finish(engine, acct.id, key, exc.status, _error_body(exc))
+                await run_in_threadpool(idempotency.finish, engine, acct.id, key, exc.status, _error_body(exc))
             else:  # 402, 404, 409, 429 depend on the moment: a retry with the key may succeed
-                idempotency.release(engine, acct.id, key)
+                await run_in_threadpool(idempotency.release, engine, acct.id, key)
             raise
         except SpecError as exc:
-            idempotency.finish(engine, acct.id, key, 422, _spec_error_body(exc))
+            await run_in_threadpool(idempotency.finish, engine, acct.id, key, 422, _spec_error_body(exc))
             raise
         except BaseException:
-            idempotency.release(engine, acct.id, key)
+            # (also a cancelled request: released in a thread we do not wait for)
+            await asyncio.shield(run_in_threadpool(idempotency.release, engine, acct.id, key))
             raise
-        idempotency.finish(engine, acct.id, key, status, body)
+        await run_in_threadpool(idempotency.finish, engine, acct.id, key, status, body)
         return SafeJSON(body, status_code=status)
+
+    def in_thread(fn: Callable[[], tuple[int, Any]]) -> Callable[[], Awaitable[tuple[int, Any]]]:
+        return lambda: run_in_threadpool(fn)
 
     # -- jobs ---------------------------------------------------------------------------
     job_body_doc = {"requestBody": {"required": True, "content": {"application/json": {
@@ -292,8 +304,12 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         if body is None:
             raise Refused(422, "invalid_request", "send the job as a JSON body")
 
-        def produce() -> tuple[int, Any]:
-            return 201, jobs.submit(engine, settings, acct.id, body)
+        async def produce() -> tuple[int, Any]:
+            job_id = accounts.new_id("job")
+            templates = await run_in_threadpool(jobs.account_templates, engine, acct.id)
+            fields = await resolvers.resolve(acct.id, body, name=job_id, root=str(settings.account_root(acct.id)),
+                                             templates=templates)
+            return 201, await run_in_threadpool(jobs.create, engine, settings, acct.id, job_id, body, fields)
 
         answer = await idempotent(request, acct, raw, produce)
         workers.notify()
@@ -331,7 +347,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
               summary="Approve staged job", responses=_errors(401, 404, 409, 429))
     async def approve(job_id: str, request: Request, acct: Account = Depends(account)) -> JSONResponse:
         raw = await small_body(request)
-        answer = await idempotent(request, acct, raw, lambda: (200, jobs.approve(engine, settings, acct.id, job_id)))
+        answer = await idempotent(request, acct, raw, in_thread(lambda: (200, jobs.approve(engine, settings, acct.id,
+                                                                                         job_id))))
         workers.notify()
         return answer
 
@@ -350,7 +367,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         if value is not None and not isinstance(value, str):
             raise SpecError([_field("scheduledAt", "must be a string (RFC 3339) or null")])
         at = _rfc3339(value) if value is not None else None
-        answer = jobs.schedule(engine, settings, acct.id, job_id, at)
+        answer = await run_in_threadpool(jobs.schedule, engine, settings, acct.id, job_id, at)
         workers.notify()
         return answer
 
@@ -381,10 +398,10 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         earlier = None
         if key is not None:
             idempotency.check_key(key)
-            earlier = idempotency.peek(engine, acct.id, key)
+            earlier = await run_in_threadpool(idempotency.peek, engine, acct.id, key)
             if earlier and earlier["state"] == "in_flight":
                 raise Refused(409, "idempotency_in_flight", "an upload with this Idempotency-Key is in progress")
-            if earlier is None and idempotency.begin(engine, acct.id, key, "pending") is not None:
+            if earlier is None and await run_in_threadpool(idempotency.begin, engine, acct.id, key, "pending"):
                 raise Refused(409, "idempotency_in_flight", "an upload with this Idempotency-Key is in progress")
         try:
             got = await uploads.receive(request.stream(), request.headers.get("content-type", ""),
@@ -392,7 +409,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
                                         keep=earlier is None)  # a replay is only compared
         except BaseException:
             if key is not None and earlier is None:
-                idempotency.release(engine, acct.id, key)
+                await asyncio.shield(run_in_threadpool(idempotency.release, engine, acct.id, key))
             raise
         request_id = idempotency.request_hash("POST", "/v1/upload", got.sha256.encode())
         if earlier is not None:
@@ -402,15 +419,19 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             return SafeJSON(json.loads(earlier["response"]), status_code=earlier["status_code"],
                                 headers={"Idempotent-Replayed": "true"})
         file_id = accounts.new_id("file")
-        stored = uploads.store(got, settings.uploads_dir, file_id)
-        with db.write(engine) as conn:
-            conn.execute(insert(db.uploads).values(id=file_id, account_id=acct.id, stored=stored,
-                                                   filename=got.filename, size=got.size, sha256=got.sha256,
-                                                   created=time.time()))
         body = {"fileId": file_id, "filename": got.filename, "size": got.size, "sha256": got.sha256}
-        if key is not None:
-            idempotency.set_request(engine, acct.id, key, request_id)
-            idempotency.finish(engine, acct.id, key, 201, body)
+
+        def record() -> None:
+            stored = uploads.store(got, settings.uploads_dir, file_id)
+            with db.write(engine) as conn:
+                conn.execute(insert(db.uploads).values(id=file_id, account_id=acct.id, stored=stored,
+                                                       filename=got.filename, size=got.size, sha256=got.sha256,
+                                                       created=time.time()))
+            if key is not None:
+                idempotency.set_request(engine, acct.id, key, request_id)
+                idempotency.finish(engine, acct.id, key, 201, body)
+
+        await run_in_threadpool(record)
         return SafeJSON(body, status_code=201)
 
     # -- templates ----------------------------------------------------------------------
@@ -442,7 +463,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
                 row = conn.execute(select(db.templates).where(db.templates.c.id == tid)).mappings().one()
             return 201, _template_view(row)
 
-        return await idempotent(request, acct, raw, produce)
+        return await idempotent(request, acct, raw, in_thread(produce))
 
     @app.delete("/v1/templates/{template_id}", response_model=Deleted, tags=["templates"],
                 summary="Delete a template", responses=_errors(401, 404, 429))

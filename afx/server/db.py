@@ -11,10 +11,13 @@ a time, readers unaffected under WAL), on Postgres a transaction that locks the 
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -214,9 +217,21 @@ def read(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
-    """A transaction for a read-check-write: serialised against other writers (see above)."""
-    with engine.connect().execution_options(afx_write=True) as conn, conn.begin():
+    """A transaction for a read-check-write: serialised against other writers (see above).
+
+    On SQLite, this process's writers also queue on a lock of their own first: SQLite's busy
+    handler retries with sleeps of up to 100 ms and no order, so eight threads writing at
+    once saw answers take up to a second (issue 11, POSTs resolved off the event loop)."""
+    lock: Any = nullcontext()
+    if engine.dialect.name == "sqlite":
+        with _guard:
+            lock = _sqlite_locks.setdefault(engine, threading.RLock())
+    with lock, engine.connect().execution_options(afx_write=True) as conn, conn.begin():
         yield conn
+
+
+_sqlite_locks: weakref.WeakKeyDictionary[Engine, Any] = weakref.WeakKeyDictionary()
+_guard = threading.Lock()
 
 
 def is_postgres(conn: Connection) -> bool:

@@ -57,14 +57,24 @@ def upload_path(engine: Engine, settings: Settings, account_id: str, file_id: An
 
 
 def submit(engine: Engine, settings: Settings, account_id: str, body: Any) -> dict[str, Any]:
-    """POST /jobs. Raises SpecError (422) or Refused; returns the 201 answer."""
+    """POST /jobs in one call, resolving here. Raises SpecError (422) or Refused; returns the
+    201 answer. (afx serve resolves in its resolver processes, then calls `create`.)"""
     from afx.spec.api import resolve_body
 
     job_id = accounts.new_id("job")
-    root = settings.account_root(account_id)
-    job = resolve_body(body, name=job_id, root=root, templates=account_templates(engine, account_id),
-                       uploads=lambda file_id: upload_path(engine, settings, account_id, file_id))
-    fields = job.to_dict()
+    job = resolve_body(body, name=job_id, root=settings.account_root(account_id),
+                       templates=account_templates(engine, account_id), uploads=None)
+    return create(engine, settings, account_id, job_id, body, job.to_dict())
+
+
+def create(engine: Engine, settings: Settings, account_id: str, job_id: str, body: Any,
+           fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The job of a resolved body: its upload checked, credits debited, the row inserted, in
+    one serialised transaction. Raises SpecError (an upload not the account's) or Refused."""
+    from afx.spec.api import unknown_upload
+
+    if fields.get("fileId") is not None and upload_path(engine, settings, account_id, fields["fileId"]) is None:
+        raise unknown_upload(fields["fileId"])
     cost = accounts.credit_cost(fields)
     now = time.time()
     with db.write(engine) as conn:

@@ -23,6 +23,8 @@ class Settings:
     max_upload: int = 500 * 1024 * 1024  # bytes (the API reference)
     attempts: int = 3  # runs a job gets when the server keeps dying under it; then failed + refund
     tick: float = 1.0  # seconds between scheduler checks
+    resolvers: int = 2  # processes resolving POST /jobs bodies (afx.server.resolver)
+    resolve_budget: float = field(default_factory=lambda: float(os.environ.get("AFX_RESOLVE_BUDGET") or 2.0))
     pipeline: str | None = None  # AFX_PIPELINE (tests run cheap stages)
     config: dict[str, Any] = field(default_factory=dict)  # afx.yaml-style: fetch allow-list, publishers
 

@@ -134,13 +134,20 @@ def _refused(body: Mapping[str, Any]) -> list[Diagnostic]:
     return found
 
 
+def unknown_upload(file_id: Any) -> SpecError:
+    return SpecError([Diagnostic(BODY, 0, 0, "fileId", f"no upload {shown(file_id)} in this account",
+                                 "POST /upload returns the fileId to use")])
+
+
 def resolve_body(body: Any, *, name: str, root: Path, templates: Mapping[str, Mapping[str, Any]] = MappingProxyType({}),
-                 uploads: Callable[[str], Path | None] = lambda file_id: None) -> Job:
+                 uploads: Callable[[str], Path | None] | None = lambda file_id: None) -> Job:
     """The Job a POST /jobs body describes, named `name`, or SpecError with every problem.
 
     `templates` are the account's (id -> saved body); `uploads` finds one of the account's
     uploads by fileId. The fileId is checked on the merged job, wherever it came from (the
     body or a template): a fileId that is not the account's is an error naming the field.
+    With uploads=None the caller checks it (afx serve resolves in a process without the
+    database, then checks `fields["fileId"]` itself).
     """
     if not isinstance(body, dict):
         raise SpecError([Diagnostic(BODY, 0, 0, "", "the body must be a JSON object")])
@@ -160,11 +167,10 @@ def resolve_body(body: Any, *, name: str, root: Path, templates: Mapping[str, Ma
         raise SpecError(sorted(set(resolver.diags)) or [Diagnostic(BODY, 0, 0, "", "does not describe a job")])
     job = jobs[0]
     file_id = job.get("fileId")
-    if file_id is not None:
+    if file_id is not None and uploads is not None:
         path = uploads(file_id)
         if path is None:
-            raise SpecError([Diagnostic(BODY, 0, 0, "fileId", f"no upload {shown(file_id)} in this account",
-                                        "POST /upload returns the fileId to use")])
+            raise unknown_upload(file_id)
         # The stored upload is the job's input file: ingest reads it and the cache key hashes it.
         job = dataclasses.replace(job, paths=MappingProxyType({**job.paths, ("fileId",): path}))
     return job

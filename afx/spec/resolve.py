@@ -90,6 +90,7 @@ class _Resolver:
         self._frozen: dict[int, tuple[Any, Any]] = {}
         # Rules a caller relaxes (afx serve: a scheduled job's time may come later, by PATCH).
         self.relaxed: Callable[[Diagnostic], bool] = lambda d: False
+        self.last_error: Exception | None = None  # of the last field that failed to render
 
     def _weight(self, value: Any) -> int:
         hit = self._weights.get(id(value))
@@ -270,11 +271,24 @@ class _Resolver:
         data["name"] = name
         # Only strings the schema knows as strings are rendered: an unknown field is
         # reported, not evaluated.
-        for spath in string_paths("job", data):
-            text = _get(data, spath)
-            if spath != ("name",) and specvars.has_markup(text):
-                rendered = self._render(text, variables, origins, spath, biggest)
-                if rendered is not None:
+        with specvars.job_budget():  # one budget for all of the job's fields (issue 11)
+            produced = 0
+            for spath in string_paths("job", data):
+                text = _get(data, spath)
+                if spath != ("name",) and specvars.has_markup(text):
+                    rendered = self._render(text, variables, origins, spath, biggest)
+                    if rendered is None:
+                        if isinstance(self.last_error, specvars.BudgetError):
+                            break  # the job is over its budget: one error, not one per field
+                        continue
+                    produced += len(rendered)
+                    if produced > specvars.MAX_JOB_OUTPUT:
+                        file, mark = origins.locate(spath)
+                        self.diags.append(Diagnostic(
+                            file, mark.line, mark.column, dotted(spath),
+                            f"the job's rendered fields add up to more than {specvars.MAX_JOB_OUTPUT} characters",
+                            "render less text, or write it out"))
+                        break
                     _set(data, spath, rendered)
         if len(self.diags) > before:
             return None
@@ -307,6 +321,7 @@ class _Resolver:
         try:
             return specvars.render(text, variables, biggest)
         except specvars.VarError as exc:
+            self.last_error = exc
             file, mark = origins.locate(spath)
             self.diags.append(Diagnostic(file, mark.line, mark.column, dotted(spath), exc.message, exc.hint))
             return None

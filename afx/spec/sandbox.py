@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from afx.spec.vars import BUDGET, MAX_OUTPUT, MAX_SOURCE, VarError, largest, slug, weight
+from afx.spec.vars import BUDGET, MAX_NODES, MAX_OUTPUT, MAX_SOURCE, VarError, largest, slug, spend, weight
 
 _SAFE_STR_METHODS = frozenset({
     "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha",
@@ -145,10 +145,15 @@ def environment() -> SpecEnvironment:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile(source: str) -> Any:
+def _parse(source: str) -> tuple[Any, int, int]:
+    """(ast, its number of nodes, its number of names), checked: no forbidden construct."""
     env = environment()
     try:
         ast = env.parse(source)
+        size = sum(1 for _ in ast.find_all(nodes.Node))
+        if size > MAX_NODES:  # compiling costs ~40 us a node: refuse before paying it (issue 11)
+            raise VarError(f"the field's expressions have {size} parts; the limit is {MAX_NODES}",
+                           "put the repeated text in a variable, or write it out")
         for bad in _FORBIDDEN_NODES:
             found = next(ast.find_all(bad), None)
             if found is not None:
@@ -159,12 +164,22 @@ def _compile(source: str) -> Any:
             if node.name in _SPECIAL_NAMES:
                 raise VarError(f"{node.name!r} is not available in specs")
             names += 1
-        return env.from_string(ast), names
+        return ast, size, names
     except TemplateSyntaxError as exc:  # includes unknown filters and tests
         raise VarError(f"template syntax error: {exc.message}") from None
     except (RecursionError, SyntaxError, MemoryError):
         raise VarError(_TOO_COMPLEX) from None
 
+
+@functools.lru_cache(maxsize=4096)
+def _compile(source: str) -> Any:
+    ast, _, _ = _parse(source)
+    try:
+        return environment().from_string(ast)
+    except TemplateSyntaxError as exc:  # unknown filters and tests are found compiling
+        raise VarError(f"template syntax error: {exc.message}") from None
+    except (RecursionError, SyntaxError, MemoryError):
+        raise VarError(_TOO_COMPLEX) from None
 
 
 _TOO_COMPLEX = "expression is nested too deeply or is too complex"
@@ -175,7 +190,9 @@ def render(source: str, variables: Mapping[str, Any], largest_var: int | None = 
     """Render one string field. Raises VarError with a message fit for a diagnostic."""
     if len(source) > MAX_SOURCE:
         raise VarError(f"template text is longer than {MAX_SOURCE} characters")
-    template, names = _compile(source)
+    _, size, names = _parse(source)
+    spend(nodes=size)  # the job's budget, before compiling
+    template = _compile(source)
     if largest_var is None:
         largest_var = largest(variables)
     if names * largest_var > BUDGET:

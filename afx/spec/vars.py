@@ -10,20 +10,31 @@ Specs are hostile input (architecture.md). Beyond `ImmutableSandboxedEnvironment
   `replace`, `list`, `string`, `tojson` are charged the size of their result *before* it
   is built, so `['a' * 200000] * 2000` fails instead of allocating;
 - may not name large variables so often that the output could explode (`{{ x ~ x ~ ...}}`);
-- stops its output at MAX_OUTPUT characters.
+- stops its output at MAX_OUTPUT characters;
+- holds at most MAX_EXPRESSIONS `{{ }}` / `{% %}` per field, counted before anything is
+  compiled: compiling is the expensive part (5,900 `{{ afx.job }}` took seconds, issue 11),
+  and a job's rendered fields together are held to MAX_JOB_OUTPUT (afx.spec.resolve).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 MAX_OUTPUT = 256 * 1024  # characters per rendered field (a long-form script fits)
 MAX_SOURCE = 64 * 1024  # characters of template text per field
 BUDGET = 4 * MAX_OUTPUT  # characters of intermediate values one field may build
+MAX_EXPRESSIONS = 256  # {{ }} and {% %} per field: a spec names a variable a few times
+MAX_NODES = 2000  # parts (names, operators, constants...) of one field's expressions, checked before compiling
+MAX_JOB_OUTPUT = 4 * MAX_OUTPUT  # characters all rendered fields of one job may add up to
+MAX_JOB_EXPRESSIONS = 1024  # {{ }} and {% %} in all fields of one job
+MAX_JOB_NODES = 8000  # expression parts in all fields of one job (~0.3 s of compiling)
+_job_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("afx_job_budget", default=None)
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -34,6 +45,34 @@ class VarError(Exception):
         super().__init__(message)
         self.message, self.hint = message, hint
 
+
+
+@contextlib.contextmanager
+def job_budget() -> Iterator[None]:
+    """Fields rendered inside share one job's budget of expressions and expression parts."""
+    token = _job_budget.set([MAX_JOB_EXPRESSIONS, MAX_JOB_NODES])
+    try:
+        yield
+    finally:
+        _job_budget.reset(token)
+
+
+class BudgetError(VarError):
+    """The job as a whole is over a budget: the other fields are not rendered."""
+
+
+def spend(expressions: int = 0, nodes: int = 0) -> None:
+    box = _job_budget.get()
+    if box is None:
+        return
+    box[0] -= expressions
+    box[1] -= nodes
+    if box[0] < 0:
+        raise BudgetError(f"the job's fields hold more than {MAX_JOB_EXPRESSIONS} {{{{ }}}} expressions in all",
+                       "put the repeated text in a variable, or write it out")
+    if box[1] < 0:
+        raise BudgetError(f"the job's expressions have more than {MAX_JOB_NODES} parts in all",
+                       "put the repeated text in a variable, or write it out")
 
 
 def weight(value: Any, limit: int = BUDGET) -> int:
@@ -109,6 +148,11 @@ def render(source: str, variables: Mapping[str, Any], largest_var: int | None = 
     """Render one string field. Raises VarError with a message fit for a diagnostic."""
     if len(source) > MAX_SOURCE:
         raise VarError(f"template text is longer than {MAX_SOURCE} characters")
+    count = source.count("{{") + source.count("{%")
+    if count > MAX_EXPRESSIONS:
+        raise VarError(f"{count} {{{{ }}}} expressions in one field; the limit is {MAX_EXPRESSIONS}",
+                       "put the repeated text in a variable, or write it out")
+    spend(expressions=count)
     from afx.spec import sandbox  # Jinja is imported only by specs that use it
 
     return sandbox.render(source, variables, largest_var)
