@@ -250,7 +250,11 @@ class Workers:
                 self.cancelled.discard(job_id)
             # Whatever became of the child, its group goes: an ffmpeg it started may outlive a
             # child killed with -9 (issue 11). The child is not reaped before this (see
-            # _exited), so its pid, the group's id, cannot have gone to another process.
+            # _exited), so its pid, the group's id, cannot have gone to another process. A
+            # child that has said its last word gets a moment to exit by itself first.
+            deadline = time.monotonic() + (1.0 if not cancelled and not self.stopping.is_set() else 0.0)
+            while not _exited(proc) and time.monotonic() < deadline:
+                time.sleep(0.01)
             _killpg(proc)
             _wait_group(proc.pid)
             proc.wait()

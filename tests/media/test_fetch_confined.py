@@ -140,15 +140,17 @@ def test_dash_with_separate_audio_is_fetched_natively_and_merged_locally(origin,
     assert leaked(origin) == [] and any("chunk-stream1" in r for r in origin.requests)
 
 
-def test_inside_the_guard_no_other_program_runs_and_ffmpeg_reads_only_local_media(tmp_path):
+def test_inside_the_guard_no_other_downloader_or_program_runs_and_ffmpeg_reads_only_local_media(tmp_path):
     import yt_dlp
-    from yt_dlp.downloader.external import Aria2cFD, FFmpegFD
-    from yt_dlp.downloader.rtmp import RtmpFD
+    from yt_dlp.downloader.external import FFmpegFD
     from yt_dlp.utils import Popen
 
+    others = [cls for cls in ytguard._downloaders() if cls.__name__ not in ytguard._NATIVE]
+    names = {cls.__name__ for cls in others}
+    assert {"FFmpegFD", "Aria2cFD", "CurlFD", "RtmpFD", "WebSocketFragmentFD", "NiconicoLiveFD"} <= names
     available = FFmpegFD.__dict__["available"]
     with ytguard.confined(LOCALHOST), yt_dlp.YoutubeDL({"quiet": True}) as ydl:
-        for fd in (FFmpegFD, Aria2cFD, RtmpFD):
+        for fd in others:  # every downloader yt-dlp has that is not its own HTTP/HLS/DASH/ISM/F4M
             with pytest.raises(ytguard.Refused):
                 fd(ydl, {}).real_download(str(tmp_path / "x.mp4"), {"url": "http://127.0.0.1/x", "protocol": "http"})
         with pytest.raises(FileNotFoundError, match="curl"):
