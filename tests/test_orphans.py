@@ -58,9 +58,11 @@ def living(pids: set[int]) -> set[int]:
 
 
 def ffmpegs_under(pid: int) -> dict[int, int]:
-    """ffmpeg pid -> its parent's pid, for each ffmpeg below `pid`."""
+    """ffmpeg pid -> its parent's pid, for each rendering ffmpeg below `pid` (the test's; not
+    the short `ffmpeg -version` imageio-ffmpeg runs to check its binary)."""
     procs = table()
-    return {p: procs[p][0] for p in descendants(pid) if p in procs and "ffmpeg" in procs[p][2].split(" ")[0]}
+    return {p: procs[p][0] for p in descendants(pid)
+            if p in procs and "ffmpeg" in procs[p][2].split(" ")[0] and "testsrc2" in procs[p][2]}
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -121,6 +123,7 @@ def run_repo(tmp_path):
         started.append(proc)
         return proc
 
+    start.root = root  # type: ignore[attr-defined]
     yield start
     for proc in started:
         try:
@@ -141,6 +144,10 @@ def test_a_parallel_workers_death_takes_its_ffmpeg_and_afx_runs_takes_all(run_re
     ffmpegs = wait_until(lambda: (found := ffmpegs_under(run.pid)) and len(found) == 2 and found, 60,
                          "both workers' ffmpeg")
     (ff1, worker1), (ff2, worker2) = sorted(ffmpegs.items())
+    tmp = run_repo.root / ".afx" / "tmp"
+    assert list(tmp.glob(f"*.p{worker1}-*")), "the worker renders in its work folder"
     kill_and_check(worker1, {worker1, ff1, *descendants(worker1)})
-    assert living({ff2, worker2}) == {ff2, worker2}, "the other worker's job goes on"
+    assert living({ff2, worker2}) == {ff2, worker2}, ("the other worker's job goes on", ffmpegs,
+                                                      table().get(ff2), table().get(worker2))
+    wait_until(lambda: not list(tmp.glob(f"*.p{worker1}-*")), 5, "the dead worker's work folder to go")
     kill_and_check(run.pid, {run.pid, *descendants(run.pid)})

@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
+import shutil
 import signal
 import threading
 import time
@@ -221,7 +222,9 @@ class _Workers:
             if blocked:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         theirs.close()  # only the worker holds its end: when it dies, our reads end
-        return _Worker(proc, ours)
+        from afx import procs
+
+        return _Worker(proc, ours, f"p{proc.pid}-{procs.start_time(proc.pid)}")
 
     def messages(self) -> list[tuple[str, Any]]:
         """Waits until some worker says something; ("event", dict) and ("report", JobReport)."""
@@ -233,6 +236,7 @@ class _Workers:
             except (EOFError, OSError):
                 job = self.jobs.pop(worker)
                 code = _bury(worker)
+                self._remove_work(worker)
                 report = JobReport(job.name, status="failed", error_kind="server",
                                    error=f"the worker process running this job died (exit status {code})")
                 out.append(("report", report))
@@ -242,6 +246,17 @@ class _Workers:
                 self.idle.append(worker)
             out.append((kind, value))
         return out
+
+    def _remove_work(self, worker: _Worker) -> None:
+        """The work folders of a worker that died mid-job (killed): half written, never
+        indexed; removed now rather than by the next run (issue 11)."""
+        from afx import procs
+
+        tmp = Path(self.args[1]) / "tmp"
+        if worker.tag and tmp.is_dir():
+            for folder in tmp.glob(f"*.{worker.tag}.*"):
+                if not procs.tag_alive(folder.name):
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def stop(self, grace: float) -> None:
         """Idle workers are told to leave; busy ones are interrupted (their ffmpeg gets 3 s
@@ -285,6 +300,7 @@ def _bury(worker: _Worker) -> int | None:
 class _Worker:
     proc: Any
     conn: Any
+    tag: str = ""  # names its work folders (afx.procs.tag)
 
 
 def _main_thread() -> bool:
