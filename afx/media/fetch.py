@@ -18,7 +18,7 @@ from typing import Any
 
 from afx.media.ffmpeg import MediaError, ffmpeg_exe
 from afx.media.netguard import BlockedAddress, BlockedURL, Policy
-from afx.media.ytguard import Refused, confined
+from afx.media.ytguard import Refused, confined, handler
 
 MAX_BYTES = 500 * 1024 * 1024
 log = logging.getLogger("afx.fetch")
@@ -52,17 +52,17 @@ def _refused_cause(exc: BaseException) -> BaseException | None:
 
 
 def _blocked_cause(exc: BaseException) -> BaseException | None:
-    return _cause(exc, BlockedAddress)
+    return _cause(exc, (BlockedAddress, BlockedURL))
 
 
-def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+def _cause(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
     seen = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, kind):
             return cur
-        cause = getattr(cur, "cause", None) or getattr(cur, "exc_info", None)
+        cause = getattr(cur, "cause", None) or getattr(cur, "exc_info", None) or getattr(cur, "reason", None)
         if isinstance(cause, tuple):
             cause = cause[1]
         cur = cause if isinstance(cause, BaseException) else (cur.__cause__ or cur.__context__)
@@ -73,7 +73,6 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
           on_progress: Callable[[float], None] = lambda f: None) -> Path:
     """Download `url` into dest/<stem>.<ext>; MediaError naming the URL on any failure."""
     import yt_dlp
-    from yt_dlp.networking._urllib import UrllibRH
     from yt_dlp.networking.exceptions import RequestError
     from yt_dlp.utils import DownloadError
 
@@ -84,8 +83,8 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
 
     class _YDL(yt_dlp.YoutubeDL):
         def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
-            # Only the urllib handler: its connections are the ones `guarded` checks.
-            return super().build_request_director([UrllibRH], preferences)
+            # Only the urllib handler, for http(s): its connections are the ones `confined` checks.
+            return super().build_request_director([handler()], preferences)
 
     def hook(d: dict) -> None:
         total = d.get("total_bytes") or d.get("total_bytes_estimate")

@@ -51,6 +51,8 @@ def classify(address: str) -> str:
         if inner is not None:
             why = classify(str(inner))
             return f"{why} (in IPv6)" if why else ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "site-local"  # fec0::/10: deprecated, but still routed inside some networks
     for attr, why in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
                       ("is_unspecified", "unspecified"), ("is_multicast", "multicast"),
                       ("is_private", "private"), ("is_reserved", "reserved")):

@@ -8,10 +8,13 @@ those programs opens its own connections, which afx cannot check (issue 11: a pl
 allowed host made ffmpeg fetch a segment from 127.0.0.1).
 
 While `confined(policy)` holds:
-- **Connections.** yt-dlp's urllib handler is the only one it is given (`fetch._YDL`); its
-  connection function resolves the host once, checks every address the name has against the
-  policy, and connects to the address it checked (no second lookup: DNS rebinding cannot
-  move it).
+- **Connections.** yt-dlp's urllib handler is the only one it is given (`fetch._YDL`), for
+  http and https only; its connection function resolves the host once, checks every address
+  the name has against the policy, and connects to the address it checked (no second
+  lookup: DNS rebinding cannot move it). ftp:// is refused even where urllib would follow a
+  redirect to it (its FTP handler opens sockets of its own: a review found a redirect to
+  ftp://127.0.0.1 fetched an internal server's file), and any other connection made through
+  the standard library's `socket.create_connection` meanwhile is checked the same way.
 - **Downloaders.** Only yt-dlp's native downloaders, which fetch through that handler, run:
   plain HTTP, native HLS, DASH, ISM and F4M fragments. Any other (ffmpeg, rtmpdump, mpv,
   aria2c, curl, wget, WebSocket, the site-specific ones) raises `Refused`, naming the feature
@@ -33,11 +36,13 @@ import os
 import re
 import socket
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 from afx.media.ffmpeg import SOURCE_INPUT, ffmpeg_exe
-from afx.media.netguard import Policy
+from afx.media.netguard import BlockedURL, Policy
 from afx.procs import die_with_parent
 
 # Native downloaders whose every request goes through `self.ydl.urlopen`, i.e. the checked handler.
@@ -45,6 +50,17 @@ _NATIVE = ("HttpFD", "HttpQuietDownloader", "FragmentFD", "HlsFD", "DashSegments
 _LOCK = threading.Lock()  # the patches are process-wide: one confined download at a time
 _state = threading.local()
 log = logging.getLogger("afx.fetch")
+
+
+def handler() -> type:
+    """yt-dlp's urllib request handler for http and https only (no ftp, data or file)."""
+    from yt_dlp.networking._urllib import UrllibRH
+
+    class GuardedUrllibRH(UrllibRH):
+        _SUPPORTED_URL_SCHEMES = ("http", "https")
+        RH_NAME = "urllib"
+
+    return GuardedUrllibRH
 
 
 class Refused(Exception):
@@ -134,12 +150,18 @@ def confined(policy: Policy) -> Iterator[None]:
     from yt_dlp.networking import _urllib
     from yt_dlp.utils import _utils
 
-    def connect(address: tuple, *args: Any, **kwargs: Any) -> socket.socket:
-        host, port = address[0], address[1]
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        for info in infos:  # every address the name has, or a second lookup could differ
-            policy.check(str(host), info[4][0])
-        return original_connect((infos[0][4][0], port), *args, **kwargs)
+    def checked(connect: Any) -> Any:
+        def guarded_connect(address: tuple, *args: Any, **kwargs: Any) -> socket.socket:
+            host, port = address[0], address[1]
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+            for info in infos:  # every address the name has, or a second lookup could differ
+                policy.check(str(host), info[4][0])
+            return connect((infos[0][4][0], port), *args, **kwargs)
+        return guarded_connect
+
+    def no_ftp(handler: Any, request: Any) -> Any:
+        raise urllib.error.URLError(BlockedURL(f"only http:// and https:// URLs are fetched, not "
+                                               f"{request.full_url.split(':', 1)[0]}:// ({request.full_url[:80]})"))
 
     original_hls_check = HlsFD.__dict__["can_download"]
 
@@ -156,21 +178,26 @@ def confined(policy: Policy) -> Iterator[None]:
         original_popen(self, _confined_ffmpeg(args), *rest, **kwargs)
 
     with _LOCK:
-        original_connect = _urllib.create_connection
-        patched: list[tuple[type, str, Any]] = [(_urllib, "create_connection", original_connect),
-                                                (HlsFD, "can_download", original_hls_check),
-                                                (FFmpegFD, "available", FFmpegFD.__dict__["available"]),
-                                                (_utils.Popen, "__init__", original_popen)]
+        patched: list[tuple[Any, str, Any]] = [(_urllib, "create_connection", _urllib.create_connection),
+                                               (socket, "create_connection", socket.create_connection),
+                                               (urllib.request.FTPHandler, "ftp_open",
+                                                urllib.request.FTPHandler.ftp_open),
+                                               (HlsFD, "can_download", original_hls_check),
+                                               (FFmpegFD, "available", FFmpegFD.__dict__["available"]),
+                                               (_utils.Popen, "__init__", original_popen)]
+        fixed = len(patched)
         for cls in _downloaders():
             if cls.__name__ not in _NATIVE and "real_download" in cls.__dict__:
                 patched.append((cls, "real_download", cls.__dict__["real_download"]))
         _state.hls = None
         try:
-            _urllib.create_connection = connect
+            _urllib.create_connection = checked(_urllib.create_connection)
+            socket.create_connection = checked(socket.create_connection)  # type: ignore[assignment]
+            urllib.request.FTPHandler.ftp_open = no_ftp  # type: ignore[method-assign]
             HlsFD.can_download = classmethod(hls_check)
             FFmpegFD.available = classmethod(lambda cls, path=None: False)
             _utils.Popen.__init__ = popen
-            for cls, attr, _ in patched[4:]:
+            for cls, attr, _ in patched[fixed:]:
                 setattr(cls, attr, _refuse)
             yield
         finally:

@@ -206,3 +206,52 @@ def test_afx_run_of_such_a_job_fails_its_ingest_as_the_inputs_fault(origin, repo
     assert r.code == 3, r.text
     assert "a: ingest" in r.err and "METHOD=SAMPLE-AES" in r.err, r.err
     assert leaked(origin) == [] and not (repo.root / "out" / "a").exists()
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on 127.0.0.1 that counts the connections it is sent (an FTP server, say)."""
+    import socket
+    import threading
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    accepted: list[tuple] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = sock.accept()
+            except OSError:
+                continue
+            accepted.append(peer)
+            conn.sendall(b"220 ready\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    sock.close()
+
+
+@pytest.mark.parametrize("how", ["redirect", "page", "segment"])
+def test_ftp_is_never_opened_however_it_is_reached(origin, tmp_path, listener, how):
+    # Found in review: urllib's FTP handler opens sockets of its own, unchecked.
+    port, accepted = listener
+    ftp = f"ftp://127.0.0.1:{port}/secret.mp4"
+    if how == "redirect":
+        origin.redirects["/go"] = ftp
+        url = origin.url("go", host="localhost")
+    elif how == "page":
+        (origin.root / "p.html").write_text(f'<html><body><video><source src="{ftp}" type="video/mp4"></video>'
+                                            "</body></html>")
+        url = origin.url("p.html", host="localhost")
+    else:
+        (origin.root / "f.m3u8").write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{ftp}\n#EXT-X-ENDLIST\n")
+        url = origin.url("f.m3u8", host="localhost")
+    message = refused(origin, tmp_path, url)
+    assert "ftp" in message, message
+    assert accepted == [], "a connection reached the FTP port"

@@ -50,7 +50,7 @@ def test_sniff_checks_content_not_name(media):
     ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"), ("::1", "loopback"), ("fe80::1", "link-local"),
     ("fd00::1", "private"), ("::ffff:127.0.0.1", "loopback (in IPv6)"), ("::ffff:169.254.169.254", "link-local"),
     ("2002:7f00:1::", "loopback (in IPv6)"), ("64:ff9b::a9fe:a9fe", "link-local (in IPv6)"),
-    ("fd00:ec2::254", "private"),
+    ("fd00:ec2::254", "private"), ("fec0::1", "site-local"),
 ])
 def test_non_public_addresses_are_refused(address, why):
     assert classify(address).startswith(why.split(" (")[0])
