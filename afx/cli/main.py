@@ -106,17 +106,20 @@ def _setup_logging(env: Environment) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--strict", is_flag=True, help="A local media file that is missing is an error, not a warning.")
 @output_options
 @click.pass_context
-def validate(ctx: click.Context, paths: tuple[str, ...]) -> int:
+def validate(ctx: click.Context, paths: tuple[str, ...], strict: bool) -> int:
     """Check spec files: schema, templates, variables, matrix, local files.
 
     PATHS are spec files or folders (default: the spec repo around the current folder, or
     ./specs). Every problem in every file is reported, as file:line:col: field: message.
+    A local media file that is not on disk (media are often not in git) is a warning;
+    `afx run` needs it.
     """
     from afx.cli.commands.validate import validate as run
 
-    return run(_env(ctx), paths)
+    return run(_env(ctx), paths, strict)
 
 
 @cli.command()

@@ -51,6 +51,9 @@ class Resolution:
     templates: dict[str, Template] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: int = 0
+    # Local media named by a spec that are not on disk (with missing_media="warn"): media are
+    # often not committed, so CI validates specs without them (issue 12).
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,8 @@ class _Resolver:
         # Rules a caller relaxes (afx serve: a scheduled job's time may come later, by PATCH).
         self.relaxed: Callable[[Diagnostic], bool] = lambda d: False
         self.last_error: Exception | None = None  # of the last field that failed to render
+        self.missing_ok = False  # a local file not on disk: a warning (afx validate), not an error
+        self.warnings: list[Diagnostic] = []
 
     def _weight(self, value: Any) -> int:
         hit = self._weights.get(id(value))
@@ -338,8 +343,13 @@ class _Resolver:
                 if isinstance(text, str):
                     file, mark = origins.locate(where)
                     target, problem = self._local_path(text, file)
-                    if problem:
-                        out.append(Diagnostic(file, mark.line, mark.column, dotted(where), problem))
+                    if problem and self.missing_ok and problem.startswith(MISSING):
+                        self.warnings.append(Diagnostic(file, mark.line, mark.column, dotted(where),
+                                                        problem[len(MISSING):], "it is needed to run the job"))
+                        resolved[where] = target
+                    elif problem:
+                        out.append(Diagnostic(file, mark.line, mark.column, dotted(where),
+                                              problem.removeprefix(MISSING)))
                     else:
                         resolved[where] = target
         return out, resolved
@@ -356,13 +366,16 @@ class _Resolver:
             target = (base / text).resolve()
             if not target.is_relative_to(self.root):
                 return target, f"{text!r} leaves the spec repo ({display_path(self.root, self.cwd)})"
-            if not target.exists():
-                return target, f"{text!r} not found (looked for {display_path(target, self.cwd)})"
+            if not target.exists() and not target.is_symlink():
+                return target, f"{MISSING}{text!r} not found (looked for {display_path(target, self.cwd)})"
             if not target.is_file():
                 return target, f"{text!r} is not a regular file"
         except (OSError, RuntimeError) as exc:  # name too long, symlink loop
             return target, f"{text[:80]!r} cannot be used: {getattr(exc, 'strerror', None) or exc}"
         return target, ""
+
+
+MISSING = "missing: "  # marks the one path problem that missing_media="warn" lets through
 
 
 def _get(doc: Any, path: tuple) -> Any:
@@ -377,13 +390,18 @@ def _set(doc: Any, path: tuple, value: Any) -> None:
     doc[path[-1]] = value
 
 
-def resolve(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None) -> Resolution:
-    """Load, merge, expand, render and validate. Jobs that resolved, and every problem found."""
+def resolve(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None,
+            missing_media: str = "error") -> Resolution:
+    """Load, merge, expand, render and validate. Jobs that resolved, and every problem found.
+
+    missing_media="warn": a local file that is not on disk is a warning, not an error (the
+    path must still be a valid one inside the repo); its job resolves, with the path."""
     cwd = cwd or Path.cwd()
     files = collect(paths, cwd)
     r = _Resolver(files, cwd)
+    r.missing_ok = missing_media == "warn"
     r.load_templates()
     jobs = r.load_jobs()
     return Resolution(root=files.root, config=files.config, jobs=jobs, templates=r.templates,
                       diagnostics=sorted(set(r.diags)),
-                      files=len(files.job_files) + len(files.template_files))
+                      files=len(files.job_files) + len(files.template_files), warnings=sorted(set(r.warnings)))

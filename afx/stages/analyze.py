@@ -28,10 +28,13 @@ class AnalyzeStage:
         return {}
 
     def files(self, job: Job) -> Mapping[str, Path]:
-        return {}
+        from afx.stages.ingest import source_files
+
+        return source_files(job)  # a source read in place
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         from afx.media.probe import Probe
+        from afx.stages.ingest import source_path
 
         ingest = ctx.inputs["ingest"]
         sources = ingest.meta.get("sources", [])
@@ -39,7 +42,7 @@ class AnalyzeStage:
         for i, src in enumerate(sources):
             info = Probe.from_dict(src["probe"])
             try:
-                result = analyse(ingest.path(src["name"]), info.duration, info.has_audio,
+                result = analyse(source_path(ctx, src), info.duration, info.has_audio,
                                  lambda f, i=i: ctx.progress((i + f) / len(sources), f"analysing {i + 1}"))
             except MediaError as exc:
                 raise StageError(str(exc)) from None

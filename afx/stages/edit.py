@@ -28,20 +28,23 @@ def target_seconds(job: Job) -> float:
 
 class EditStage:
     name = "edit"
-    version = "1"
+    version = "2"
     after: tuple[str, ...] = ("ingest", "analyze")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
         return pick(job, "entry", "format", "durationMins", "render.seconds")
 
     def files(self, job: Job) -> Mapping[str, Path]:
-        return {}
+        from afx.stages.ingest import source_files
+
+        return source_files(job)  # a source read in place
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         from afx.media.analysis import Analysis
         from afx.media.ffmpeg import MediaError
         from afx.media.highlights import select
         from afx.media.profiles import profiles_for
+        from afx.stages.ingest import source_path
 
         sources = ctx.inputs["ingest"].meta.get("sources", [])
         if not sources:
@@ -56,7 +59,7 @@ class EditStage:
             from afx.media.asr import transcribe_file
 
             for k, seg in enumerate(segments):
-                path = ctx.inputs["ingest"].path(sources[seg.source]["name"])
+                path = source_path(ctx, sources[seg.source])
                 if sources[seg.source]["probe"].get("has_audio"):
                     for w in transcribe_file(path, seg.start, seg.duration):
                         if w.start < seg.duration:

@@ -1,14 +1,22 @@
-"""Stage 1, ingest: the job's source media, downloaded or copied, checked and probed (issue 4).
+"""Stage 1, ingest: the job's source media, downloaded or taken as it is, checked and probed.
 
 fetch: each of url, urls (in that order) through yt-dlp behind the address policy of
-afx.yaml's `fetch.allow_hosts`. upload: the spec's `file` (MP4/MOV by content, at most 500
-MB), copied so later edits of the original cannot change a cached result. compose and
-generate have no source media: the stage records that and produces nothing.
+afx.yaml's `fetch.allow_hosts` (issue 4). upload: the spec's `file`, or a server job's stored
+upload: any recording ffmpeg reads (MP4, MOV, MKV, WebM, FLV, TS, AVI, MPG...; checked by
+content), of any size: 500 MB is the API's upload cap, not a local limit (issue 12).
+
+- MP4/MOV and Matroska/WebM are read in place, not copied: a 3-hour VOD of several GB adds
+  nothing to the store. The file is an input of every stage that reads it (its digest is in
+  their keys), so a change to it reruns them, and the stage finds it as ctx.files["file"]
+  (`source_path`), wherever the repo is checked out.
+- Other containers (FLV, MPEG-TS/PS, AVI, ASF, Ogg...) are remuxed into Matroska, streams
+  copied: their seeking is unreliable (an FLV seeked to 0 s decodes no frame at all), and a
+  render seeks into every segment. A codec Matroska cannot hold is transcoded instead.
+compose and generate have no source media: the stage records that and produces nothing.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +25,25 @@ from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.spec.job import Job
 
-MAX_UPLOAD = 500 * 1024 * 1024
+IN_PLACE = ("mov", "matroska")  # the probe's first format name: containers read where they are
+
+
+def source_path(ctx: StageContext, source: Mapping[str, Any]) -> Path:
+    """Where a stage reads one of ingest's sources: the stored file, or the job's own file
+    for a source kept in place (the stage must declare it: `source_files`)."""
+    ref = source.get("ref")
+    if ref:
+        path = ctx.files.get(ref)
+        if path is None:
+            raise StageError(f"the source {source.get('origin')} is read in place, but this stage was not given it")
+        return path
+    return ctx.inputs["ingest"].path(source["name"])
+
+
+def source_files(job: Job) -> dict[str, Path]:
+    """The local source files a job's stages read (to declare in Stage.files)."""
+    path = job.local_path("file") or job.local_path("fileId")
+    return {"file": path} if path is not None else {}
 
 
 def source_urls(job: Job) -> list[str]:
@@ -28,7 +54,7 @@ def source_urls(job: Job) -> list[str]:
 
 class IngestStage:
     name = "ingest"
-    version = "2"
+    version = "3"
     after: tuple[str, ...] = ()
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -36,8 +62,7 @@ class IngestStage:
 
     def files(self, job: Job) -> Mapping[str, Path]:
         # A spec's `file`, or the stored upload a server job's fileId names (afx serve).
-        path = job.local_path("file") or job.local_path("fileId")
-        return {"file": path} if path is not None else {}
+        return source_files(job)
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         from afx.media.ffmpeg import MediaError
@@ -71,23 +96,20 @@ class IngestStage:
 
     def _upload(self, ctx: StageContext) -> dict[str, Any]:
         from afx.media.ffmpeg import MediaError
-        from afx.media.probe import probe, sniff_mp4
+        from afx.media.normalize import remux
+        from afx.media.probe import probe
 
         if "file" not in ctx.files:
             raise StageError(f"fileId {ctx.job.get('fileId')!r} names a file uploaded to an AuraFlux server; "
                              "a local run needs `file:` (a path in the spec repo)")
         src = ctx.files["file"]
         label = ctx.job.get("file") or ctx.job["fileId"]
-        size = src.stat().st_size
-        if size == 0:
+        if src.stat().st_size == 0:
             raise MediaError(f"{label}: file is empty (0 bytes)")
-        if size > MAX_UPLOAD:
-            raise MediaError(f"{label}: {size / 1048576:.0f} MB is over the 500 MB upload limit")
-        if not sniff_mp4(src):
-            raise MediaError(f"{label}: not an MP4 or MOV file (checked by content, not by its name)")
         info = probe(src, label=label)
-        if info.format != "mov,mp4,m4a,3gp,3g2,mj2":
-            raise MediaError(f"{label}: not an MP4 or MOV file ({info.format})")
-        dst = ctx.output(f"source0{src.suffix.lower() or '.mp4'}")
-        shutil.copyfile(src, dst)
-        return {"name": dst.name, "origin": label, "probe": info.to_dict()}
+        if info.format.split(",")[0] in IN_PLACE:
+            return {"name": None, "ref": "file", "origin": label, "probe": info.to_dict(), "kept": "in place"}
+        dst = ctx.output("source0.mkv")
+        how = remux(src, dst, info, label, lambda f: ctx.progress(f, "remuxing"))
+        return {"name": dst.name, "origin": label, "probe": probe(dst, label=label).to_dict(),
+                "kept": f"{how} from {info.format.split(',')[0]}"}

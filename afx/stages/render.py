@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 class RenderStage:
     name = "render"
-    version = "10"
+    version = "11"
     after: tuple[str, ...] = ("ingest", "analyze", "edit", "script")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -41,7 +41,9 @@ class RenderStage:
                     "render.backgrounds")
 
     def files(self, job: Job) -> Mapping[str, Path]:
-        out: dict[str, Path] = {}
+        from afx.stages.ingest import source_files
+
+        out: dict[str, Path] = source_files(job)  # a source read in place
         music = job.local_path_at(("render", "music", "file"))
         if music is not None:
             out["music"] = music
@@ -144,12 +146,13 @@ class RenderStage:
         from afx.media.highlights import Segment
         from afx.media.probe import Probe
         from afx.media.render import Source
+        from afx.stages.ingest import source_path
 
         ingest, analyzed = ctx.inputs["ingest"], ctx.inputs["analyze"]
         sources = []
         for i, src in enumerate(ingest.meta["sources"]):
             a = Analysis.from_dict(json.loads(analyzed.path(f"analysis{i}.json").read_text()))
-            sources.append(Source(ingest.path(src["name"]), Probe.from_dict(src["probe"]),
+            sources.append(Source(source_path(ctx, src), Probe.from_dict(src["probe"]),
                                   list(zip(a.keyframes, a.motion_x)), opts.get("facecam") or a.facecam))
         if not sources:
             raise StageError("no source media to render")

@@ -46,7 +46,6 @@ CASES = {
     "file leaves repo": ({"a.yaml": "entry: upload\nfile: ../../etc/passwd\n"},
                          "a.yaml", 2, "file", "leaves the spec repo"),
     "absolute file": ({"a.yaml": "entry: upload\nfile: /etc/passwd\n"}, "a.yaml", 2, "file", "absolute path"),
-    "file missing": ({"a.yaml": "entry: upload\nfile: media/none.mp4\n"}, "a.yaml", 2, "file", "not found"),
     "file url scheme": ({"a.yaml": "url: file:///etc/passwd\n"}, "a.yaml", 1, "url", "http:// or https://"),
     "template-only fields": ({"a.yaml": "url: https://x.org/v\nid: x\n"}, "a.yaml", 2, "id", "unknown field"),
 }
@@ -65,6 +64,23 @@ def test_bad_input_is_exit_2_with_file_line_and_field(repo, case):
     assert matching, f"no line like {pattern!r} with {fragment!r} in:\n{result.err}"
     assert repo.snapshot() == before
     assert not (repo.root / "out").exists() and not (repo.root / ".afx").exists()
+
+
+def test_missing_media_warn_in_validate_fail_with_strict_and_in_run(repo):
+    # Media are often not in git: CI validates specs without them (issue 12).
+    repo.write("a.yaml", "entry: upload\nfile: media/none.mp4\ntopic: x\n")
+    where = re.compile(r"a\.yaml:2:\d+: file: 'media/none.mp4' not found")
+    plain = repo.afx("validate")
+    assert plain.code == 0 and any(where.search(line) and line.startswith("warning")
+                                   for line in plain.err.splitlines()), plain.text
+    strict = repo.afx("validate", "--strict")
+    assert strict.code == 2 and where.search(strict.err), strict.text
+    run = repo.afx("run")
+    assert run.code == 2 and where.search(run.err), run.text
+    machine = repo.afx("validate", "--json")
+    assert machine.code == 0 and json.loads(machine.out)["warnings"][0]["path"] == "file"
+    repo.write("b.yaml", "entry: upload\nfile: ../outside.mp4\ntopic: x\n")
+    assert repo.afx("validate").code == 2, "a path that leaves the repo stays an error"
 
 
 def test_fifty_megabyte_spec_is_refused_without_reading_it(repo):
