@@ -32,15 +32,24 @@ def _model() -> Any:
 
 
 def _words(audio: Any) -> list[Word]:
-    segments, _ = _model().transcribe(audio, language="en", word_timestamps=True, beam_size=1,
-                                      vad_filter=False, condition_on_previous_text=False)
+    """Every word spoken. Whisper hears words in noise ("Thank you for watching" over a golf
+    swing), so only what its voice activity detector (Silero, shipped with faster-whisper)
+    takes for speech is decoded, and a segment is dropped as Whisper drops silence (a high
+    no-speech probability *and* a low log-probability: afx dropped it on the first alone and
+    lost 30 words of plainly spoken narration, issue 12), when its log-probability is very
+    low, or when it repeats itself (a high compression ratio). Words are kept whatever their
+    confidence: tiny.en is often unsure of real words, and a caption a little off beats a gap."""
+    segments, _ = _model().transcribe(audio, language="en", word_timestamps=True, beam_size=5,
+                                      vad_filter=True, condition_on_previous_text=False)
     out = []
     for seg in segments:
-        if float(getattr(seg, "no_speech_prob", 0.0)) > 0.6:
-            continue
+        lp = float(seg.avg_logprob)
+        silent = float(getattr(seg, "no_speech_prob", 0.0)) > 0.6 and lp < -1.0
+        if silent or lp < -1.2 or float(getattr(seg, "compression_ratio", 0.0)) > 2.4:
+            continue  # ("Thank you for watching" over a golf swing: lp -1.26)
         for w in seg.words or []:
             text = w.word.strip()
-            if text and float(w.probability) > 0.2:
+            if any(c.isalnum() for c in text) and float(w.probability) >= 0.01:
                 out.append(Word(text, round(float(w.start), 3), round(float(w.end), 3)))
     return out
 
@@ -60,7 +69,8 @@ def transcribe_file(path: Path, start: float = 0.0, duration: float | None = Non
     import numpy as np
 
     span = ["-t", f"{duration:.3f}"] if duration else []
-    raw = run(["-ss", f"{start:.3f}", *span, *SOURCE_INPUT, "-i", str(path), "-vn", "-ac", "1", "-ar", str(RATE),
+    seek = ["-ss", f"{start:.3f}"] if start > 0 else []  # (an FLV seeked to 0 lost two thirds of its sound)
+    raw = run([*seek, *span, *SOURCE_INPUT, "-i", str(path), "-vn", "-ac", "1", "-ar", str(RATE),
                "-f", "s16le", "pipe:1"], what=f"reading speech from {path.name}", capture_stdout=True)
     if not raw:
         return []

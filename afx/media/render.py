@@ -69,6 +69,8 @@ class RenderJob:
     music_db: float = -18.0
     captions: str | None = None  # ASS file name in the work folder; fonts in `.fonts` beside it
     stills: Path | None = None  # frames without captions, for the thumbnail: MJPEG in MKV
+    preroll: float = 0.0  # seconds the first frame is held (silent) before the footage: the hook's room
+    postroll: float = 0.0  # seconds the last frame is held after it: the call to action's
     preset: str = "veryfast"
     crf: int = 23
 
@@ -76,7 +78,7 @@ class RenderJob:
     def duration(self) -> float:
         if self.canvas is not None:
             return round(self.canvas.duration, 6)
-        return round(sum(s.duration for s in self.segments), 6)
+        return round(self.preroll + sum(s.duration for s in self.segments) + self.postroll, 6)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -191,7 +193,8 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
             frames = int(round(d * fps))
             samples = int(round(d * 48000))
             skip_video = ["-vn"] if audio_only else []
-            args += [*SOURCE_INPUT, *skip_video, "-ss", f"{seg.start:.6f}", "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
+            seek = ["-ss", f"{seg.start:.6f}"] if seg.start > 0 else []  # (-ss 0 costs a seek, for nothing)
+            args += [*SOURCE_INPUT, *skip_video, *seek, "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
             vin = n
             n += 1
             if src.probe.has_audio:
@@ -207,9 +210,19 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
             chains.append(f"[{ain}]{_STEREO},apad=whole_len={samples},atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
             pairs.append(f"[a{i}]")
         k = len(job.segments)
-        chains.append(f"{''.join(pairs)}concat=n={k}:v=0:a=1[ac]")
+        held = job.preroll > 0 or job.postroll > 0
+        chains.append(f"{''.join(pairs)}concat=n={k}:v=0:a=1[{'ah' if held else 'ac'}]")
         if not audio_only:
-            vchains.append("".join(f"[v{i}]" for i in range(k)) + f"concat=n={k}:v=1:a=0[vc]")
+            vchains.append("".join(f"[v{i}]" for i in range(k)) + f"concat=n={k}:v=1:a=0[{'vh' if held else 'vc'}]")
+        if held:  # the first / last frame held, the footage's sound silent meanwhile (the voice's room)
+            pre = int(round(job.preroll * 48000))
+            chains.append(f"[ah]adelay=delays={pre}S:all=1,apad=whole_len={total},atrim=end_sample={total},"
+                          "asetpts=N/SR/TB[ac]")
+            if not audio_only:
+                frames = int(round(job.duration * fps))
+                vchains.append(f"[vh]tpad=start_duration={job.preroll:.6f}:start_mode=clone:"
+                               f"stop_duration={job.postroll + 1:.6f}:stop_mode=clone,trim=end_frame={frames},"
+                               "setpts=PTS-STARTPTS[vc]")
         bed = "ac"
     elif not audio_only:
         canvas_args, canvas_chains = job.canvas.build(n, fps, job.size, plain=job.stills is not None)

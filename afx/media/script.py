@@ -5,8 +5,9 @@ pool, picked in an order seeded by the topic (the same topic always gives the sa
 script), with the topic's key words filled in. Each pool holds a little over a minute of
 speech, and no line is said twice: a longer target gets a script short of it (`short_by`),
 and the script stage says so (long-form needs the spec's own script, or an LLM). For
-fetch/upload jobs the voice only opens and closes the clip (hook and call to action) and
-may quote what the source says.
+fetch/upload jobs the voice only opens and closes the clip (hook and call to action), and
+never quotes what the source says: recognition of real footage is not exact enough to put
+in a voice's mouth ("least, time, I to keep it", issue 12), and the source says it itself.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ POOLS: dict[str, dict[str, list[str]]] = {
     "hype": {
         "hook": ["Stop scrolling. {Topic}.", "You are not ready for this: {topic}.",
                  "{Topic}, and it is absolutely insane.", "{Topic}. Turn the volume up."],
-        "quote": ["\u201c{quote}\u201d. Yeah, you heard that right."],
         "body": ["Every second of this is pure {k1} energy.", "Watch how fast this turns around.",
                  "Nobody saw this coming, not even the players.", "The timing here is unreal.",
                  "This is why {k1} fans cannot stop talking.", "One move changes everything.",
@@ -53,7 +53,6 @@ POOLS: dict[str, dict[str, list[str]]] = {
     "calm": {
         "hook": ["Let's take a quiet minute: {topic}.", "A calm look at this: {topic}.",
                  "Slow down for a moment. {Topic}."],
-        "quote": ["As someone put it, \u201c{quote}\u201d."],
         "body": ["Notice the small details first.", "There is no rush; everything here has a reason.",
                  "{K1} rewards patience more than speed.", "Take a breath and watch how it unfolds.",
                  "The best moments are often the simplest ones.", "It helps to look at it one step at a time.",
@@ -69,7 +68,6 @@ POOLS: dict[str, dict[str, list[str]]] = {
     "educational": {
         "hook": ["Here's what you need to know: {topic}.", "{Topic}, explained in under a minute.",
                  "The part most people miss: {topic}."],
-        "quote": ["Listen closely: \u201c{quote}\u201d. That's the key."],
         "body": ["Start with the setup, before anything happens.",
                  "The key idea is simple: with {k1}, timing is everything.",
                  "Notice where everyone is positioned.",
@@ -90,7 +88,6 @@ POOLS: dict[str, dict[str, list[str]]] = {
     "funny": {
         "hook": ["Okay. {Topic}. This was not supposed to happen.", "Nobody asked for this, but here we are: {topic}.",
                  "{Topic}: a short story about confidence."],
-        "quote": ["Direct quote: \u201c{quote}\u201d. Incredible."],
         "body": ["Step one: be confident. Step two: regret it.", "You can hear the exact moment the plan died.",
                  "Honestly, {k1} had other ideas.", "This is fine. Everything is fine.",
                  "Plot twist: it somehow worked.", "Someone please check on the teammates.",
@@ -108,7 +105,6 @@ POOLS: dict[str, dict[str, list[str]]] = {
     "dramatic": {
         "hook": ["It all came down to this. {Topic}.", "{Topic}. One chance. No second try.",
                  "They said it couldn't be done. {Topic}."],
-        "quote": ["Then came the words: \u201c{quote}\u201d."],
         "body": ["The pressure was enormous.", "Every second felt like a minute.",
                  "One wrong move, and it would all be over.", "And then, silence.",
                  "What happened next changed everything.", "History was written right here.",
@@ -160,35 +156,22 @@ def keywords(topic: str, extra: Sequence[str] = ()) -> list[str]:
     return ranked or ["this"]
 
 
-def _fill(template: str, topic: str, kws: list[str], quote: str = "") -> str:
+def _fill(template: str, topic: str, kws: list[str]) -> str:
     k1 = kws[0]
     k2 = kws[1] if len(kws) > 1 else kws[0]
-    text = template.format(topic=topic, Topic=topic[:1].upper() + topic[1:], k1=k1, k2=k2, K1=k1[:1].upper() + k1[1:],
-                           quote=quote)
+    text = template.format(topic=topic, Topic=topic[:1].upper() + topic[1:], k1=k1, k2=k2, K1=k1[:1].upper() + k1[1:])
     return re.sub(r"\s+", " ", text).strip()
 
 
-def pick_quote(heard: Sequence[str]) -> str:
-    """A short line from what the source says (3-8 words), if there is one."""
-    text = " ".join(heard)
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        n = len(sentence.split())
-        if 3 <= n <= 8:
-            return sentence.strip().rstrip(".")
-    return ""
-
-
 def write(topic: str, tone: str | None, seconds: float, words_per_second: float, *,
-          bookends_only: bool = False, heard: Sequence[str] = ()) -> Script:
+          bookends_only: bool = False) -> Script:
     """A script of about `seconds` of speech (or only hook and call to action)."""
     pools = POOLS.get((tone or "").strip().lower(), POOLS[DEFAULT_TONE])
     topic = " ".join((topic or "this").split()) or "this"
     seed = int(hashlib.sha256(f"{topic}|{tone}".encode()).hexdigest()[:12], 16)
     rnd = random.Random(seed)
-    quote = pick_quote(heard)
-    kws = keywords(topic, [quote] if quote else [])
-    hook_t = rnd.choice(pools["quote"]) if quote and bookends_only else rnd.choice(pools["hook"])
-    hook = _fill(hook_t, topic, kws, quote)
+    kws = keywords(topic)
+    hook = _fill(rnd.choice(pools["hook"]), topic, kws)
     cta = _fill(rnd.choice(pools["cta"]), topic, kws)
     if bookends_only:
         return Script(hook, (), cta)

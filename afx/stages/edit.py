@@ -1,8 +1,11 @@
 """Stage analyze → edit: which parts of the sources make the video, and what is said in them.
 
 Highlight choice (issue 4) moved here from render so the script stage can write from what
-the chosen footage says, and render and captions use the same cut. The speech of the
-chosen segments is transcribed (faster-whisper, offline) into the output's timeline.
+the chosen footage says, and render and captions use the same cut. The speech around the
+chosen segments is recognised (faster-whisper, offline, on windows reaching 10 s past each
+segment, never the whole of a long source); where the source speaks, each cut is moved onto
+a sentence boundary, so no clip starts or ends inside a word or a sentence (issue 12). The
+words of the final cut are written in the output's timeline (transcript.json).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.spec.job import Job
+from afx.stages.ingest import source_path
 
 SHORT_MAX = 60.0
+WINDOW = 10.0  # seconds of speech recognised beyond each chosen segment: where its cuts may move
 
 
 def target_seconds(job: Job) -> float:
@@ -28,7 +33,7 @@ def target_seconds(job: Job) -> float:
 
 class EditStage:
     name = "edit"
-    version = "2"
+    version = "3"
     after: tuple[str, ...] = ("ingest", "analyze")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -44,7 +49,7 @@ class EditStage:
         from afx.media.ffmpeg import MediaError
         from afx.media.highlights import select
         from afx.media.profiles import profiles_for
-        from afx.stages.ingest import source_path
+        from afx.media.speech import snap
 
         sources = ctx.inputs["ingest"].meta.get("sources", [])
         if not sources:
@@ -52,23 +57,50 @@ class EditStage:
         analyses = [Analysis.from_dict(json.loads(ctx.inputs["analyze"].path(f"analysis{i}.json").read_text()))
                     for i in range(len(sources))]
         fps = profiles_for(ctx.job.get("format", "short"), ())[0].fps  # every profile of a format shares it
-        segments = select(analyses, target_seconds(ctx.job), fps)
-        words = []
-        offset = 0.0
+        target = target_seconds(ctx.job)
+        segments = select(analyses, target, fps)
         try:
-            from afx.media.asr import transcribe_file
-
-            for k, seg in enumerate(segments):
-                path = source_path(ctx, sources[seg.source])
-                if sources[seg.source]["probe"].get("has_audio"):
-                    for w in transcribe_file(path, seg.start, seg.duration):
-                        if w.start < seg.duration:
-                            words.append({"text": w.text, "start": round(offset + w.start, 3),
-                                          "end": round(offset + min(w.end, seg.duration), 3)})
-                offset += seg.duration
-                ctx.progress((k + 1) / len(segments), "transcribing")
+            heard = self._hear(ctx, sources, segments)
         except MediaError as exc:
             raise StageError(str(exc)) from None
+        if any(heard):
+            # The source speaks: no cut inside a word or a sentence (issue 12).
+            segments = snap(segments, heard, [a.duration for a in analyses], target, fps)
+        words = []
+        offset = 0.0
+        for seg in segments:
+            for w in heard[seg.source]:
+                if w.start >= seg.start - 0.05 and w.end <= seg.end + 0.05:
+                    words.append({"text": w.text, "start": round(offset + max(w.start - seg.start, 0.0), 3),
+                                  "end": round(offset + min(w.end, seg.end) - seg.start, 3)})
+            offset += seg.duration
         ctx.output("transcript.json").write_text(json.dumps(words))
         return {"segments": [s.to_dict() for s in segments], "seconds": round(offset, 3),
                 "speech_words": len(words)}
+
+    def _hear(self, ctx: StageContext, sources: list, segments: list) -> list[list]:
+        """Each source's words (source time) around the chosen segments: recognition on
+        windows reaching WINDOW seconds past each segment, not on the whole of a long source."""
+        from afx.media.asr import transcribe_file
+        from afx.media.tts import Word
+
+        heard: list[list[Word]] = [[] for _ in sources]
+        windows: list[list[list[float]]] = [[] for _ in sources]
+        for seg in segments:
+            if sources[seg.source]["probe"].get("has_audio"):
+                duration = float(sources[seg.source]["probe"]["duration"])
+                lo, hi = max(seg.start - WINDOW, 0.0), min(seg.end + WINDOW, duration)
+                if windows[seg.source] and lo <= windows[seg.source][-1][1]:
+                    windows[seg.source][-1][1] = max(windows[seg.source][-1][1], hi)
+                else:
+                    windows[seg.source].append([lo, hi])
+        todo = sum(len(w) for w in windows)
+        done = 0
+        for i, spans in enumerate(windows):
+            path = source_path(ctx, sources[i])
+            for lo, hi in spans:
+                for w in transcribe_file(path, lo, hi - lo):
+                    heard[i].append(Word(w.text, round(lo + w.start, 3), round(lo + w.end, 3)))
+                done += 1
+                ctx.progress(done / max(todo, 1), "transcribing")
+        return heard

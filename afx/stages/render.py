@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 class RenderStage:
     name = "render"
-    version = "11"
+    version = "12"
     after: tuple[str, ...] = ("ingest", "analyze", "edit", "script")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -78,6 +78,7 @@ class RenderStage:
         fmt = job.get("format", "short")
         profiles = profiles_for(fmt, job.get("platforms", ()))
         sources, segments, canvas = [], [], None
+        preroll = postroll = 0.0
         spoken: list[Word] = list(voice_words)
         if entry in ("compose", "generate"):
             seconds = round(float(script.meta.get("seconds", 0.0)), 3)
@@ -87,9 +88,12 @@ class RenderStage:
                       else self._compose(ctx, opts, seconds))
         else:
             sources, segments = self._sources(ctx, opts)
-            seconds = round(sum(s.duration for s in segments), 3)
-            spoken = _merge(voice_words, [Word(**w) for w in json.loads(
-                ctx.inputs["edit"].path("transcript.json").read_text())])
+            preroll = float(script.meta.get("preroll", 0.0))
+            postroll = float(script.meta.get("postroll", 0.0))
+            seconds = round(preroll + sum(s.duration for s in segments) + postroll, 3)
+            heard = [Word(w["text"], round(w["start"] + preroll, 3), round(w["end"] + preroll, 3))
+                     for w in json.loads(ctx.inputs["edit"].path("transcript.json").read_text())]
+            spoken = _merge(voice_words, heard)
         problems = check_duration(profiles, seconds)
         if problems:
             raise StageError("; ".join(problems))
@@ -122,7 +126,8 @@ class RenderStage:
                        title_xy=xy, title_seconds=min(float(title_opts.get("seconds", 3.0)), seconds),
                        canvas=canvas, voice=voice, music=music,
                        music_db=float((opts.get("music") or {}).get("volume", -18)), captions=captions_file,
-                       stills=ctx.output("stills.mkv"))
+                       stills=ctx.output("stills.mkv"), preroll=preroll if sources else 0.0,
+                       postroll=postroll if sources else 0.0)
         meta = render(rj, ctx.workdir, lambda f: ctx.progress(f, "rendering"))
         files = {}
         for out in outputs:
@@ -207,7 +212,9 @@ def _scenes(parts: list[str], words: list[Word], seconds: float) -> list[Scene]:
 
 
 def _merge(voice: list[Word], heard: list[Word]) -> list[Word]:
-    """Captions of what is said: the voiceover, and the footage's speech where the voice is quiet."""
+    """Captions of what is said: the footage's speech word for word, and the voice's words
+    where it speaks (the voice is placed clear of the footage's speech; where a spec's own
+    placement made them meet, the voice's words win the seconds it speaks)."""
     spans = []
     for w in voice:
         if spans and w.start - spans[-1][1] < 0.8:

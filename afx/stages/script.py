@@ -3,8 +3,9 @@
 - compose / generate: the spec's `script` as written; otherwise one written from topic and
   tone (an OpenAI-compatible LLM when configured, else the offline templates), sized to
   the target length. The video is as long as its voiceover.
-- fetch / upload: the voice opens and closes the clip (a hook, a call to action), written
-  from the topic and what the chosen footage says; a spec `script` is spoken from the start.
+- fetch / upload: the voice opens and closes the clip (a hook from the topic, a call to
+  action; a spec `script`'s first paragraph and the rest), never over the source's speech
+  (issue 12): before or after it, in a real pause, or over a held first or last frame.
 The voice track of fetch/upload jobs spans the whole video, so render can mix it as is.
 """
 
@@ -39,7 +40,7 @@ def limit_seconds(job: Job) -> float:
 
 class ScriptStage:
     name = "script"
-    version = "6"
+    version = "7"
     after: tuple[str, ...] = ("edit",)
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -124,7 +125,13 @@ class ScriptStage:
 
     # -- fetch / upload -------------------------------------------------------------------
     def _bookends(self, ctx: StageContext) -> dict[str, Any]:
-        from afx.media.tts import Synthesis
+        """The voice opens and closes the clip, and never talks over the source's speech: the
+        hook before the first word or over a held opening frame, the call to action after the
+        last word, in a real pause or over a held last frame; what has no room is left out,
+        with a warning (afx.media.speech.place). The voice track and its words are on the
+        video's final timeline; render holds the frames `preroll` / `postroll` say."""
+        from afx.media.speech import place
+        from afx.media.tts import Synthesis, Word
 
         job = ctx.job
         seconds = float(ctx.inputs["edit"].meta.get("seconds", 0.0))
@@ -133,29 +140,36 @@ class ScriptStage:
         ctx.output("script.txt", export="script.txt").write_text(text + "\n", encoding="utf-8")
         if voice == "none" or seconds <= 0:
             ctx.output("words.json").write_text("[]")
-            return {"words": len(text.split()), "written_by": written_by, "voice": None, "seconds": seconds, **note}
+            return {"words": len(text.split()), "written_by": written_by, "voice": None, "seconds": seconds,
+                    "preroll": 0.0, "postroll": 0.0, **note}
         parts = [p for p in text.split("\n\n") if p.strip()]
-        synth = Synthesis(voice, job.get("tone"))
-        synth.silence(0.3)
-        synth.say(parts[0])
+        opening = Synthesis(voice, job.get("tone"))
+        opening.say(parts[0])
+        closing = None
         if len(parts) > 1:
             closing = Synthesis(voice, job.get("tone"))
             closing.say(" ".join(parts[1:]))
-            gap = seconds - 0.4 - closing.seconds - synth.seconds
-            if gap >= 1.0:  # room for the call to action at the end, after the footage speaks
-                synth.silence(gap)
-                offset = synth.seconds
-                synth.samples.extend(closing.samples)
-                synth.words.extend(type(w)(w.text, round(w.start + offset, 3), round(w.end + offset, 3))
-                                   for w in closing.words)
-        if synth.seconds > seconds:
-            raise StageError(f"the voiceover ({synth.seconds:.1f} s) is longer than the video ({seconds:.1f} s): "
-                             "shorten the script")
-        synth.silence(seconds - synth.seconds)
-        synth.write(ctx.output("voice.wav"))
-        ctx.output("words.json").write_text(json.dumps([w.to_dict() for w in synth.words]))
-        return {"words": len(text.split()), "written_by": written_by, "voice": synth.voice_name,
-                "engine": synth.engine, "seconds": round(synth.seconds, 3), **note}
+        heard = [Word(**w) for w in json.loads(ctx.inputs["edit"].path("transcript.json").read_text())]
+        spot = place(opening.seconds, closing.seconds if closing else 0.0, heard, seconds, limit_seconds(job))
+        for why in spot.notes:
+            (log.warning if why.startswith("no room") else log.info)("%s: %s", job.name, why)
+        track = Synthesis(voice, job.get("tone"))
+        said = []
+        for at, part, label in ((spot.hook_at, opening, "hook"), (spot.cta_at, closing, "call to action")):
+            if at is None or part is None:
+                continue
+            track.silence(at - track.seconds)
+            offset = track.seconds
+            track.samples.extend(part.samples)
+            track.words.extend(Word(w.text, round(w.start + offset, 3), round(w.end + offset, 3)) for w in part.words)
+            said.append(label)
+        total = round(seconds + spot.extra, 3)
+        track.silence(total - track.seconds)
+        track.write(ctx.output("voice.wav"))
+        ctx.output("words.json").write_text(json.dumps([w.to_dict() for w in track.words]))
+        return {"words": len(track.words), "written_by": written_by, "voice": track.voice_name,
+                "engine": track.engine, "seconds": total, "preroll": spot.preroll, "postroll": spot.postroll,
+                "said": said, "placement": spot.notes, **note}
 
     # -- text -----------------------------------------------------------------------------
     def _text(self, ctx: StageContext, seconds: float, *, bookends: bool) -> tuple[str, str, dict]:
@@ -182,8 +196,7 @@ class ScriptStage:
                 note = {"llm_error": str(exc)}
         else:
             note = {}
-        script = writer.write(topic, job.get("tone"), seconds, tone.words_per_second, bookends_only=bookends,
-                              heard=heard)
+        script = writer.write(topic, job.get("tone"), seconds, tone.words_per_second, bookends_only=bookends)
         if script.short_by >= 5:
             have = seconds - script.short_by
             log.warning("%s: the offline script writer has about %.0f s of lines for this tone, not the %.0f s "
