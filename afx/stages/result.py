@@ -43,5 +43,19 @@ def job_result(job: Job, artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
             "files": sorted(exports),
             "stages": {name: {"digest": a.digest, "seconds": round(a.seconds, 3)}
                        for name, a in artifacts.items()},
+            **_choices(artifacts),
         },
     }
+
+
+def _choices(artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
+    """The decisions afx made, in the form a person can read (and copy into a spec)."""
+    out: dict[str, Any] = {}
+    edit, script = artifacts.get("edit"), artifacts.get("script")
+    if edit is not None and edit.meta.get("segments"):
+        out["cut"] = {"segments": list(edit.meta["segments"]), "speechWords": edit.meta.get("speech_words", 0)}
+    if script is not None and ("preroll" in script.meta or "said" in script.meta):
+        out["voice"] = {"said": list(script.meta.get("said", [])), "preroll": script.meta.get("preroll", 0.0),
+                        "postroll": script.meta.get("postroll", 0.0),
+                        "notes": list(script.meta.get("placement", []))}
+    return out
