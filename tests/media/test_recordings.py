@@ -93,3 +93,27 @@ def test_a_webm_upload_renders_in_place(rrepo, tmp_path):
     assert not_black(video, 1.5, tmp_path / "mid.png") > 10
     assert ingest_meta(rrepo, "webm")["sources"][0]["kept"] == "in place"
     assert not copied(rrepo, webm), "the WebM was copied into the store"
+
+
+# -- what an API's upload takes (afx push) -------------------------------------------------------
+def test_for_upload_sends_mp4_as_it_is_and_makes_the_rest_fit(tmp_path, media):
+    from afx.media.normalize import CannotSend, for_upload
+
+    assert for_upload(media["plain"], tmp_path / "out", "plain.mp4") == (media["plain"], "")
+    mkv = tmp_path / "obs.mkv"
+    ff("-i", str(media["plain"]), "-c", "copy", str(mkv))
+    sent, how = for_upload(mkv, tmp_path / "out", "obs.mkv")
+    assert how.startswith("remuxed into MP4") and probe(sent).format.startswith("mov")
+    webm = tmp_path / "clip.webm"
+    ff("-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=2", "-c:v", "libvpx", str(webm))
+    sent, how = for_upload(webm, tmp_path / "out", "clip.webm")
+    assert how.startswith("transcoded to H.264/AAC") and probe(sent).video_codec == "h264"
+    big = tmp_path / "big.mp4"
+    shutil.copy(media["plain"], big)
+    with open(big, "r+b") as fh:
+        fh.truncate(30 * 1024 * 1024)  # sparse: over a 20 MB cap
+    sent, how = for_upload(big, tmp_path / "out", "big.mp4", max_bytes=20 * 1024 * 1024)
+    assert "over the API" in how and sent.stat().st_size < 20 * 1024 * 1024
+    with pytest.raises(CannotSend) as info:
+        for_upload(big, tmp_path / "out", "big.mp4", max_bytes=100_000)  # 4 s in 100 KB: not watchable
+    assert "cut it first" in str(info.value) and "big.mp4" in str(info.value)

@@ -120,6 +120,22 @@ def test_verify_checks_what_a_push_downloaded(api_server, repo, clip):
     assert "weekly: spec changed since the last push" in r.out
 
 
+def test_push_makes_a_recording_the_api_does_not_take_into_one_it_does(api_server, repo, tmp_path):
+    # The API's upload takes MP4/MOV (afx serve's too): an OBS MKV is remuxed first (issue 12).
+    from tests.mediafix import ff
+
+    plain = plain_clip(tmp_path / "p.mp4", seconds=1, size="160x120", audio=False)
+    ff("-i", str(plain), "-c", "copy", str(repo.root / "obs.mkv"))
+    (repo.root / "media").mkdir(exist_ok=True)
+    (repo.root / "obs.mkv").rename(repo.root / "media" / "obs.mkv")
+    repo.write("vod.yaml", "entry: upload\nfile: media/obs.mkv\ntopic: From OBS\nplatforms: [youtube]\n")
+    r = repo.afx("push", environ=api_server.env(api_server.new_key()))
+    assert r.code == 0, r.text
+    assert "media/obs.mkv: remuxed into MP4" in r.text
+    assert (repo.root / "out" / "vod" / "video.mp4").is_file()
+    assert (repo.root / "media" / "obs.mkv").read_bytes()[:4] == b"\x1aE\xdf\xa3", "the original is untouched"
+
+
 def test_afx_run_and_verify_keep_the_remote_blocks(api_server, repo, clip, monkeypatch):
     two_jobs(repo, clip)
     assert repo.afx("push", environ=api_server.env(api_server.new_key())).code == 0

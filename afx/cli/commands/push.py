@@ -216,10 +216,24 @@ class Pusher:
             file_id = self.uploads.get(item.file_sha)
             item.file_remembered = file_id is not None
             if file_id is None:
-                file_id = self.upload(item, path)
+                file_id = self.upload(item, self.sendable(item, path))
             file_ids = {job["file"]: file_id}
         item.body = job.to_api_body(file_ids, extensions=extensions)
         item.request = "afx-" + hashlib.sha256(f"{job.digest}\n{canonical_json(item.body)}".encode()).hexdigest()
+
+    def sendable(self, item: Item, path: Path) -> Path:
+        """The file as the API's upload takes it (MP4/MOV, at most 500 MB): remuxed or
+        transcoded into .afx/push/ when needed (issue 12); UsageError when it cannot be."""
+        from afx.media.ffmpeg import MediaError
+        from afx.media.normalize import for_upload
+
+        try:
+            sent, how = for_upload(path, self.root / ".afx" / "push" / item.file_sha[:16], item.job["file"])
+        except MediaError as exc:
+            raise UsageError(f"{item.job.source}: file: {exc}") from None
+        if how:
+            self.say(item, f"{item.job['file']}: {how}")
+        return sent
 
     def upload(self, item: Item, path: Path) -> str:
         size = path.stat().st_size
