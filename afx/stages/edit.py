@@ -33,11 +33,11 @@ def target_seconds(job: Job) -> float:
 
 class EditStage:
     name = "edit"
-    version = "3"
+    version = "4"
     after: tuple[str, ...] = ("ingest", "analyze")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "entry", "format", "durationMins", "render.seconds")
+        return pick(job, "entry", "format", "durationMins", "render.seconds", "render.segments")
 
     def files(self, job: Job) -> Mapping[str, Path]:
         from afx.stages.ingest import source_files
@@ -58,12 +58,13 @@ class EditStage:
                     for i in range(len(sources))]
         fps = profiles_for(ctx.job.get("format", "short"), ())[0].fps  # every profile of a format shares it
         target = target_seconds(ctx.job)
-        segments = select(analyses, target, fps)
+        pinned = (ctx.job.get("render") or {}).get("segments")
+        segments = pinned_segments(pinned, analyses, fps) if pinned else select(analyses, target, fps)
         try:
             heard = self._hear(ctx, sources, segments)
         except MediaError as exc:
             raise StageError(str(exc)) from None
-        if any(heard):
+        if any(heard) and not pinned:
             # The source speaks: no cut inside a word or a sentence (issue 12).
             segments = snap(segments, heard, [a.duration for a in analyses], target, fps)
         words = []
@@ -76,7 +77,7 @@ class EditStage:
             offset += seg.duration
         ctx.output("transcript.json").write_text(json.dumps(words))
         return {"segments": [s.to_dict() for s in segments], "seconds": round(offset, 3),
-                "speech_words": len(words)}
+                "speech_words": len(words), "pinned": bool(pinned)}
 
     def _hear(self, ctx: StageContext, sources: list, segments: list) -> list[list]:
         """Each source's words (source time) around the chosen segments: recognition on
@@ -104,3 +105,35 @@ class EditStage:
                 done += 1
                 ctx.progress(done / max(todo, 1), "transcribing")
         return heard
+
+
+def seconds_of(value: Any) -> float:
+    """A timecode of render.segments (62.5, "1:02:10", "00:01:02.500") in seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    total = 0.0
+    for part in str(value).split(":"):
+        total = total * 60 + float(part)
+    return total
+
+
+def pinned_segments(pinned: Any, analyses: list, fps: int) -> list:
+    """render.segments as Segments on the frame grid, checked against the sources."""
+    from afx.media.highlights import Segment
+    from afx.media.highlights import snap as frame_snap
+
+    out = []
+    for i, part in enumerate(pinned):
+        where = f"render.segments[{i}]"
+        source = int(part.get("source", 0))
+        if source >= len(analyses):
+            raise StageError(f"{where}.source: {source} names no source (the job has {len(analyses)})")
+        start, end = seconds_of(part["start"]), seconds_of(part["end"])
+        duration = analyses[source].duration
+        if end <= start:
+            raise StageError(f"{where}: end ({part['end']}) is not after start ({part['start']})")
+        if start >= duration or end > duration + 0.05:
+            raise StageError(f"{where}: {part['start']}-{part['end']} is not within the source "
+                             f"({duration:.2f} s long)")
+        out.append(Segment(source, frame_snap(start, fps), frame_snap(min(end, duration), fps)))
+    return out

@@ -150,3 +150,41 @@ def test_a_clip_without_speech_is_not_given_words(srepo):
     _, edit_files = _last(srepo, "golf", "edit")
     assert json.loads(edit_files["transcript.json"].read_text()) == []
     assert "watching" not in (out / "captions.srt").read_text().lower()
+
+
+# -- the cut, pinned (render.segments) ---------------------------------------------------------
+def test_pinned_segments_are_used_as_they_are_and_result_json_shows_the_cut(srepo, media):
+    shutil.copy(media["story"], srepo.root / "media" / "story.mp4")
+    srepo.write("a.yaml", "entry: upload\nfile: media/story.mp4\ntopic: x\nplatforms: [youtube]\n"
+                          "render: {voice: none, segments: [{start: '0:09', end: 12.5},\n"
+                          "                                  {start: 2, end: '00:00:03.500'}]}\n")
+    r = srepo.afx("run")
+    assert r.code == 0, r.text
+    result = json.loads((srepo.root / "out" / "a" / "result.json").read_text())
+    assert result["afx"]["cut"]["segments"] == [{"source": 0, "start": 9.0, "end": 12.5},
+                                                {"source": 0, "start": 2.0, "end": 3.5}]
+    from afx.media.probe import probe
+
+    assert abs(probe(srepo.root / "out" / "a" / "video.mp4").duration - 5.0) < 0.1
+    # afx's own choice, copied into the spec, gives the same cut
+    srepo.write("b.yaml", "entry: upload\nfile: media/story.mp4\ntopic: x\nplatforms: [youtube]\n"
+                          "render: {voice: none, seconds: 8}\n")
+    assert srepo.afx("run", "b").code == 0
+    chosen = json.loads((srepo.root / "out" / "b" / "result.json").read_text())["afx"]["cut"]["segments"]
+    srepo.write("c.yaml", "entry: upload\nfile: media/story.mp4\ntopic: x\nplatforms: [youtube]\n"
+                          f"render: {{voice: none, segments: {json.dumps(chosen)}}}\n")
+    assert srepo.afx("run", "c").code == 0
+    assert json.loads((srepo.root / "out" / "c" / "result.json").read_text())["afx"]["cut"]["segments"] == chosen
+
+
+@pytest.mark.parametrize("segments,code,message", [
+    ("[{start: 5, end: 4}]", 3, "render.segments[0]: end (4) is not after start (5)"),
+    ("[{start: 1, end: 90}]", 3, "render.segments[0]: 1-90 is not within the source"),
+    ("[{source: 3, start: 1, end: 2}]", 3, "render.segments[0].source: 3 names no source"),
+    ("[{start: '1:2:3:4', end: 5}]", 2, "render.segments[0].start"),
+])
+def test_bad_pinned_segments_name_the_part(srepo, media, segments, code, message):
+    shutil.copy(media["story"], srepo.root / "media" / "story.mp4")
+    srepo.write("a.yaml", f"entry: upload\nfile: media/story.mp4\ntopic: x\nrender: {{segments: {segments}}}\n")
+    r = srepo.afx("run", "--until", "edit")
+    assert r.code == code and message in r.err, r.text
