@@ -22,7 +22,7 @@ from afx.media.probe import open_media
 WINDOW = 0.5  # seconds per audio window
 SILENCE_DB = -45.0
 CUT_THRESHOLD = 0.45  # histogram distance between keyframes that counts as a scene cut
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 3  # 2: times from the container's start, as ffmpeg's -ss counts; 3: YuNet facecams
 
 
 @dataclass
@@ -122,10 +122,11 @@ def keyframe_features(path: Path, on_progress: Callable[[float], None] = lambda 
             stream = container.streams.video[0]
             stream.codec_context.skip_frame = "NONKEY"
             stream.thread_type = "AUTO"
+            origin = container.start_time / 1e6 if container.start_time else 0.0  # ffmpeg's -ss counts from it
             for frame in container.decode(stream):
                 if frame.time is None:
                     continue
-                t = float(frame.time)
+                t = float(frame.time) - origin
                 small = frame.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.float32)
                 hist = np.histogram(small, bins=32, range=(0, 256))[0].astype(np.float32)
                 hist /= max(hist.sum(), 1.0)
@@ -155,26 +156,25 @@ def keyframe_features(path: Path, on_progress: Callable[[float], None] = lambda 
 def find_facecam(samples: list) -> list[float] | None:
     """A face that stays in one corner region across the clip: a streamer's facecam.
 
-    Haar cascade (OpenCV) on up to 16 keyframes at 480x270; the facecam is the face box
-    seen in at least 40% of them, grown to the camera frame around it.
+    The face detector (YuNet, afx.media.faces) on up to 16 keyframes at 480x270; the
+    facecam is the face box seen in at least 40% of them, grown to the camera frame around it.
     """
     if not samples:
         return None
     try:
         import cv2
-    except ImportError:  # pragma: no cover - a dependency; layout split then needs render.facecam
+
+        from afx.media.faces import detector
+        detect = detector()
+    except (ImportError, MediaError):  # pragma: no cover - dependencies; split then needs render.facecam
         return None
     step = max(1, len(samples) // 16)
     picked = samples[::step][:16]
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     hits = []
     for _, image in picked:
-        h, w = image.shape
-        faces = cascade.detectMultiScale(image, scaleFactor=1.15, minNeighbors=5, minSize=(16, 16))
-        for x, y, fw, fh in faces:
-            cx, cy = (x + fw / 2) / w, (y + fh / 2) / h
-            if fw / w < 0.3 and (cx < 0.4 or cx > 0.6):  # small and off-centre: an overlay camera
-                hits.append((cx, cy, fw / w, fh / h))
+        for b in detect(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)):
+            if b.w < 0.3 and (b.cx < 0.4 or b.cx > 0.6):  # small and off-centre: an overlay camera
+                hits.append((b.cx, b.cy, b.w, b.h))
     if len(hits) < max(2, int(0.4 * len(picked))):
         return None
     hits.sort()

@@ -39,7 +39,10 @@ def _words(audio: Any) -> list[Word]:
     lost 30 words of plainly spoken narration, issue 12), when its log-probability is very
     low, or when it repeats itself (a high compression ratio). Words are kept whatever their
     confidence: tiny.en is often unsure of real words, and a caption a little off beats a gap."""
-    segments, _ = _model().transcribe(audio, language="en", word_timestamps=True, beam_size=5,
+    # temperature 0 only: Whisper's fallback decodes a hard stretch again at five higher
+    # temperatures, which made noisy audio cost 0.25 s a second (bench/reframe.py); what it
+    # would have rescued is mostly what the filters below drop anyway
+    segments, _ = _model().transcribe(audio, language="en", word_timestamps=True, beam_size=5, temperature=0.0,
                                       vad_filter=True, condition_on_previous_text=False)
     out = []
     for seg in segments:

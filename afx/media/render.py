@@ -59,7 +59,8 @@ class RenderJob:
     sources: Sequence[Source]
     segments: Sequence[Segment]
     outputs: Sequence[Output]
-    layout: str = "center"  # center | fit | track | split (shorts); long always fits 16:9
+    layout: str = "auto"  # auto | center | fit | track | split (shorts); long always fits 16:9
+    framings: Sequence[dict | None] = ()  # auto: per segment, afx.media.framing.Framing.to_dict()
     title: Path | None = None  # transparent PNG (afx.media.title.title_card)
     title_xy: tuple[int, int] = (0, 0)  # where it goes in the frame
     title_seconds: float = 3.0
@@ -142,9 +143,38 @@ def _track_x(source: Source, seg: Segment, scaled_w: int, out_w: int) -> str:
     return f"'{expr}'"
 
 
-def _reframe(job: RenderJob, source: Source, seg: Segment, label: str) -> str:
+def _auto(job: RenderJob, source: Source, framing: dict, label: str) -> str:
+    """The auto layout's framing of one shot: a crop whose centre follows its path, two
+    stacked windows, or the whole picture fitted (afx.media.framing)."""
     w, h = job.size
     p = source.probe
+    if framing["mode"] == "stack" and len(framing.get("windows", ())) == 2:
+        half = _even(h / 2)
+        parts = []
+        for k, (x, y, ww, wh) in enumerate(framing["windows"]):
+            cw, ch = min(_even(ww * p.width), p.width), min(_even(wh * p.height), p.height)
+            cx = min(max(int(x * p.width), 0), p.width - cw)
+            cy = min(max(int(y * p.height), 0), p.height - ch)
+            parts.append(f"[{label}{k}]crop={cw}:{ch}:{cx}:{cy},{_cover(w, half if k == 0 else h - half, cw, ch)}"
+                         f"[{label}w{k}]")
+        return f"split=2[{label}0][{label}1];{';'.join(parts)};[{label}w0][{label}w1]vstack"
+    if framing["mode"] != "crop" or not framing.get("path"):
+        return _fit_blur(w, h, label)
+    cw = min(_even(p.height * w / h), p.width)
+    span = max(p.width - cw, 0)
+    xs = [(float(t), min(max(c * p.width - cw / 2, 0.0), span)) for t, c in framing["path"]]
+    expr = f"{xs[0][1]:.1f}"
+    for (t0, x0), (t1, x1) in zip(xs, xs[1:]):
+        if t1 > t0 and abs(x1 - x0) > 0.05:
+            expr += f"+{(x1 - x0) / (t1 - t0):.4f}*clip(t-{t0:.3f},0,{t1 - t0:.3f})"
+    return f"crop={cw}:{p.height}:x='{expr}':y=0,scale={w}:{h}:flags=bicubic"
+
+
+def _reframe(job: RenderJob, source: Source, seg: Segment, label: str, framing: dict | None = None) -> str:
+    w, h = job.size
+    p = source.probe
+    if w < h and job.layout == "auto":
+        return _auto(job, source, framing or {"mode": "fit"}, label)
     if w <= h and job.layout in ("track", "split") and p.width / p.height < 1.0:
         layout = "fit"  # a vertical source has nothing to pan across
     else:
@@ -204,10 +234,15 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
                 ain = f"{n}:a"
                 n += 1
             if not audio_only:
-                vchains.append(f"[{vin}:v:0]setpts=PTS-STARTPTS,fps={fps},{_reframe(job, src, seg, f's{i}')},"
+                framing = job.framings[i] if i < len(job.framings) else None
+                # fps with start_time=0, not setpts=PTS-STARTPTS: timestamps stay those of the
+                # input (0 = the seek point), so a video stream that starts after the sound (0.85
+                # s into a real stage clip) is padded with its first frame and stays in sync.
+                vchains.append(f"[{vin}:v:0]fps=fps={fps}:start_time=0,{_reframe(job, src, seg, f's{i}', framing)},"
                               f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop_duration=1,"
                               f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
-            chains.append(f"[{ain}]{_STEREO},apad=whole_len={samples},atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
+            chains.append(f"[{ain}]aresample=async=1:first_pts=0,{_STEREO},apad=whole_len={samples},"
+                          f"atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
             pairs.append(f"[a{i}]")
         k = len(job.segments)
         held = job.preroll > 0 or job.postroll > 0

@@ -11,6 +11,8 @@ words of the final cut are written in the output's timeline (transcript.json).
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,10 @@ from afx.errors import StageError
 from afx.spec.job import Job
 from afx.stages.ingest import source_path
 
+log = logging.getLogger("afx.edit")
+
 SHORT_MAX = 60.0
-WINDOW = 10.0  # seconds of speech recognised beyond each chosen segment: where its cuts may move
+WINDOW = 8.0  # seconds of speech recognised beyond each chosen segment: where its cuts may move (speech.REACH)
 
 
 def target_seconds(job: Job) -> float:
@@ -33,11 +37,11 @@ def target_seconds(job: Job) -> float:
 
 class EditStage:
     name = "edit"
-    version = "4"
+    version = "5"
     after: tuple[str, ...] = ("ingest", "analyze")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "entry", "format", "durationMins", "render.seconds", "render.segments")
+        return pick(job, "entry", "format", "durationMins", "render.seconds", "render.segments", "render.layout")
 
     def files(self, job: Job) -> Mapping[str, Path]:
         from afx.stages.ingest import source_files
@@ -60,13 +64,28 @@ class EditStage:
         target = target_seconds(ctx.job)
         pinned = (ctx.job.get("render") or {}).get("segments")
         segments = pinned_segments(pinned, analyses, fps) if pinned else select(analyses, target, fps)
+        clock = time.perf_counter()
         try:
             heard = self._hear(ctx, sources, segments)
         except MediaError as exc:
             raise StageError(str(exc)) from None
+        timings = {"speech": round(time.perf_counter() - clock, 3)}
         if any(heard) and not pinned:
             # The source speaks: no cut inside a word or a sentence (issue 12).
             segments = snap(segments, heard, [a.duration for a in analyses], target, fps)
+        layout = (ctx.job.get("render") or {}).get("layout", "auto")
+        framings: list[dict | None] = [None] * len(segments)
+        if ctx.job.get("format", "short") == "short" and layout == "auto":
+            clock = time.perf_counter()
+            try:
+                segments, framings = self._frame(ctx, sources, analyses, segments,
+                                                 [p.get("framing") for p in pinned] if pinned else None)
+            except MediaError as exc:
+                raise StageError(str(exc)) from None
+            timings["framing"] = round(time.perf_counter() - clock, 3)
+        # (timings are logged, not kept: a manifest must not differ from run to run)
+        log.info("%s: speech recognition %.1f s, framing %.1f s", ctx.job.name, timings["speech"],
+                 timings.get("framing", 0.0))
         words = []
         offset = 0.0
         for seg in segments:
@@ -76,8 +95,62 @@ class EditStage:
                                   "end": round(offset + min(w.end, seg.end) - seg.start, 3)})
             offset += seg.duration
         ctx.output("transcript.json").write_text(json.dumps(words))
-        return {"segments": [s.to_dict() for s in segments], "seconds": round(offset, 3),
-                "speech_words": len(words), "pinned": bool(pinned)}
+        return {"segments": [{**s.to_dict(), **({"framing": f} if f else {})} for s, f in zip(segments, framings)],
+                "seconds": round(offset, 3), "speech_words": len(words), "pinned": bool(pinned)}
+
+    def _frame(self, ctx: StageContext, sources: list, analyses: list, segments: list,
+               pins: list | None = None) -> tuple[list, list]:
+        """The auto layout's framing of each shot of the cut (afx.media.framing): segments are
+        split at scene cuts, each part framed on its own. Faces are looked for a few times a
+        second over the chosen parts only, never over the whole of a long source. Pinned
+        segments (render.segments) are not split; a pinned framing is used as it is, or as
+        its hand-written form says ({x: 0.3}, {face: left}, {mode: fit})."""
+        from afx.media import faces, framing
+        from afx.media.highlights import Segment
+        from afx.media.highlights import snap as frame_snap
+        from afx.media.probe import Probe
+
+        out_segments, out_framings = [], []
+        total = sum(s.duration for s in segments) or 1.0
+        done = 0.0
+        for k, seg in enumerate(segments):
+            info = Probe.from_dict(sources[seg.source]["probe"])
+            a = analyses[seg.source]
+            pin = (pins[k] or {}) if pins is not None else None
+            if pin and (pin.get("path") or pin.get("windows") or "x" in pin or pin.get("mode") == "fit"):
+                out_segments.append(seg)
+                out_framings.append(_pinned_framing(pin, seg.duration))
+                done += seg.duration
+                continue
+            if info.width <= info.height * 1.05 or info.rotation in (90, 270):
+                out_segments.append(seg)  # portrait or square: fitted, nothing to pan across
+                out_framings.append(framing.Framing("fit").to_dict())
+                done += seg.duration
+                continue
+            path = source_path(ctx, sources[seg.source])
+            cw = framing.crop_width(info.width, info.height, 1080, 1920)
+            seen, cuts = faces.scan(path, seg.start, seg.end, rotation=info.rotation)
+            if pin is not None:  # pinned: one framing for the part as pinned (the camera set at its cuts)
+                if pin.get("face"):
+                    seen = [(t, framing.choose(boxes, pin["face"])) for t, boxes in seen]
+                motion = [(t - seg.start, x) for t, x in zip(a.keyframes, a.motion_x)
+                          if seg.start - 1 <= t <= seg.end + 1]
+                f = framing.frame(seen, seg.duration, cw, motion, cuts, aspect=info.height / info.width,
+                                  stack=pin.get("mode") != "crop" and not pin.get("face"))
+                out_segments.append(seg)
+                out_framings.append(f.to_dict())
+                done += seg.duration
+                continue
+            for lo, hi in framing.shots(0.0, seg.duration, cuts):
+                a0, a1 = frame_snap(seg.start + lo, 30), frame_snap(seg.start + hi, 30)
+                shot = [(t - lo, boxes) for t, boxes in seen if lo - 1e-3 <= t < hi]
+                motion = [(t - a0, x) for t, x in zip(a.keyframes, a.motion_x) if a0 - 1 <= t <= a1 + 1]
+                out_segments.append(Segment(seg.source, a0, a1))
+                out_framings.append(framing.frame(shot, a1 - a0, cw, motion, aspect=info.height / info.width
+                                                  ).to_dict())
+            done += seg.duration
+            ctx.progress(min(done / total, 1.0), "framing")
+        return out_segments, out_framings
 
     def _hear(self, ctx: StageContext, sources: list, segments: list) -> list[list]:
         """Each source's words (source time) around the chosen segments: recognition on
@@ -137,3 +210,11 @@ def pinned_segments(pinned: Any, analyses: list, fps: int) -> list:
                              f"({duration:.2f} s long)")
         out.append(Segment(source, frame_snap(start, fps), frame_snap(min(end, duration), fps)))
     return out
+
+
+def _pinned_framing(pin: dict, duration: float) -> dict:
+    """A framing written in a spec, in the form render uses."""
+    if "x" in pin and not pin.get("path"):
+        return {"mode": "crop", "subjects": 0, "path": [[0.0, float(pin["x"])], [round(duration, 3), float(pin["x"])]]}
+    mode = pin.get("mode") or ("stack" if pin.get("windows") else "crop" if pin.get("path") else "fit")
+    return {k: v for k, v in {**pin, "mode": mode}.items() if k in ("mode", "path", "windows", "subjects")}

@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 class RenderStage:
     name = "render"
-    version = "12"
+    version = "13"
     after: tuple[str, ...] = ("ingest", "analyze", "edit", "script")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -122,7 +122,8 @@ class RenderStage:
                 caps.font_dir(ctx.workdir)
                 captions_file = ".captions.ass"
         music = ctx.files.get("music")
-        rj = RenderJob(sources, segments, outputs, layout=opts.get("layout", "center"), title=title,
+        framings = [s.get("framing") for s in ctx.inputs["edit"].meta.get("segments", [])] if sources else []
+        rj = RenderJob(sources, segments, outputs, layout=opts.get("layout", "auto"), title=title, framings=framings,
                        title_xy=xy, title_seconds=min(float(title_opts.get("seconds", 3.0)), seconds),
                        canvas=canvas, voice=voice, music=music,
                        music_db=float((opts.get("music") or {}).get("volume", -18)), captions=captions_file,
@@ -139,7 +140,7 @@ class RenderStage:
             files[out.path.name] = {"profiles": exports[out.path.name], "width": info.width,
                                     "height": info.height, "fps": info.fps, "seconds": info.duration,
                                     "bytes": info.size}
-        return {"seconds": seconds, "entry": entry, "layout": opts.get("layout", "center") if sources else entry,
+        return {"seconds": seconds, "entry": entry, "layout": opts.get("layout", "auto") if sources else entry,
                 "segments": [s.to_dict() for s in segments], "outputs": files, "title": bool(title),
                 "captions": {"lines": len(lines), "burned": bool(captions_file)},
                 "stills": {"every": rj.still_every},
@@ -161,7 +162,7 @@ class RenderStage:
                                   list(zip(a.keyframes, a.motion_x)), opts.get("facecam") or a.facecam))
         if not sources:
             raise StageError("no source media to render")
-        segments = [Segment(**s) for s in ctx.inputs["edit"].meta.get("segments", [])]
+        segments = [Segment(s["source"], s["start"], s["end"]) for s in ctx.inputs["edit"].meta.get("segments", [])]
         return sources, segments
 
     def _compose(self, ctx: StageContext, opts: dict, seconds: float) -> ComposeCanvas:

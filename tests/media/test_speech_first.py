@@ -161,12 +161,13 @@ def test_pinned_segments_are_used_as_they_are_and_result_json_shows_the_cut(srep
     r = srepo.afx("run")
     assert r.code == 0, r.text
     result = json.loads((srepo.root / "out" / "a" / "result.json").read_text())
-    assert result["afx"]["cut"]["segments"] == [{"source": 0, "start": 9.0, "end": 12.5},
-                                                {"source": 0, "start": 2.0, "end": 3.5}]
+    cut = [{k: v for k, v in s.items() if k != "framing"} for s in result["afx"]["cut"]["segments"]]
+    assert cut == [{"source": 0, "start": 9.0, "end": 12.5}, {"source": 0, "start": 2.0, "end": 3.5}]
+    assert all(s["framing"]["mode"] == "crop" for s in result["afx"]["cut"]["segments"])
     from afx.media.probe import probe
 
     assert abs(probe(srepo.root / "out" / "a" / "video.mp4").duration - 5.0) < 0.1
-    # afx's own choice, copied into the spec, gives the same cut
+    # afx's own choice, copied into the spec, gives the same cut and framing
     srepo.write("b.yaml", "entry: upload\nfile: media/story.mp4\ntopic: x\nplatforms: [youtube]\n"
                           "render: {voice: none, seconds: 8}\n")
     assert srepo.afx("run", "b").code == 0
@@ -188,3 +189,15 @@ def test_bad_pinned_segments_name_the_part(srepo, media, segments, code, message
     srepo.write("a.yaml", f"entry: upload\nfile: media/story.mp4\ntopic: x\nrender: {{segments: {segments}}}\n")
     r = srepo.afx("run", "--until", "edit")
     assert r.code == code and message in r.err, r.text
+
+
+def test_a_framing_written_by_hand_is_used(srepo, media):
+    shutil.copy(media["story"], srepo.root / "media" / "story.mp4")
+    srepo.write("a.yaml", "entry: upload\nfile: media/story.mp4\ntopic: x\nplatforms: [youtube]\n"
+                          "render: {voice: none, segments: [{start: 9, end: 12, framing: {x: 0.2}},\n"
+                          "                                 {start: 2, end: 4, framing: {mode: fit}}]}\n")
+    assert srepo.afx("run", "--until", "render").code == 0
+    edit, _ = _last(srepo, "a", "edit")
+    first, second = (s["framing"] for s in edit.meta["segments"])
+    assert first == {"mode": "crop", "subjects": 0, "path": [[0.0, 0.2], [3.0, 0.2]]}
+    assert second["mode"] == "fit"
