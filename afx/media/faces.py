@@ -65,8 +65,12 @@ class Detector:
             x, y, bw, bh = (float(v) for v in row[:4])
             x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + bw, iw), min(y + bh, ih)
             if x1 > x0 and y1 > y0:
+                # landmarks: right eye, left eye, nose tip, mouth corners (x, y each)
+                eyes = (float(row[4]) + float(row[6])) / 2
+                spread = abs(float(row[6]) - float(row[4])) / 2 or 1.0
+                frontal = max(0.0, 1.0 - abs(float(row[8]) - eyes) / spread)
                 out.append(Box((x0 + x1) / 2 / iw, (y0 + y1) / 2 / ih, (x1 - x0) / iw, (y1 - y0) / ih,
-                               round(float(row[14]), 3)))
+                               round(float(row[14]), 3), round(frontal, 3)))
         return out
 
 

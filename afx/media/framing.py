@@ -37,6 +37,7 @@ class Box:
     w: float
     h: float
     score: float = 1.0
+    frontal: float = 1.0  # 1: looking at the camera; 0: in profile (from the nose between the eyes)
 
     @property
     def left(self) -> float:
@@ -240,3 +241,34 @@ def _simplify(points: list[tuple[float, float]], tolerance: float) -> list[tuple
 def contains(window_centre: float, cw: float, box: Box) -> bool:
     """The face lies wholly inside the window (horizontally)."""
     return window_centre - cw / 2 <= box.left and box.right <= window_centre + cw / 2
+
+
+def windows_at(framing: dict, t: float, cw: float) -> list[tuple[float, float, float, float]]:
+    """What a framing shows of the source at t seconds into its shot: (x, y, w, h) fractions."""
+    if framing.get("mode") == "stack":
+        return [tuple(w) for w in framing.get("windows", [])]  # type: ignore[misc]
+    path = framing.get("path") or []
+    if framing.get("mode") == "crop" and path:
+        x = path[-1][1]
+        for (t0, x0), (t1, x1) in zip(path, path[1:]):
+            if t0 <= t <= t1:
+                x = x0 + (x1 - x0) * (t - t0) / max(t1 - t0, 1e-9)
+                break
+        return [(x - cw / 2, 0.0, cw, 1.0)]
+    return [(0.0, 0.0, 1.0, 1.0)]
+
+
+def inside(box: Box, window: tuple[float, float, float, float]) -> bool:
+    x, y, w, h = window
+    return (x - 1e-3 <= box.left and box.right <= x + w + 1e-3
+            and y - 1e-3 <= box.cy - box.h / 2 and box.cy + box.h / 2 <= y + h + 1e-3)
+
+
+def kept(samples: Sequence[tuple[float, Sequence[Box]]], framing: dict, cw: float) -> tuple[int, int]:
+    """(moments with a face, moments at which a face lies wholly in what the output shows)."""
+    moments = hits = 0
+    for t, boxes in samples:
+        if boxes:
+            moments += 1
+            hits += any(inside(b, w) for b in boxes for w in windows_at(framing, t, cw))
+    return moments, hits

@@ -2,8 +2,10 @@
 
 Candidates are the render's stills (frames without captions, every 2 s) or a video's keyframes, after
 the hook title has faded. Each is scored for sharpness (variance of the Laplacian), exposure
-(mid-grey mean, little clipping), colour, faces (OpenCV Haar) and motion (a peak rather than
-a still); the best wins. A frame time or an image can be given instead.
+(mid-grey mean, little clipping), colour, faces and motion (a peak rather than a still); the
+best wins. When the video shows faces, only a frame with a face can win, and the face counts
+by how frontal and how sharp it is (YuNet, afx.media.faces; issue 12). The title is drawn
+where it covers no face. A frame time or an image can be given instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
 from afx.media.fonts import font_file
@@ -25,6 +28,7 @@ class Candidate:
     time: float
     score: float
     parts: dict
+    faces: tuple = ()  # [cx, cy, w, h] fractions of the frame, for the title to avoid
 
 
 def candidates(video: Path, skip: float = 0.0) -> list[Candidate]:
@@ -51,34 +55,42 @@ def candidates(video: Path, skip: float = 0.0) -> list[Candidate]:
             clipped = float(((grey < 8) | (grey > 247)).mean())
             exposure = max(0.0, 1 - abs(mean - 0.5) * 2) * (1 - clipped)
             colour = min(float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) / 120.0, 1.0)
+            boxes, face = _faces(frame, np)
             parts = {"sharpness": round(sharp, 3), "exposure": round(exposure, 3), "colour": round(colour, 3),
-                     "motion": round(min(motion * 8, 1.0), 3), "faces": 0.0}
-            found.append(Candidate(round(t, 3), 0.0, parts))
-    _faces(video, found)
-    return [Candidate(c.time, round(0.35 * c.parts["sharpness"] + 0.25 * c.parts["exposure"] + 0.15 * c.parts["colour"]
-                                    + 0.15 * c.parts["faces"] + 0.10 * c.parts["motion"], 4), c.parts)
-            for c in found]
+                     "motion": round(min(motion * 8, 1.0), 3), "faces": round(face, 3)}
+            found.append(Candidate(round(t, 3), 0.0, parts, boxes))
+    with_faces = [c for c in found if c.parts["faces"] >= 0.25]
+    pool = with_faces or found  # a video of people gets a thumbnail of a person
+    return [Candidate(c.time, round(0.30 * c.parts["sharpness"] + 0.20 * c.parts["exposure"] + 0.10 * c.parts["colour"]
+                                    + 0.30 * c.parts["faces"] + 0.10 * c.parts["motion"], 4), c.parts, c.faces)
+            for c in pool]
 
 
-def _faces(video: Path, found: list[Candidate]) -> None:
-    if not found:
-        return
+def _faces(frame: Any, np: Any) -> tuple[tuple, float]:
+    """The frame's faces, and how good its best face is for a thumbnail: frontal, sharp, big."""
     try:
-        import cv2
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        return
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    for c in found[:: max(1, len(found) // 8)]:
-        raw = run(["-ss", f"{c.time:.3f}", *SAFE_INPUT, "-i", str(video), "-frames:v", "1", "-vf",
-                   "scale=270:-2,format=gray", "-f", "rawvideo", "pipe:1"], what="reading a frame", capture_stdout=True)
-        if not raw:
+        from afx.media.faces import detector
+        detect = detector()
+    except (ImportError, MediaError):  # pragma: no cover - a dependency
+        return (), 0.0
+    width = min(frame.width, 540)
+    image = frame.reformat(width=width, height=max(2, round(frame.height * width / frame.width)),
+                           format="bgr24").to_ndarray()
+    boxes = detect(image)
+    best = 0.0
+    grey = image.mean(axis=2)
+    h, w = grey.shape
+    for b in boxes:
+        x0, x1 = int(max(b.left, 0) * w), int(min(b.right, 1) * w)
+        y0, y1 = int(max(b.cy - b.h / 2, 0) * h), int(min(b.cy + b.h / 2, 1) * h)
+        region = grey[y0:y1, x0:x1]
+        if region.shape[0] < 6 or region.shape[1] < 6:
             continue
-        w = 270
-        img = np.frombuffer(raw, dtype=np.uint8)
-        img = img[: (img.size // w) * w].reshape(-1, w)
-        if len(cascade.detectMultiScale(img, scaleFactor=1.15, minNeighbors=5, minSize=(16, 16))):
-            c.parts["faces"] = 1.0
+        lap = region[:-2, 1:-1] + region[2:, 1:-1] + region[1:-1, :-2] + region[1:-1, 2:] - 4 * region[1:-1, 1:-1]
+        sharp = min(float(lap.var()) / 150.0, 1.0)
+        size = min(b.h / 0.25, 1.0)  # a face a quarter of the frame's height is big enough
+        best = max(best, b.frontal * (0.5 + 0.5 * sharp) * (0.4 + 0.6 * size))
+    return tuple((round(b.cx, 4), round(b.cy, 4), round(b.w, 4), round(b.h, 4)) for b in boxes), best
 
 
 def frame(video: Path, seconds: float) -> bytes:
@@ -92,8 +104,9 @@ def short_text(text: str, words: int = 5) -> str:
     return out.upper() + ("…" if len(parts) > words else "")
 
 
-def compose(picture: bytes, size: tuple[int, int], text: str, out: Path) -> dict:
-    """Cover-crop the picture to `size`, draw the text (big, stroked, on an accent bar), save JPEG."""
+def compose(picture: bytes, size: tuple[int, int], text: str, out: Path, faces: tuple = ()) -> dict:
+    """Cover-crop the picture to `size`, draw the text (big, stroked, on an accent bar) where
+    it covers none of `faces` ([cx, cy, w, h] fractions of the picture), save JPEG."""
     from PIL import Image, ImageDraw, ImageFont, ImageOps
 
     try:
@@ -101,6 +114,7 @@ def compose(picture: bytes, size: tuple[int, int], text: str, out: Path) -> dict
         img.load()
     except Exception as exc:  # noqa: BLE001 - any unreadable picture is one clear error
         raise MediaError("thumbnail picture cannot be read", str(exc)) from None
+    img_size = img.size
     img = ImageOps.fit(img.convert("RGB"), size, method=Image.Resampling.LANCZOS)
     w, h = size
     info = {"size": list(size), "text": text}
@@ -115,7 +129,8 @@ def compose(picture: bytes, size: tuple[int, int], text: str, out: Path) -> dict
             lines = wrap(text.split(), font, int(w * 0.86))
         ascent, descent = font.getmetrics()
         line_h = int((ascent + descent) * 1.02)
-        top = int(h * (0.2 if h > w else 0.08))
+        top = _text_top(len(lines[:3]) * line_h, size, _on_thumb(faces, img_size, size), h > w)
+        info["text_top"] = top
         for i, line in enumerate(lines[:3]):
             lw = font.getlength(line)
             x, y = (w - lw) / 2, top + i * line_h
@@ -134,3 +149,43 @@ def compose(picture: bytes, size: tuple[int, int], text: str, out: Path) -> dict
     out.write_bytes(buf.getvalue())
     info.update(bytes=buf.tell(), quality=quality)
     return info
+
+
+def _on_thumb(faces: tuple, src: tuple[int, int], size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """Face boxes (x0, y0, x1, y1 in thumbnail pixels) after the centred cover crop to `size`."""
+    sw, sh = src
+    w, h = size
+    if sw * h > sh * w:  # wider: the sides are cut
+        cw, ch = sh * w / h, sh
+    else:
+        cw, ch = sw, sw * h / w
+    ox, oy = (sw - cw) / 2, (sh - ch) / 2
+    out = []
+    for cx, cy, bw, bh in faces:
+        x0, x1 = ((cx - bw / 2) * sw - ox) * w / cw, ((cx + bw / 2) * sw - ox) * w / cw
+        y0, y1 = ((cy - bh / 2) * sh - oy) * h / ch, ((cy + bh / 2) * sh - oy) * h / ch
+        if x1 > 0 and x0 < w and y1 > 0 and y0 < h:
+            out.append((x0, y0, x1, y1))
+    return out
+
+
+def _text_top(block: int, size: tuple[int, int], faces: list, portrait: bool) -> int:
+    """Where the title's block starts: the usual place (high in the frame), else the first
+    place that covers no face (a face grown by a tenth), else the one covering least."""
+    w, h = size
+    usual = 0.2 if portrait else 0.08
+    places = [usual, 0.04, 0.62 if portrait else 0.58, 0.72 if portrait else 0.66, 0.4]
+    best, least = int(h * usual), float("inf")
+    for frac in places:
+        top = int(h * frac)
+        if top + block > h * 0.96:
+            continue
+        cover = 0.0
+        for x0, y0, x1, y1 in faces:
+            gy = (y1 - y0) * 0.1
+            cover += max(0.0, min(top + block, y1 + gy) - max(top, y0 - gy)) * (x1 - x0)
+        if cover == 0:
+            return top
+        if cover < least:
+            best, least = top, cover
+    return best

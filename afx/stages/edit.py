@@ -75,11 +75,12 @@ class EditStage:
             segments = snap(segments, heard, [a.duration for a in analyses], target, fps)
         layout = (ctx.job.get("render") or {}).get("layout", "auto")
         framings: list[dict | None] = [None] * len(segments)
+        faces_kept: list[int] = []
         if ctx.job.get("format", "short") == "short" and layout == "auto":
             clock = time.perf_counter()
             try:
-                segments, framings = self._frame(ctx, sources, analyses, segments,
-                                                 [p.get("framing") for p in pinned] if pinned else None)
+                segments, framings, faces_kept = self._frame(ctx, sources, analyses, segments,
+                                                             [p.get("framing") for p in pinned] if pinned else None)
             except MediaError as exc:
                 raise StageError(str(exc)) from None
             timings["framing"] = round(time.perf_counter() - clock, 3)
@@ -96,10 +97,11 @@ class EditStage:
             offset += seg.duration
         ctx.output("transcript.json").write_text(json.dumps(words))
         return {"segments": [{**s.to_dict(), **({"framing": f} if f else {})} for s, f in zip(segments, framings)],
-                "seconds": round(offset, 3), "speech_words": len(words), "pinned": bool(pinned)}
+                "seconds": round(offset, 3), "speech_words": len(words), "pinned": bool(pinned),
+                **({"faces": {"moments": faces_kept[0], "kept": faces_kept[1]}} if faces_kept else {})}
 
     def _frame(self, ctx: StageContext, sources: list, analyses: list, segments: list,
-               pins: list | None = None) -> tuple[list, list]:
+               pins: list | None = None) -> tuple[list, list, list[int]]:
         """The auto layout's framing of each shot of the cut (afx.media.framing): segments are
         split at scene cuts, each part framed on its own. Faces are looked for a few times a
         second over the chosen parts only, never over the whole of a long source. Pinned
@@ -111,6 +113,13 @@ class EditStage:
         from afx.media.probe import Probe
 
         out_segments, out_framings = [], []
+        check = [0, 0]  # moments with a face, moments with one wholly in the output (the score's)
+
+        def count(samples: list, f: dict, cw: float) -> None:
+            moments, hits = framing.kept(samples, f, cw)
+            check[0] += moments
+            check[1] += hits
+
         total = sum(s.duration for s in segments) or 1.0
         done = 0.0
         for k, seg in enumerate(segments):
@@ -139,6 +148,7 @@ class EditStage:
                                   stack=pin.get("mode") != "crop" and not pin.get("face"))
                 out_segments.append(seg)
                 out_framings.append(f.to_dict())
+                count(seen, out_framings[-1], cw)
                 done += seg.duration
                 continue
             for lo, hi in framing.shots(0.0, seg.duration, cuts):
@@ -148,9 +158,10 @@ class EditStage:
                 out_segments.append(Segment(seg.source, a0, a1))
                 out_framings.append(framing.frame(shot, a1 - a0, cw, motion, aspect=info.height / info.width
                                                   ).to_dict())
+                count(shot, out_framings[-1], cw)
             done += seg.duration
             ctx.progress(min(done / total, 1.0), "framing")
-        return out_segments, out_framings
+        return out_segments, out_framings, check
 
     def _hear(self, ctx: StageContext, sources: list, segments: list) -> list[list]:
         """Each source's words (source time) around the chosen segments: recognition on

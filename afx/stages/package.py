@@ -19,7 +19,7 @@ LONG_THUMB = (1280, 720)  # YouTube's custom thumbnail size
 
 class PackageStage:
     name = "package"
-    version = "3"
+    version = "4"
     after: tuple[str, ...] = ("edit", "script", "render")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
@@ -52,6 +52,7 @@ class PackageStage:
         # thumbnail
         size = (info.width, info.height) if fmt == "short" else LONG_THUMB
         text = opts.get("text", thumbnail.short_text(job.get("topic") or ""))
+        faces: tuple = ()  # of the chosen frame: the title keeps off them
         if "file" in opts:
             picture, chosen = ctx.files["thumbnail"].read_bytes(), {"file": opts["file"]}
         else:
@@ -70,8 +71,9 @@ class PackageStage:
                 ranked = sorted(thumbnail.candidates(source, skip=skip), key=lambda c: (-c.score, c.time))
                 best = ranked[0] if ranked else thumbnail.Candidate(min(info.duration / 2, 1.0), 0.0, {})
                 chosen = {"time": best.time, "score": best.score, "parts": best.parts, "clean": clean}
+                faces = best.faces
                 picture = thumbnail.frame(source, chosen["time"])
-        chosen.update(thumbnail.compose(picture, size, text, ctx.output("thumb.jpg", export="thumb.jpg")))
+        chosen.update(thumbnail.compose(picture, size, text, ctx.output("thumb.jpg", export="thumb.jpg"), faces))
         # publish copy, per platform and in general (the API's publishCopy)
         script_text = script.path("script.txt").read_text(encoding="utf-8")
         overrides = thaw(job.get("copy") or {})
@@ -105,8 +107,14 @@ class PackageStage:
         profiles = profiles_for(job.get("format", "short"), job.get("platforms", ()))
         words = json.loads(script.path("words.json").read_text())
         edit = ctx.inputs["edit"]
-        heard = json.loads(edit.path("transcript.json").read_text()) if "transcript.json" in edit.files else []
+        pre = float(script.meta.get("preroll", 0.0))  # the footage starts after the held opening frame
+        heard = [{**w, "start": w["start"] + pre, "end": w["end"] + pre}
+                 for w in (json.loads(edit.path("transcript.json").read_text()) if "transcript.json" in edit.files
+                           else [])]
         speech = [(w["start"], w["end"]) for w in [*words, *heard]]
+        srt = render.path("captions.srt") if "captions.srt" in render.files else None
+        caption_text = " ".join(line for line in srt.read_text(encoding="utf-8").splitlines()
+                                if line.strip() and "-->" not in line and not line.strip().isdigit()) if srt else ""
         captions = render.meta.get("captions") or {}
         captioned = speech if captions.get("burned") else []
         entry = job.get("entry", "fetch")
@@ -119,4 +127,5 @@ class PackageStage:
                      expected=(p.width, p.height, p.fps), seconds=info.duration,
                      target=min(target, min(x.max_seconds for x in profiles)),
                      max_seconds=min(x.max_seconds for x in profiles), speech=speech, captioned=captioned,
-                     text_in_hook=hook_text, seams=seams)
+                     text_in_hook=hook_text, seams=seams, heard=heard, caption_text=caption_text,
+                     voice=[(w["start"], w["end"]) for w in words], faces=edit.meta.get("faces"))

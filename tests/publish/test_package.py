@@ -109,7 +109,7 @@ def test_score_parts_move_the_right_way(crafted):
     assert _part(still, "silence")["points"] < 2 and "silent" in _part(still, "silence")["suggestion"]
     assert _part(still, "hook")["points"] < _part(lively, "hook")["points"]
     assert _part(lively, "silence")["points"] > _part(still, "silence")["points"]
-    assert _part(lively, "picture")["points"] == 10 and _part(still, "picture")["points"] == 10
+    assert _part(lively, "picture")["points"] == 5 and _part(still, "picture")["points"] == 5
     assert still["total"] < lively["total"]
     uncaptioned = _score(crafted / "sharp-late.mp4", speech=[(1, 3), (4, 6)], captioned=[])
     captioned = _score(crafted / "sharp-late.mp4", speech=[(1, 3), (4, 6)], captioned=[(1, 3), (4, 6)])
@@ -117,6 +117,26 @@ def test_score_parts_move_the_right_way(crafted):
     too_long = _score(crafted / "sharp-late.mp4", max_seconds=5.0)
     assert "over the 5 s limit" in _part(too_long, "duration")["suggestion"]
     assert _score(crafted / "silent-still.mp4") == still, "deterministic"
+
+
+def test_score_tells_the_truth_about_speech_and_faces(crafted):
+    # issue 12: a voice over the footage's speech, or captions of the voice alone, scored 15/15
+    heard = [{"text": t, "start": 1.0 + i * 0.4, "end": 1.3 + i * 0.4} for i, t in enumerate(
+        "ask not what your country can do for you".split())]
+    spans = [(w["start"], w["end"]) for w in heard]
+    honest = _score(crafted / "sharp-late.mp4", speech=spans, captioned=spans, heard=heard,
+                    caption_text="Ask not what your country can do for you", voice=[(0.1, 0.8)],
+                    faces={"moments": 10, "kept": 10})
+    filler = _score(crafted / "sharp-late.mp4", speech=spans + [(0.1, 4.0)], captioned=spans + [(0.1, 4.0)],
+                    heard=heard, caption_text="Here's what you need to know explained in under a minute",
+                    voice=[(0.1, 4.0)], faces={"moments": 10, "kept": 3})
+    assert _part(honest, "captions")["points"] == 15 and _part(filler, "captions")["points"] < 4
+    assert "caption what the footage says" in _part(filler, "captions")["suggestion"]
+    assert _part(honest, "voice")["points"] == 10 and _part(filler, "voice")["points"] < 2
+    assert "talks over" in _part(filler, "voice")["suggestion"]
+    assert _part(honest, "framing")["points"] == 10 and _part(filler, "framing")["points"] == 3
+    assert filler["total"] <= honest["total"] - 25
+    assert sum(p["max"] for p in honest["parts"]) == 100
 
 
 class _Collector(html.parser.HTMLParser):
@@ -171,7 +191,7 @@ def test_report_is_well_formed_and_every_file_exists(reported):
     assert set(result) == {"jobId", "status", "videoUrl", "thumbnailUrl", "publishCopy", "completedAt",
                            "publishResults", "afx"}
     assert {r["platform"] for r in result["publishResults"]} == {"tiktok", "youtube"}
-    assert 0 <= result["afx"]["score"]["total"] <= 100 and len(result["afx"]["score"]["parts"]) == 7
+    assert 0 <= result["afx"]["score"]["total"] <= 100 and len(result["afx"]["score"]["parts"]) == 9
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
