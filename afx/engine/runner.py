@@ -152,6 +152,8 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
         digests[stage.name] = manifest.digest
     complete = len(stages) == len(pipeline.stages)
     folder = out_root / job.name
+    if not execute:  # what a plan can show of the stages that are up to date (afx plan --json)
+        report.artifacts = dict(artifacts)
     if len(artifacts) < len(stages):  # planning, with stages still to run
         report.out_current = False
         return report

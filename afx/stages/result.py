@@ -43,13 +43,15 @@ def job_result(job: Job, artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
             "files": sorted(exports),
             "stages": {name: {"digest": a.digest, "seconds": round(a.seconds, 3)}
                        for name, a in artifacts.items()},
-            **_choices(artifacts),
+            **choices(artifacts),
         },
     }
 
 
-def _choices(artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
-    """The decisions afx made, in the form a person can read (and copy into a spec)."""
+def choices(artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
+    """The decisions afx made, in the form a person can read (and copy into a spec): the cut
+    (render.segments, framing included) and where the voice went. In result.json and in
+    afx plan --json."""
     out: dict[str, Any] = {}
     edit, script = artifacts.get("edit"), artifacts.get("script")
     if edit is not None and edit.meta.get("segments"):

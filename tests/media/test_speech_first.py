@@ -176,6 +176,8 @@ def test_pinned_segments_are_used_as_they_are_and_result_json_shows_the_cut(srep
                           f"render: {{voice: none, segments: {json.dumps(chosen)}}}\n")
     assert srepo.afx("run", "c").code == 0
     assert json.loads((srepo.root / "out" / "c" / "result.json").read_text())["afx"]["cut"]["segments"] == chosen
+    plan = json.loads(srepo.afx("plan", "--json", "b").out)
+    assert plan["jobs"][0]["choices"]["cut"]["segments"] == chosen, "afx plan --json shows the choices too"
 
 
 @pytest.mark.parametrize("segments,code,message", [

@@ -36,7 +36,10 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
         env.info(f"warning: {message}")
     stale = [r for r in reports if r.stale]
     if env.json:
-        env.emit_json({"stale": len(stale), "jobs": [r.to_dict() for r in reports]})
+        from afx.stages.result import choices
+
+        env.emit_json({"stale": len(stale), "jobs": [{**r.to_dict(), **({"choices": c} if (c := choices(r.artifacts))
+                                                                           else {})} for r in reports]})
     elif brief:
         for r in reports:
             first = next((s for s in r.stages if s.run), None)
