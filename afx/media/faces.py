@@ -84,9 +84,10 @@ def scan(path: Path, start: float, end: float, every: float = 0.25, rotation: in
     """Faces in path[start:end], a frame every `every` seconds and the first frame of every
     shot: ((seconds after start, boxes) samples, scene cuts in seconds after start).
 
-    Every frame is decoded, but only a strided sample of its luma plane is looked at for cuts
-    (a histogram), so cuts are found to the frame; analysis finds them on keyframes only, and
-    a stage clip cuts between keyframes several times a second.
+    Reference frames are decoded (not the B-frames between them), and only a strided sample
+    of each one's luma plane is looked at for cuts, so cuts are found to within a frame or
+    two; analysis finds them on keyframes only, and a stage clip cuts between keyframes
+    several times a second.
     """
     import av
     import numpy as np
@@ -103,6 +104,7 @@ def scan(path: Path, start: float, end: float, every: float = 0.25, rotation: in
         with open_media(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            stream.codec_context.skip_frame = "NONREF"  # B-frames are not decoded: cuts to within a frame or two
             origin = container.start_time / 1e6 if container.start_time else 0.0  # times as ffmpeg's -ss counts
             if start > 0 and stream.time_base:
                 container.seek(int((start + origin) / stream.time_base), stream=stream, backward=True,
