@@ -76,7 +76,7 @@ def whole(boxes: list, margin: float = 0.01) -> bool:
 def measure_clip(name: str, repo: Path) -> dict:
     from afx.engine.store import Store
     from afx.media.faces import detector
-    from afx.media.framing import crop_width
+    from afx.media.framing import crop_width, inside, windows_at
     from afx.media.probe import probe
 
     src = CLIPS[name]
@@ -102,7 +102,7 @@ def measure_clip(name: str, repo: Path) -> dict:
         while k < d - 0.25:
             src_times.append(seg["start"] + k)
             out_times.append(offset + k)
-            windows.append(_windows(seg.get("framing") or {}, k, cw))
+            windows.append(windows_at(seg.get("framing") or {}, k, cw))
             k += 0.5
         f = seg.get("framing") or {}
         modes.append(f.get("mode", "?"))
@@ -114,41 +114,21 @@ def measure_clip(name: str, repo: Path) -> dict:
     order = sorted(range(len(src_times)), key=lambda i: src_times[i])
     src_frames = dict(zip(order, frames(repo / "media" / src.name, [src_times[i] for i in order])))
     out_frames = frames(repo / "out" / name / "video.mp4", out_times)
-    with_face = inside = 0
+    with_face = kept_now = 0
     for i in range(len(src_times)):
         boxes = detect(src_frames[i]) if i in src_frames else []
         with_face += bool(boxes)
-        inside += any(_within(b, w) for b in boxes for w in windows[i])
+        kept_now += any(inside(b, w) for b in boxes for w in windows[i])
     seen = 0
     for img in out_frames:
         h = img.shape[0]
         halves = [img[: h // 2], img[h // 2:]] if "stack" in modes else [img]
         seen += any(whole(detect(part)) for part in halves)
     return {"clip": name, "samples": len(out_frames), "source_frames_with_face": with_face,
-            "output_frames_with_whole_face": inside, "faces_kept": round(inside / with_face, 3) if with_face else None,
+            "output_frames_with_whole_face": kept_now,
+            "faces_kept": round(kept_now / with_face, 3) if with_face else None,
             "found_again_in_output": seen,  # the detector on the rendered frames: upscaled footage blurs faces
             "camera_max_move_per_frame": round(max(moves, default=0.0), 4), "modes": sorted(set(modes))}
-
-
-def _windows(framing: dict, t: float, cw: float) -> list[tuple[float, float, float, float]]:
-    """The parts of the source in the output at t (fractions): the crop, the stack's windows."""
-    if framing.get("mode") == "stack":
-        return [tuple(w) for w in framing.get("windows", [])]
-    if framing.get("mode") == "crop" and framing.get("path"):
-        path = framing["path"]
-        x = path[-1][1]
-        for (t0, x0), (t1, x1) in zip(path, path[1:]):
-            if t0 <= t <= t1:
-                x = x0 + (x1 - x0) * (t - t0) / max(t1 - t0, 1e-9)
-                break
-        return [(x - cw / 2, 0.0, cw, 1.0)]
-    return [(0.0, 0.0, 1.0, 1.0)]  # fitted: the whole picture
-
-
-def _within(box, window: tuple[float, float, float, float]) -> bool:
-    x, y, w, h = window
-    return (x - 1e-3 <= box.left and box.right <= x + w + 1e-3
-            and y - 1e-3 <= box.cy - box.h / 2 and box.cy + box.h / 2 <= y + h + 1e-3)
 
 
 def speed(minutes: int, repo: Path) -> dict:

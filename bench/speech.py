@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from afx.media.score import in_order  # noqa: E402
 from bench._util import ffmpeg  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "media"
@@ -60,19 +61,6 @@ def words(text: str) -> list[str]:
         parts = re.findall(r"[a-z]+|\d+", token)
         out.extend(NUMBERS.get(p, p) for p in parts)
     return out
-
-
-def in_order(reference: list[str], found: list[str]) -> float:
-    """Longest common subsequence / reference length."""
-    if not reference:
-        return 1.0
-    prev = [0] * (len(found) + 1)
-    for r in reference:
-        cur = [0]
-        for j, f in enumerate(found):
-            cur.append(prev[j] + 1 if r == f else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1] / len(reference)
 
 
 def as_video(src: Path, folder: Path) -> Path:
