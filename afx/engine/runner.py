@@ -140,7 +140,7 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
                 raise
             except Exception as exc:  # a stage failure is reported, never a crash of the run
                 report.status, report.error = "failed", _describe(stage.name, exc, options.verbose)
-                report.error_kind = "job" if isinstance(exc, AfxError) else "server"
+                report.error_kind = fault(exc)
                 report.failed_stage, report.artifacts = stage.name, dict(artifacts)
                 emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "failed",
                       "error": report.error})
@@ -229,6 +229,14 @@ def _lock_block(job: Job, store: Store, artifacts: Mapping[str, Artifacts], stag
         for name, export in arts.exports.items():
             block["files"][export] = outputs_.get(name)
     return block
+
+
+def fault(exc: BaseException) -> str:
+    """Whose fault a stage's failure is, decided here once for every stage (issue 13): "job"
+    for an AfxError (a bad spec, a URL that does not download, a file that is not a video:
+    afx.media's MediaError is one), which a server does not refund; "server" for anything
+    else (a bug, a crash), which it does."""
+    return "job" if isinstance(exc, AfxError) else "server"
 
 
 def _describe(stage: str, exc: BaseException, verbose: bool) -> str:

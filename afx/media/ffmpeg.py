@@ -21,18 +21,22 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from afx.errors import AfxError, ExitStatus
 from afx.procs import die_with_parent
 
 
-class MediaError(Exception):
-    """A media operation failed; the message says what, for whom, and (when known) why."""
+class MediaError(AfxError):
+    """A media operation failed; the message says what, for whom, and (when known) why.
+
+    An AfxError of the input (exit 3, a stage failed): where stages run, the engine reports it
+    as the input's fault, once for every stage (issue 13), so no stage maps it itself and a
+    server job failed by it is not refunded. `what` is the message without its detail."""
+
+    exit_status = ExitStatus.STAGE_FAILED
 
     def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.message, self.detail = message, detail
-
-    def __str__(self) -> str:
-        return f"{self.message}: {self.detail}" if self.detail else self.message
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.what, self.detail = message, detail
 
 
 @functools.cache

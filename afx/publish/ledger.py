@@ -10,7 +10,6 @@ upload's session is saved as it progresses so the next attempt resumes.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import random
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from afx import times
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS publishes (
@@ -200,10 +201,8 @@ class Ledger:
         the row becomes published with its remote id and URL. Returns the row."""
         now = time.time()
         when = record.get("publishedAt")
-        try:
-            at = dt.datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp() if when else now
-        except (ValueError, OverflowError):
-            at = now
+        at = times.timestamp(str(when)) if when else now
+        at = now if at is None else at
         if not 946684800 <= at <= now + 86400:  # 2000-01-01 .. tomorrow; otherwise: now
             at = now
         with self._tx() as db:

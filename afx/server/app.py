@@ -8,14 +8,13 @@ and schema `afx validate` uses.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import copy
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -27,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from afx import __version__
+from afx import __version__, times
 from afx.errors import SpecError, shown
 from afx.server import accounts, db, idempotency, jobs, uploads
 from afx.server.accounts import Account
@@ -35,6 +34,7 @@ from afx.server.jobs import Refused
 from afx.server.limits import RateLimiter, SharedRateLimiter
 from afx.server.resolver import Resolvers
 from afx.server.settings import Settings
+from afx.spec.schema import schema
 
 log = logging.getLogger("afx.server")
 STORED_REFUSALS = (400, 413, 415, 422)
@@ -497,23 +497,14 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
 
 def _template_view(row: Any) -> dict[str, Any]:
     body = json.loads(row["body"])
-    return {"id": row["id"], **body, "name": row["name"], "createdAt": jobs.iso(row["created"])}
+    return {"id": row["id"], **body, "name": row["name"], "createdAt": times.iso(row["created"])}
 
 
 def _rfc3339(value: str) -> str:
-    shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
     try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        if when.tzinfo is None:
-            raise SpecError([_field("scheduledAt", f"{shown} needs a UTC offset (Z or +02:00)")])
-        when = when.astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        raise SpecError([_field("scheduledAt", f"{shown} is not an RFC 3339 time such as 2026-05-26T09:00:00Z")]
-                        ) from None
-    if not 1970 <= when.year <= 9999:
-        raise SpecError([_field("scheduledAt", f"{shown} is not between 1970 and 9999")])
-    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
-            f"{when.second:02d}Z")
+        return times.rfc3339(value)
+    except times.BadTime as exc:
+        raise SpecError([_field("scheduledAt", str(exc))]) from None
 
 
 def _field(path: str, message: str) -> Any:
@@ -641,9 +632,7 @@ def api_schemas() -> dict[str, Any]:
     scheduled...) are listed in the description instead of as if/then, which OpenAPI tools
     render poorly and test generators cannot use; the server enforces them all (422).
     """
-    schemas = Path(__file__).resolve().parent.parent / "schemas"
-    job = json.loads((schemas / "job.schema.json").read_text())
-    template = json.loads((schemas / "template.schema.json").read_text())
+    job, template = copy.deepcopy(schema("job")), copy.deepcopy(schema("template"))
     out: dict[str, Any] = {}
     for name, def_schema in job.pop("$defs", {}).items():
         out[f"JobSpec_{name}"] = _clean(_rewrite_refs(def_schema, "JobSpec_"))

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
+from afx import times
 from afx.errors import shown
 from afx.server import accounts, db
 from afx.server.settings import Settings
@@ -32,11 +33,6 @@ class Refused(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = http_status, code, message, extra
 
-
-def iso(ts: float | None) -> str | None:
-    if not ts:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def account_templates(engine: Engine, account_id: str) -> dict[str, dict[str, Any]]:
@@ -143,11 +139,11 @@ def status_view(row: Mapping[str, Any], base: str) -> dict[str, Any]:
     if row["score"] is not None:
         out["score"] = row["score"]
     out["platforms"] = list(fields.get("platforms") or [])
-    out["createdAt"] = iso(row["created"])
+    out["createdAt"] = times.iso(row["created"])
     out.update({"entry": fields.get("entry"), "format": fields.get("format"), "topic": fields.get("topic"),
                 "publishMode": fields.get("publishMode"), "staging": bool(row["staging"]),
                 "scheduledAt": row["scheduled_at"], "creditCost": row["credit_cost"],
-                "updatedAt": iso(row["updated"])})
+                "updatedAt": times.iso(row["updated"])})
     if publishing(row):
         out["publishing"] = publishing(row)
     if row["status"] == "running":

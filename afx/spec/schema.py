@@ -15,12 +15,12 @@ import functools
 import json
 import re
 from collections.abc import Iterable
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from afx import times
 from afx.errors import Diagnostic
 from afx.spec.load import Mark, dotted
 
@@ -55,7 +55,7 @@ def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True
     # The pattern already asks for a UTC offset; this catches month 13 and the like.
-    datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    times.parse(value)
     return True
 
 

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from afx.engine.stage import StageContext
-from afx.errors import StageError
 from afx.media.analysis import ANALYSIS_VERSION, analyse
-from afx.media.ffmpeg import MediaError
 from afx.spec.job import Job
 
 
@@ -41,11 +39,8 @@ class AnalyzeStage:
         summary = []
         for i, src in enumerate(sources):
             info = Probe.from_dict(src["probe"])
-            try:
-                result = analyse(source_path(ctx, src), info.duration, info.has_audio,
-                                 lambda f, i=i: ctx.progress((i + f) / len(sources), f"analysing {i + 1}"))
-            except MediaError as exc:
-                raise StageError(str(exc)) from None
+            result = analyse(source_path(ctx, src), info.duration, info.has_audio,
+                             lambda f, i=i: ctx.progress((i + f) / len(sources), f"analysing {i + 1}"))
             ctx.output(f"analysis{i}.json").write_text(json.dumps(result.to_dict()))
             summary.append({"cuts": len(result.cuts), "silences": len(result.silences),
                             "keyframes": len(result.keyframes), "facecam": result.facecam})

@@ -50,7 +50,6 @@ class EditStage:
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         from afx.media.analysis import Analysis
-        from afx.media.ffmpeg import MediaError
         from afx.media.highlights import select
         from afx.media.profiles import profiles_for
         from afx.media.speech import snap
@@ -65,10 +64,7 @@ class EditStage:
         pinned = (ctx.job.get("render") or {}).get("segments")
         segments = pinned_segments(pinned, analyses, fps) if pinned else select(analyses, target, fps)
         clock = time.perf_counter()
-        try:
-            heard = self._hear(ctx, sources, segments)
-        except MediaError as exc:
-            raise StageError(str(exc)) from None
+        heard = self._hear(ctx, sources, segments)
         timings = {"speech": round(time.perf_counter() - clock, 3)}
         if any(heard) and not pinned:
             # The source speaks: no cut inside a word or a sentence (issue 12).
@@ -78,11 +74,8 @@ class EditStage:
         faces_kept: list[int] = []
         if ctx.job.get("format", "short") == "short" and layout == "auto":
             clock = time.perf_counter()
-            try:
-                segments, framings, faces_kept = self._frame(ctx, sources, analyses, segments,
-                                                             [p.get("framing") for p in pinned] if pinned else None)
-            except MediaError as exc:
-                raise StageError(str(exc)) from None
+            segments, framings, faces_kept = self._frame(ctx, sources, analyses, segments,
+                                                         [p.get("framing") for p in pinned] if pinned else None)
             timings["framing"] = round(time.perf_counter() - clock, 3)
         # (timings are logged, not kept: a manifest must not differ from run to run)
         log.info("%s: speech recognition %.1f s, framing %.1f s", ctx.job.name, timings["speech"],

@@ -65,17 +65,12 @@ class IngestStage:
         return source_files(job)
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        from afx.media.ffmpeg import MediaError
-
         job = ctx.job
         entry = job.get("entry", "fetch")
-        try:
-            if entry == "fetch":
-                return {"sources": self._fetch(ctx, source_urls(job))}
-            if entry == "upload":
-                return {"sources": [self._upload(ctx)]}
-        except MediaError as exc:
-            raise StageError(str(exc)) from None
+        if entry == "fetch":
+            return {"sources": self._fetch(ctx, source_urls(job))}
+        if entry == "upload":
+            return {"sources": [self._upload(ctx)]}
         return {"sources": []}
 
     def _fetch(self, ctx: StageContext, urls: list[str]) -> list[dict[str, Any]]:

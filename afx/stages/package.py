@@ -31,12 +31,7 @@ class PackageStage:
         return {"thumbnail": path} if path is not None else {}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        from afx.media.ffmpeg import MediaError
-
-        try:
-            return self._package(ctx)
-        except MediaError as exc:
-            raise StageError(str(exc)) from None
+        return self._package(ctx)  # a MediaError is the input's: the engine reports it (issue 13)
 
     def _package(self, ctx: StageContext) -> dict[str, Any]:
         from afx.media import copy as copywriter

@@ -12,7 +12,6 @@ publisher (afx.yaml `publish.<platform>`: outbox by default), once.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re
@@ -21,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from afx import times
 from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.spec.job import Job, thaw
@@ -29,20 +29,6 @@ if TYPE_CHECKING:
     from afx.publish.ledger import Ledger
 
 log = logging.getLogger("afx.publish")
-
-
-def parse_time(value: str | None) -> float | None:
-    """Seconds since the epoch, or None for no time or one that cannot be read (unscheduled)."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
-    except (ValueError, OverflowError):
-        return None
-
-
-def iso(ts: float | None) -> str | None:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
 def schedule_of(job: Job, controls: Mapping[str, Any]) -> str | None:
@@ -63,7 +49,7 @@ def decide(job: Job, controls: Mapping[str, Any], now: float) -> tuple[str, str 
     if mode == "manual":
         return "manual", at
     if mode == "scheduled" or (controls.get("schedule_set") and at):
-        ts = parse_time(at)
+        ts = times.timestamp(at)
         if ts is None:
             return "unscheduled", None
         return ("publish" if now >= ts else "scheduled"), at
@@ -409,7 +395,7 @@ class _Repo:
         rows too), in afx.lock's jobs, or in its retired records."""
         content = self.content
         found = [(row["job"], {"publisher": row["publisher"], "remoteId": row["remote_id"], "url": row["url"],
-                               "publishedAt": iso(row["published_at"]), "video": row["video_digest"],
+                               "publishedAt": times.iso(row["published_at"]), "video": row["video_digest"],
                                "content": content})
                  for row in ledger.published_content(platform, content, besides=self.job.name)]
         for other in sorted(self.lock["jobs"]):
@@ -453,14 +439,14 @@ def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
     url = text(record.get("url"))
     if url and re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url) and not url.lower().startswith(("http://", "https://")):
         url = None  # a web address or a path (the outbox's), never javascript: and the like
-    at = parse_time(text(record.get("publishedAt"), 40))
+    at = times.timestamp(text(record.get("publishedAt"), 40))
     if at is not None and not (946684800 <= at <= time.time() + 86400):  # 2000-01-01 .. tomorrow
         at = None
     def sha(value: Any) -> str | None:
         return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
 
     return {"publisher": text(record.get("publisher"), 40), "remoteId": text(record.get("remoteId")), "url": url,
-            "publishedAt": iso(at) if at else None, "video": sha(record.get("video")),
+            "publishedAt": times.iso(at) if at else None, "video": sha(record.get("video")),
             "content": sha(record.get("content"))}
 
 
@@ -487,4 +473,4 @@ def _video(render: Any, platform: str) -> tuple[Path, str]:
 
 def _result(platform: str, row: Mapping[str, Any]) -> dict[str, Any]:
     return {"platform": platform, "status": row.get("state"), "publisher": row.get("publisher"),
-            "remoteId": row.get("remote_id"), "url": row.get("url"), "publishedAt": iso(row.get("published_at"))}
+            "remoteId": row.get("remote_id"), "url": row.get("url"), "publishedAt": times.iso(row.get("published_at"))}

@@ -54,12 +54,7 @@ class RenderStage:
         return out
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        from afx.media.ffmpeg import MediaError
-
-        try:
-            return self._render(ctx)
-        except MediaError as exc:
-            raise StageError(str(exc)) from None
+        return self._render(ctx)  # a MediaError is the input's: the engine reports it (issue 13)
 
     def _render(self, ctx: StageContext) -> dict[str, Any]:
         from afx.media import captions as caps

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from afx import times
 from afx.engine.stage import Artifacts
 from afx.spec.job import Job
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def job_result(job: Job, artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
@@ -35,7 +31,7 @@ def job_result(job: Job, artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:
         "thumbnailUrl": thumb,
         "publishCopy": {"title": copy.get("title", ""), "description": copy.get("description", ""),
                         "hashtags": list(copy.get("hashtags", []))},
-        "completedAt": _iso(completed) if completed else None,
+        "completedAt": times.iso(completed) if completed else None,
         "publishResults": list(publish.meta.get("results", [])) if publish else [],
         "afx": {
             "spec": job.digest,

@@ -57,14 +57,9 @@ class ScriptStage:
         return {"llm": cfg.fingerprint() if cfg else None}
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
-        from afx.media.ffmpeg import MediaError
-
-        try:
-            if ctx.job.get("entry") in ("compose", "generate"):
-                return self._narration(ctx)
-            return self._bookends(ctx)
-        except MediaError as exc:
-            raise StageError(str(exc)) from None
+        if ctx.job.get("entry") in ("compose", "generate"):
+            return self._narration(ctx)
+        return self._bookends(ctx)
 
     # -- compose / generate ---------------------------------------------------------------
     def _narration(self, ctx: StageContext) -> dict[str, Any]:

@@ -336,3 +336,35 @@ def test_a_copy_only_change_reruns_only_package_and_publish(erepo):
     assert p[("a", "package")][1] == "field `copy` added"
     erepo.afx("run")
     assert erepo.ran() == {("a", "package"), ("a", "publish")}
+
+
+def test_a_media_error_is_the_inputs_fault_in_any_stage_without_the_stage_mapping_it(tmp_path):
+    # issue 13: stages used to repeat `except MediaError: raise StageError`; one that forgot
+    # turned a bad input into a server error (and, on afx serve, a refund)
+    from afx.engine.runner import fault, process_job
+    from afx.engine.stage import Pipeline
+    from afx.engine.store import Store
+    from afx.media.ffmpeg import MediaError
+    from afx.spec.api import job_from_fields
+
+    class Careless:
+        name, version, after = "careless", "1", ()
+
+        def fields(self, job):
+            return {}
+
+        def files(self, job):
+            return {}
+
+        def run(self, ctx):
+            raise MediaError("media/clip.mp4: not a video ffmpeg can read", "Invalid data found")
+
+    job = job_from_fields({"entry": "compose", "topic": "x"}, name="a", root=tmp_path)
+    store = Store(tmp_path / ".afx")
+    try:
+        report = process_job(job, Pipeline((Careless(),)), store, tmp_path / "out", execute=True)
+    finally:
+        store.close()
+    assert report.status == "failed" and report.error_kind == "job"
+    assert report.error == "careless: media/clip.mp4: not a video ffmpeg can read: Invalid data found"
+    assert fault(RuntimeError("a bug")) == "server"

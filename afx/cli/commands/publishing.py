@@ -13,10 +13,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Sequence
 
+from afx import times
 from afx.cli.env import Environment
 from afx.errors import ExitStatus, UsageError
 from afx.spec.select import select
@@ -79,12 +79,9 @@ def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear:
     value = None
     if at:
         try:
-            when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(f"--at {at!r} is not an RFC 3339 time such as 2026-05-26T09:00:00Z") from None
-        if when.tzinfo is None:
-            raise UsageError(f"--at {at!r} needs a UTC offset (Z or +02:00)")
-        value = when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            value = times.rfc3339(at)
+        except times.BadTime as exc:
+            raise UsageError(f"--at {exc}") from None
     result, jobs = select(targets)
     with Ledger(result.root) as ledger:
         for job in jobs:

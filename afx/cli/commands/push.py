@@ -27,7 +27,6 @@ again to wait for them).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import time
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from afx import times
 from afx.cli.env import Environment
 from afx.client import ApiError, Client
 from afx.engine.lockfile import read_lock, update_lock
@@ -83,10 +83,6 @@ def remote_block(lock: dict[str, Any], job: str, api: str) -> dict[str, Any] | N
     block = (lock.get("jobs") or {}).get(job) or {}
     found = (block.get("remote") or {}).get(api) if isinstance(block, dict) else None
     return found if isinstance(found, dict) else None
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Busy(Exception):
@@ -183,9 +179,9 @@ class Pusher:
                 block = jobs.setdefault(item.name, {})
                 remote = block.setdefault("remote", {})
                 remote[api] = {"jobId": item.job_id, "spec": item.job.digest, "status": item.status,
-                               "submitted": item.submitted or now_iso(), "request": item.request}
+                               "submitted": item.submitted or times.now_iso(), "request": item.request}
                 if item.digests:  # afx verify checks out/<job>/ against these
-                    remote[api].update(files=dict(item.digests), downloaded=now_iso())
+                    remote[api].update(files=dict(item.digests), downloaded=times.now_iso())
             if self.uploaded or self.forgotten:
                 top = data.setdefault("remote", {})
                 uploads = top.setdefault(api, {}).setdefault("uploads", {})
@@ -318,7 +314,7 @@ class Pusher:
             raise ApiError(f"POST /jobs: the answer has no jobId: {json.dumps(answer)[:200]}", method="POST",
                            path="/v1/jobs")
         item.status = str(answer.get("status") or "queued")
-        item.new, item.submitted, item.shown = not self.client.replayed, now_iso(), item.status
+        item.new, item.submitted, item.shown = not self.client.replayed, times.now_iso(), item.status
         cost = answer.get("creditCost")
         costs = f" ({cost} credit{'s' * (cost != 1)}, balance {answer.get('balance')})" \
             if isinstance(cost, int) and item.new else ""

@@ -13,9 +13,9 @@ JOB is a remote id (job_...) or the name of a local job that `afx push` sent to 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
+from afx import times
 from afx.cli.commands.push import open_client, remote_block
 from afx.cli.env import Environment
 from afx.client import Client
@@ -135,12 +135,9 @@ def approve(env: Environment, job: str, *, api_url: str | None) -> int:
 
 def rfc3339(value: str) -> str:
     try:
-        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at {value!r} is not an RFC 3339 time such as 2026-05-26T09:00:00Z") from None
-    if when.tzinfo is None:
-        raise UsageError(f"--at {value!r} needs a UTC offset (Z or +02:00)")
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return times.rfc3339(value)
+    except times.BadTime as exc:
+        raise UsageError(f"--at {exc}") from None
 
 
 def schedule(env: Environment, job: str, *, api_url: str | None, at: str | None, clear: bool) -> int:
