@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from afx.engine.stage import Stage
 from afx.engine.store import Store, digest_of
 from afx.spec.job import Job
+from afx.stages.base import Stage
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,26 @@ def write_lock(root: Path, data: Mapping[str, Any]) -> bool:
     return True
 
 
+_READ: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def read_lock_cached(root: Path) -> dict[str, Any]:
+    """read_lock, again only when afx.lock changed (a 200-job afx.lock is half a megabyte:
+    200 publish stages must not parse it 200 times). Not to be modified."""
+    path = Path(root) / LOCK_NAME
+    try:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        return read_lock(root)
+    hit = _READ.get(Path(root))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    data = read_lock(root)
+    _READ[Path(root)] = (stamp, data)
+    return data
+
+
 def update_lock(root: Path, change: Callable[[dict[str, Any]], None]) -> bool:
     """Read afx.lock, let `change` edit it in place, write it if it changed. Every
     read-modify-write of afx.lock goes through here, one at a time (an flock beside it):
@@ -127,42 +147,51 @@ def _writing(root: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def record_published(root: Path, job: str, platform: str, record: Mapping[str, Any]) -> bool:
-    """Remember in afx.lock that `job` went out on `platform` (the publish stage)."""
-    def change(data: dict[str, Any]) -> None:
-        block = data["jobs"].setdefault(job, {})
-        if not isinstance(block, dict):
-            block = data["jobs"][job] = {}
-        published = block.get("published")
-        if not isinstance(published, dict):
-            published = block["published"] = {}
-        published[platform] = dict(record)
-    return update_lock(root, change)
+def _set_published(data: dict[str, Any], job: str, platform: str, record: Mapping[str, Any]) -> None:
+    """Remember that `job` went out on `platform` (the publish stage)."""
+    block = data["jobs"].setdefault(job, {})
+    if not isinstance(block, dict):
+        block = data["jobs"][job] = {}
+    published = block.get("published")
+    if not isinstance(published, dict):
+        published = block["published"] = {}
+    published[platform] = dict(record)
 
 
-def forget_published(root: Path, job: str, platform: str) -> bool:
+def _forget_published(data: dict[str, Any], job: str, platform: str) -> None:
     """`afx publish --again` is about to replace the post: afx.lock must not bring it back."""
-    def change(data: dict[str, Any]) -> None:
-        block = data["jobs"].get(job)
-        published = block.get("published") if isinstance(block, dict) else None
-        if isinstance(published, dict):  # (emptied, not removed: write_lock keeps a key left out)
-            old = published.pop(platform, None)
-            remote = old.get("remoteId") if isinstance(old, dict) else None
-            if remote:  # a clone whose ledger still has it must not write it back
-                superseded = block.get("superseded") if isinstance(block.get("superseded"), list) else []
-                if remote not in superseded:
-                    block["superseded"] = [*superseded, remote]
-    return update_lock(root, change)
+    block = data["jobs"].get(job)
+    published = block.get("published") if isinstance(block, dict) else None
+    if isinstance(published, dict):  # (emptied, not removed: write_lock keeps a key left out)
+        old = published.pop(platform, None)
+        remote = old.get("remoteId") if isinstance(old, dict) else None
+        if remote:  # a clone whose ledger still has it must not write it back
+            superseded = block.get("superseded") if isinstance(block.get("superseded"), list) else []
+            if remote not in superseded:
+                block["superseded"] = [*superseded, remote]
 
 
-def retire_published(root: Path, job: str, platform: str) -> bool:
+def _retire_published(data: dict[str, Any], job: str, platform: str) -> None:
     """A post recorded under `job` that is another job's (renamed away, the name reused):
     into `retired`, where the job with its content finds it."""
+    block = data["jobs"].get(job)
+    published = block.get("published") if isinstance(block, dict) else None
+    record = published.pop(platform, None) if isinstance(published, dict) else None
+    _retire(data, job, platform, record)
+
+
+def apply_changes(root: Path, job: str, changes: Sequence[Any]) -> bool:
+    """A job's stages' afx.lock changes (afx.stages.base.LockChange), in order, at once."""
     def change(data: dict[str, Any]) -> None:
-        block = data["jobs"].get(job)
-        published = block.get("published") if isinstance(block, dict) else None
-        record = published.pop(platform, None) if isinstance(published, dict) else None
-        _retire(data, job, platform, record)
+        for c in changes:
+            if c.op == "published":
+                _set_published(data, job, c.platform, c.record or {})
+            elif c.op == "forget":
+                _forget_published(data, job, c.platform)
+            elif c.op == "retire":
+                _retire_published(data, job, c.platform)
+            else:
+                raise ValueError(f"unknown afx.lock change {c.op!r}")
     return update_lock(root, change)
 
 

@@ -19,12 +19,14 @@ from typing import Any
 
 from afx.engine import outputs
 from afx.engine.keys import explain, fingerprint
-from afx.engine.stage import Artifacts, Pipeline, StageContext
+from afx.engine.lockfile import read_lock_cached
 from afx.engine.store import Manifest, Store
 from afx.errors import AfxError, StageError
 from afx.spec.job import Job
+from afx.stages.base import Artifacts, Pipeline, StageContext
 
 Emit = Callable[[dict[str, Any]], None]
+NEEDS_WORKER = "needs worker"
 DEFAULT_PIPELINE = "afx.stages:PIPELINE"
 
 
@@ -71,8 +73,17 @@ class JobReport:
     out_current: bool = True
     lock: dict[str, Any] | None = None  # the job's afx.lock block, when complete
     failed_stage: str = ""
+    crashed: bool = False  # its worker process died (killed, out of memory): no stage said why
+    # What the job's stages asked afx.lock to remember (afx.engine.lockfile.LockChange), in
+    # order, failed stages' included: made by the executor as soon as the job ends.
+    lock_changes: list[Any] = field(default_factory=list)
+    # What a stage that failed had done, in its own words (StageContext.partial): the
+    # publish stage's per-platform results when one platform refused.
+    partial: dict[str, Any] = field(default_factory=dict)
+    # The result document (result.json) of a job that was built, set by the executor.
+    result: dict[str, Any] | None = None
     # The stages that finished, by name (not serialised): what a caller can still use of a
-    # job that failed late (afx serve keeps a video whose publish failed).
+    # job that failed late (its result, with a failed publish).
     artifacts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -101,8 +112,11 @@ def _artifacts(store: Store, m: Manifest) -> Artifacts:
 
 def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, execute: bool,
                 options: RunOptions = RunOptions(), config: Mapping[str, Any] | None = None,
-                emit: Emit = lambda e: None) -> JobReport:
-    """Plan (execute=False) or run one job. Stage failures are in the report, not raised."""
+                emit: Emit = lambda e: None, cached_only: bool = False) -> JobReport:
+    """Plan (execute=False) or run one job. Stage failures are in the report, not raised.
+
+    cached_only: run the job only if no stage has to run (status "needs worker" otherwise,
+    before anything was done): how `afx run` finishes up-to-date jobs without a worker."""
     report = JobReport(job.name)
     stages = list(pipeline.stages)
     if options.until:
@@ -128,12 +142,15 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
             if not execute:
                 digests[stage.name] = None
                 continue
+            if cached_only:
+                report.status = NEEDS_WORKER
+                return report
             assert key is not None  # every upstream stage has run
             emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "running",
                   "reason": reason})
             started = time.perf_counter()
             try:
-                manifest = _execute(stage, job, store, key, artifacts, config or {}, emit)
+                manifest = _execute(stage, job, store, key, artifacts, config or {}, emit, report)
             except KeyboardInterrupt:
                 report.status = "cancelled"
                 emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "cancelled"})
@@ -171,7 +188,7 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
 
 
 def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[str, Artifacts],
-             config: Mapping[str, Any], emit: Emit) -> Manifest:
+             config: Mapping[str, Any], emit: Emit, report: JobReport) -> Manifest:
     workdir = store.workdir(job.name, stage.name)
     last_emit = [0.0]
 
@@ -184,10 +201,16 @@ def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[st
 
     ctx = StageContext(job=job, stage=stage.name, workdir=workdir,
                        inputs={d: artifacts[d] for d in stage.after}, files=dict(stage.files(job)),
-                       config=config, on_progress=on_progress)
+                       config=config, on_progress=on_progress, read_lock=lambda: read_lock_cached(job.root))
     started = time.perf_counter()
     try:
-        meta = stage.run(ctx) or {}
+        try:
+            meta = stage.run(ctx) or {}
+        except BaseException:
+            report.partial = json.loads(json.dumps(ctx.partial, default=str))
+            raise
+        finally:
+            report.lock_changes.extend(ctx.lock_changes)  # asked for, whether or not it then failed
         try:
             meta = json.loads(json.dumps(meta))  # JSON-able, and detached from the stage's objects
         except (TypeError, ValueError) as exc:

@@ -16,8 +16,6 @@ its objects are in place, so a run killed at any instant leaves nothing that loo
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -28,30 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from afx.digest import canonical, digest_of, sha256_file  # noqa: F401 - engine.store has always offered them
+
 STORE_FORMAT = 1
 PICKLE_PROTOCOL = 5  # pinned: the index must read the same on every Python >= 3.8
-_CHUNK = 1 << 20
 
 log = logging.getLogger("afx.store")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def canonical(value: Any) -> bytes:
-    return _CANONICAL.encode(value).encode()
-
-
-def digest_of(value: Any) -> str:
-    return hashlib.sha256(canonical(value)).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ upload's session is saved as it progresses so the next attempt resumes.
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from afx import times
+from afx import procs, times
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS publishes (
@@ -46,22 +44,21 @@ def ledger_path(root: Path) -> Path:
 
 
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return procs.name()  # host:pid:start time
 
 
 def _alive(owner: str | None) -> bool:
+    """Whether a claim's holder still runs. Another machine's claim is trusted (until its
+    lease runs out); here, a zombie is dead (a killed afx run's worker may stay one for good
+    where the first process never reaps), and so is a later process that got its pid."""
     if not owner:
         return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's claim: trust it (until its lease runs out)
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    host, pid, started = procs.parse(owner)
+    if host != procs.HOST or pid is None:
         return True
-    return True
+    if not started:  # a claim written before claims carried a start time
+        owner = procs.name(pid)
+    return procs.alive_here(owner)
 
 
 def read_controls(root: Path) -> dict[str, dict[str, Any]]:

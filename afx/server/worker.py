@@ -1,9 +1,10 @@
-"""Background workers: claim queued jobs, run each in a child process, record the outcome.
+"""Background workers: claim queued jobs, run each in a worker process, record the outcome.
 
 - A claim is one conditional UPDATE (queued -> running, attempts + 1), so two workers (or
   two servers on one Postgres) never run the same job.
-- The child (afx.server.child) reports progress as JSON lines; cancel kills its process
-  group (the child and its ffmpeg).
+- Each job runs in a fresh worker process of afx.engine.executor, the same as `afx run`'s:
+  its events keep the job's stage and progress current; cancel kills its process group (the
+  worker and its ffmpeg); `outcome` maps its report to the API's status and refund.
 - A running job has a lease: its worker renews `updated` every few seconds. A job whose
   child is gone (on this machine) or whose lease ran out (a server elsewhere died) is
   requeued, at start and by the scheduler tick; a live job of another server sharing the
@@ -18,11 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import selectors
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -32,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from afx import procs
+from afx.engine.runner import JobReport
 from afx.server import accounts, db
 from afx.server.jobs import requeue_publish, upload_path
 from afx.server.settings import Settings
@@ -68,7 +66,7 @@ class Workers:
         self.stopping = threading.Event()
         self.wake = threading.Condition()
         self.threads: list[threading.Thread] = []
-        self.children: dict[str, subprocess.Popen] = {}
+        self.children: dict[str, tuple[Any, Any]] = {}  # job id -> (its Workers, its Worker)
         self.cancelled: set[str] = set()
         self.starting: set[str] = set()  # claimed, child not started yet
         self._lock = threading.Lock()
@@ -98,8 +96,8 @@ class Workers:
         self.notify()
         with self._lock:
             running = dict(self.children)
-        for job_id, proc in running.items():
-            _killpg(proc)
+        for job_id, (pool, worker) in running.items():
+            pool.kill(worker)
             with db.write(self.engine) as conn:
                 conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
                              .values(status="queued", attempts=db.jobs.c.attempts - 1, worker=None,
@@ -115,9 +113,9 @@ class Workers:
         """The API cancelled a job: if one of ours runs it, kill it now."""
         with self._lock:
             self.cancelled.add(job_id)
-            proc = self.children.get(job_id)
-        if proc is not None:
-            _killpg(proc)
+            child = self.children.get(job_id)
+        if child is not None:
+            child[0].kill(child[1])
 
     def recover(self) -> int:
         """Requeue (or give up on) running jobs whose worker is gone. Returns how many."""
@@ -186,8 +184,8 @@ class Workers:
                 self.run(row)
             except Exception:  # noqa: BLE001
                 log.exception("job %s: the worker failed", row["id"])
-                self._finish(row, {"status": "failed", "error": "internal error in the worker",
-                                   "error_kind": "server"})
+                self._finish(row, JobReport(row["id"], status="failed", error="internal error in the worker",
+                                            error_kind="server"))
             finally:
                 with self._lock:
                     self.starting.discard(row["id"])
@@ -209,38 +207,34 @@ class Workers:
             return conn.execute(select(db.jobs).where(db.jobs.c.id == row.id)).mappings().one()
 
     def run(self, row: Mapping[str, Any]) -> None:
-        # publishEveryJob: each API job publishes what it was asked to (afx run, by contrast,
-        # does not post a video again that a job since renamed already posted)
+        """Run a claimed job in a worker process of its own (afx.engine.executor), keeping its
+        stage, progress and lease current, until it reports, dies or is cancelled."""
+        from afx.engine.executor import Setup, Workers
+        from afx.spec.api import job_from_fields
+
         job_id, account_id = row["id"], row["account_id"]
         found = upload_path(self.engine, self.settings, account_id, row["upload_id"]) if row["upload_id"] else None
-        upload = str(found) if found else None
-        task = {"job_id": job_id, "fields": json.loads(row["fields"]),
-                "root": str(self.settings.account_root(account_id)), "upload": upload,
-                "store": str(self.settings.cache_dir), "config": {**self.settings.config, "publishEveryJob": True},
-                "pipeline": self.settings.pipeline, "parent": os.getpid()}
-        logs = self.settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{job_id}.log", "ab") as stderr:
-            proc = subprocess.Popen([sys.executable, "-m", "afx.server.child"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
-        proc.afx_tag = f"p{proc.pid}-{procs.start_time(proc.pid)}"  # type: ignore[attr-defined]  # its work folders
+        root = self.settings.account_root(account_id)
+        job = job_from_fields(json.loads(row["fields"]), name=job_id, root=root, upload=found)
+        # publishEveryJob: each API job publishes what it was asked to (afx run, by contrast,
+        # does not post a video again that a job since renamed already posted)
+        setup = Setup(self.settings.pipeline, str(self.settings.cache_dir), str(root / "out"),
+                      {**self.settings.config, "publishEveryJob": True})
+        pool = Workers(setup, fresh=True)
+        worker = pool.give(job)
         with self._lock:
-            self.children[job_id] = proc
+            self.children[job_id] = (pool, worker)
             self.starting.discard(job_id)
+        report = None
         try:
-            # A cancel that came between the claim and now found no process to kill: the
-            # child has been given nothing yet, so stop it here.
+            # A cancel that came between the claim and now found no process to kill.
             if job_id in self.cancelled or self._status(job_id) != "running":
                 with self._lock:
                     self.cancelled.add(job_id)
                 raise _Cancelled
             with db.write(self.engine) as conn:
-                conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(
-                    worker=procs.name(proc.pid)))
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(task).encode())
-            proc.stdin.close()
-            report = self._follow(job_id, proc)
+                conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(worker=procs.name(worker.pid)))
+            report = self._follow(job_id, pool, worker)
         except _Cancelled:
             report = None
         finally:
@@ -248,95 +242,60 @@ class Workers:
                 self.children.pop(job_id, None)
                 cancelled = job_id in self.cancelled
                 self.cancelled.discard(job_id)
-            # Whatever became of the child, its group goes: an ffmpeg it started may outlive a
-            # child killed with -9 (issue 11). The child is not reaped before this (see
-            # _exited), so its pid, the group's id, cannot have gone to another process. A
-            # child that has said its last word gets a moment to exit by itself first.
-            deadline = time.monotonic() + (1.0 if not cancelled and not self.stopping.is_set() else 0.0)
-            while not _exited(proc) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            _killpg(proc)
-            _wait_group(proc.pid)
-            proc.wait()
-            self._remove_work(proc)
+            if cancelled or self.stopping.is_set():
+                pool.kill(worker)
+            # Whatever became of the worker, its group goes: an ffmpeg it started may outlive a
+            # worker killed with -9 (issue 11). The worker is not reaped before this, so its
+            # pid, the group's id, cannot have gone to another process.
+            pool.kill(worker)
+            _wait_group(worker.pid)
+            pool.stop(grace=0.0)
         if cancelled or self.stopping.is_set():
             return  # the API (or stop()) has set the job's status already
-        if report is None:
-            self._crashed(row, proc.returncode)
+        if report is None or report.crashed:
+            self._crashed(row, worker.proc.exitcode)
         else:
             self._finish(row, report)
-
-    def _remove_work(self, proc: subprocess.Popen) -> None:
-        """The work folders a finished child left (a killed stage's, half written): the
-        retry starts clean, and nothing of a dead attempt stays in cache/tmp/."""
-        tag = getattr(proc, "afx_tag", None)
-        tmp = self.settings.cache_dir / "tmp"
-        if not tag or not tmp.is_dir():
-            return
-        for folder in tmp.glob(f"*.{tag}.*"):
-            shutil.rmtree(folder, ignore_errors=True)
 
     def _status(self, job_id: str) -> str | None:
         with db.read(self.engine) as conn:
             return conn.execute(select(db.jobs.c.status).where(db.jobs.c.id == job_id)).scalar()
 
-    def _follow(self, job_id: str, proc: subprocess.Popen) -> dict[str, Any] | None:
-        """Read the child's events until it exits; keep the job's stage and progress current."""
-        assert proc.stdout is not None
-        report = None
+    def _follow(self, job_id: str, pool: Any, worker: Any) -> Any:
+        """The worker's events until its report; the job's stage and progress kept current
+        (at most every 0.5 s), its lease renewed every few seconds. None: cancelled
+        elsewhere (another server sharing the database)."""
         last_write = 0.0
         stage, fraction = None, 0.0
-        buffer = b""
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
         beat = time.monotonic()
-        try:
-            while True:
-                ready = sel.select(timeout=0.5)
-                if time.monotonic() - beat > HEARTBEAT:
-                    # Renew the lease; a cancel made through another server shows up here.
-                    beat = time.monotonic()
+        while True:
+            if time.monotonic() - beat > HEARTBEAT:
+                # Renew the lease; a cancel made through another server shows up here.
+                beat = time.monotonic()
+                with db.write(self.engine) as conn:
+                    alive = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+                                         .values(updated=time.time())).rowcount
+                if not alive:
+                    with self._lock:
+                        self.cancelled.add(job_id)
+                    pool.kill(worker)
+                    return None
+            for kind, event in pool.messages(timeout=0.5):
+                if kind == "report":
+                    return event
+                name = event.get("event")
+                if name == "stage" and event.get("status") == "running":
+                    stage, fraction = event.get("stage"), 0.0
+                elif name == "progress":
+                    stage, fraction = event.get("stage"), float(event.get("fraction") or 0.0)
+                elif name == "stage" and event.get("status") == "failed":
+                    stage = event.get("stage")
+                now = time.monotonic()
+                if name in ("stage", "progress") and now - last_write > 0.5:
+                    last_write = now
                     with db.write(self.engine) as conn:
-                        alive = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id,
-                                                                   db.jobs.c.status == "running")
-                                             .values(updated=time.time())).rowcount
-                    if not alive:
-                        with self._lock:
-                            self.cancelled.add(job_id)
-                        _killpg(proc)
-                        return None
-                if not ready:
-                    if _exited(proc):
-                        break
-                    continue
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    try:
-                        event = json.loads(line)
-                    except ValueError:
-                        continue
-                    kind = event.get("event")
-                    if kind == "report":
-                        report = event
-                    elif kind == "stage" and event.get("status") == "running":
-                        stage, fraction = event.get("stage"), 0.0
-                    elif kind == "progress":
-                        stage, fraction = event.get("stage"), float(event.get("fraction") or 0.0)
-                    elif kind == "stage" and event.get("status") == "failed":
-                        stage = event.get("stage")
-                    now = time.monotonic()
-                    if kind in ("stage", "progress") and now - last_write > 0.5:
-                        last_write = now
-                        with db.write(self.engine) as conn:
-                            conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
-                                         .values(stage=stage, progress=round(fraction, 4), updated=time.time()))
-        finally:
-            sel.close()
-        return report
+                        conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+                                     .values(stage=stage, progress=round(fraction, 4), updated=time.time()))
 
     def _crashed(self, row: Mapping[str, Any], code: int | None) -> None:
         attempts = row["attempts"]
@@ -347,37 +306,17 @@ class Workers:
                              .values(status="queued", worker=None, updated=time.time(), error=why))
             self.notify()
             return
-        self._finish(row, {"status": "failed", "error": why, "error_kind": "server"})
+        self._finish(row, JobReport(row["id"], status="failed", error=why, error_kind="server", crashed=True))
 
-    def _finish(self, row: Mapping[str, Any], report: Mapping[str, Any]) -> None:
+    def _finish(self, row: Mapping[str, Any], report: JobReport) -> None:
         job_id, account_id = row["id"], row["account_id"]
         now = time.time()
-        values: dict[str, Any] = {"worker": None, "updated": now, "finished": now, "stage": None, "progress": None}
-        refund = False
-        if report.get("status") == "complete":
-            result = report.get("result") or {}
-            results = result.get("publishResults") or []
-            published = bool(results) and all(r.get("status") == "published" for r in results)
-            score = (result.get("afx") or {}).get("score") or {}
-            values.update(status="published" if published else "complete", result=json.dumps(result),
-                          score=score.get("total"), error=None, error_kind=None)
-        elif report.get("failed_stage") == "publish" and report.get("result"):
-            # The video and its package are done: a publish that failed (expired credentials, a
-            # platform's refusal) leaves the job built and publishable again, not failed.
-            values.update(status="complete", error=report.get("error"), error_kind="job",
-                          result=json.dumps(report["result"]))
-        elif row["run_kind"] == "publish":
-            # A built job's publish run that went wrong otherwise: still built, with the error
-            # (approve-publish tries again); its result stays.
-            values.update(status="complete", error=report.get("error") or "publish run failed", error_kind="server")
-        else:
-            kind = report.get("error_kind") or "server"
-            values.update(status="failed", error=report.get("error") or "failed", error_kind=kind)
-            refund = kind == "server"
+        values, refund = outcome(row["run_kind"], report)
+        values.update(worker=None, updated=now, finished=now, stage=None, progress=None)
         with db.write(self.engine) as conn:
             done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
                                 .values(**values))
-            if done.rowcount == 1 and refund and row["run_kind"] == "build":
+            if done.rowcount == 1 and refund:
                 accounts.refund(conn, account_id, job_id, "failed for a server-side reason")
 
     # -- scheduler ------------------------------------------------------------------------
@@ -397,58 +336,67 @@ class Workers:
 
     def due(self) -> int:
         """Requeue built jobs whose publish is due now. Returns how many."""
-        from afx.publish.ledger import read_controls
-        from afx.spec.api import job_from_fields
-        from afx.stages.publish import decide
-
         with db.read(self.engine) as conn:
             rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.fields, db.jobs.c.result,
                                        db.jobs.c.error)
                                 .where(db.jobs.c.status == "complete")).all()
-        controls: dict[str, dict] = {}
+        controls: dict[str, dict[str, Any]] = {}
         now = time.time()
         count = 0
         for row in rows:
             try:
-                count += self._due_one(row, controls, now, read_controls, job_from_fields, decide)
+                count += self._due_one(row, controls, now)
             except Exception:  # noqa: BLE001 - one bad job must not stop every other publish
                 log.exception("job %s: checking its publish time failed", row.id)
         return count
 
-    def _due_one(self, row: Any, controls: dict, now: float, read_controls: Any, job_from_fields: Any,
-                 decide: Any) -> int:
+    def _due_one(self, row: Any, controls: dict[str, dict[str, Any]], now: float) -> int:
+        from afx.publish import policy
+        from afx.publish.ledger import read_controls
+        from afx.spec.api import job_from_fields
+
         result = json.loads(row.result) if row.result else {}
-        waiting = [r for r in result.get("publishResults") or []
-                   if r.get("status") in ("staged", "scheduled", "manual", "unscheduled")]
-        if not waiting:
-            return 0
+        states = [r.get("status") for r in result.get("publishResults") or []]
+        if not policy.WAITING.intersection(states):
+            return 0  # cheap first: most built jobs are published, and reading the job is not free
         root = self.settings.account_root(row.account_id)
         if row.account_id not in controls:
             controls[row.account_id] = read_controls(root)
         job = job_from_fields(json.loads(row.fields), name=row.id, root=root)
-        status, _ = decide(job, controls[row.account_id].get(row.id) or {}, now)
-        return int(status == "publish" and requeue_publish(self.engine, row.id))
+        due = policy.due(job, controls[row.account_id].get(row.id) or {}, states, now, retry_failed=False)
+        return int(due and requeue_publish(self.engine, row.id))
+
+
+def outcome(run_kind: str, report: JobReport) -> tuple[dict[str, Any], bool]:
+    """A finished job's row as the API shows it, and whether its credits are refunded: the
+    one place both are decided. The engine's outcome (afx.engine.executor) is the same for
+    afx run; the API's contract maps it so:
+
+    - complete -> "published" when every platform is published, else "complete";
+    - failed in its last stage (publish) with the video built -> "complete" with the error:
+      the job is built and publishable again (approve-publish), and nothing is refunded;
+    - a publish run (of a built job) that failed otherwise -> still "complete", its error kept;
+    - failed otherwise -> "failed"; refunded when it was not the input's fault (error_kind
+      "server": a bug, a crash), never for a bad input (error_kind "job": an AfxError).
+    """
+    if report.status == "complete":
+        result = report.result or {}
+        results = result.get("publishResults") or []
+        published = bool(results) and all(r.get("status") == "published" for r in results)
+        score = (result.get("afx") or {}).get("score") or {}
+        return {"status": "published" if published else "complete", "result": json.dumps(result),
+                "score": score.get("total"), "error": None, "error_kind": None}, False
+    if report.failed_stage == "publish" and report.result:
+        return {"status": "complete", "error": report.error, "error_kind": "job",
+                "result": json.dumps(report.result)}, False
+    if run_kind == "publish":
+        return {"status": "complete", "error": report.error or "publish run failed", "error_kind": "server"}, False
+    kind = report.error_kind or "server"
+    return {"status": "failed", "error": report.error or "failed", "error_kind": kind}, kind == "server"
 
 
 class _Cancelled(Exception):
     """Cancelled before the child was given its job."""
-
-
-def _killpg(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _exited(proc: subprocess.Popen) -> bool:
-    """The child has ended, without reaping it (a zombie keeps its pid, the group's id, taken)."""
-    if proc.returncode is not None:
-        return True
-    try:
-        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
 
 
 def _wait_group(pgid: int, timeout: float = 2.0) -> None:

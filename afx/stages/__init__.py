@@ -3,8 +3,8 @@ package, publish) plus analyze (source analysis, cached apart from the download)
 (which parts of the sources make the video, and what is said in them). Each declares what
 it reads; the engine decides when it runs."""
 
-from afx.engine.stage import Pipeline
 from afx.stages.analyze import AnalyzeStage
+from afx.stages.base import Pipeline
 from afx.stages.edit import EditStage
 from afx.stages.ingest import IngestStage
 from afx.stages.package import PackageStage

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from afx.engine.stage import StageContext
 from afx.media.analysis import ANALYSIS_VERSION, analyse
 from afx.spec.job import Job
+from afx.stages.base import StageContext
 
 
 class AnalyzeStage:

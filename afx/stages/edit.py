@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.spec.job import Job
+from afx.stages.base import StageContext, pick
 from afx.stages.ingest import source_path
 
 log = logging.getLogger("afx.edit")

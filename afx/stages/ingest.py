@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.spec.job import Job
+from afx.stages.base import StageContext, pick
 
 IN_PLACE = ("mov", "matroska")  # the probe's first format name: containers read where they are
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.spec.job import Job, thaw
+from afx.stages.base import StageContext, pick
 from afx.stages.edit import target_seconds
 
 log = logging.getLogger("afx.package")

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from afx.engine.stage import StageContext, pick
 from afx.errors import StageError
 from afx.spec.job import Job, thaw
+from afx.stages.base import StageContext, pick
 
 if TYPE_CHECKING:
     from afx.media.highlights import Segment

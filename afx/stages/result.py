@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from afx import times
-from afx.engine.stage import Artifacts
 from afx.spec.job import Job
+from afx.stages.base import Artifacts
 
 
 def job_result(job: Job, artifacts: Mapping[str, Artifacts]) -> dict[str, Any]:

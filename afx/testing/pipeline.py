@@ -25,9 +25,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from afx.engine.stage import Pipeline, StageContext
 from afx.errors import StageError
 from afx.stages.analyze import AnalyzeStage
+from afx.stages.base import Pipeline, StageContext
 from afx.stages.edit import EditStage
 from afx.stages.ingest import IngestStage
 from afx.stages.package import PackageStage

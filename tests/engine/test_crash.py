@@ -240,9 +240,8 @@ def test_a_new_worker_starts_with_sigint_blocked(tmp_path):
     worker then took the Ctrl-C mid-import and printed a traceback)."""
     code = (
         "import sys\n"
-        "from afx.engine.session import _Workers\n"
-        "from afx.engine.runner import RunOptions\n"
-        "pool = _Workers(2, (None, sys.argv[1], sys.argv[1], {}, RunOptions()))\n"
+        "from afx.engine.executor import Setup, Workers\n"
+        "pool = Workers(Setup(None, sys.argv[1], sys.argv[1]), 2)\n"
         "for _ in range(2):\n"
         "    w = pool._start()\n"
         "    pool.idle.append(w)\n"

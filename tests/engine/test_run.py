@@ -342,10 +342,10 @@ def test_a_media_error_is_the_inputs_fault_in_any_stage_without_the_stage_mappin
     # issue 13: stages used to repeat `except MediaError: raise StageError`; one that forgot
     # turned a bad input into a server error (and, on afx serve, a refund)
     from afx.engine.runner import fault, process_job
-    from afx.engine.stage import Pipeline
     from afx.engine.store import Store
     from afx.media.ffmpeg import MediaError
     from afx.spec.api import job_from_fields
+    from afx.stages.base import Pipeline
 
     class Careless:
         name, version, after = "careless", "1", ()

@@ -207,7 +207,7 @@ def _wait_for_children(server: Server, timeout: float = 15) -> list[int]:
 def _children(server: Server) -> list[int]:
     import subprocess
 
-    out = subprocess.run(["pgrep", "-f", "afx.server.child"], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(["pgrep", "-f", "--", "--multiprocessing-fork"], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out if _ancestor(int(p), server.proc.pid)]
 
 

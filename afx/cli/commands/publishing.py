@@ -29,8 +29,8 @@ def _run(env: Environment, jobs: list, result, **kw) -> int:  # type: ignore[no-
 
 
 def publish(env: Environment, targets: Sequence[str], *, due: bool, again: bool = False) -> int:
+    from afx.publish import policy
     from afx.publish.ledger import Ledger
-    from afx.stages.publish import decide
 
     if not targets and not due:
         raise UsageError("name the jobs to publish, or use --due for every scheduled job whose time has come")
@@ -42,9 +42,8 @@ def publish(env: Environment, targets: Sequence[str], *, due: bool, again: bool 
             now = time.time()
             chosen = []
             for job in jobs:
-                status, _ = decide(job, ledger.controls(job.name), now)
                 rows = {r["platform"]: r["state"] for r in ledger.rows(job.name)}
-                if status == "publish" and any(rows.get(p) != "published" for p in job.get("platforms", ())):
+                if policy.due(job, ledger.controls(job.name), [rows.get(p) for p in job.get("platforms", ())], now):
                     chosen.append(job)
             jobs = chosen
         else:
@@ -95,7 +94,7 @@ def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear:
 def jobs(env: Environment, targets: Sequence[str]) -> int:
     from afx.engine.session import Engine
     from afx.publish.ledger import Ledger, ledger_path
-    from afx.stages.publish import content_digest, decide
+    from afx.publish.policy import content_digest, decide
 
     result, selected = select(targets)
     engine = Engine(result.root, result.config)

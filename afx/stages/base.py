@@ -84,6 +84,14 @@ class StageContext:
     on_progress: Callable[[float, str], None] = lambda fraction, message: None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("afx.stage"))
     _exports: dict[str, str] = field(default_factory=dict)
+    # What the stage asks afx.lock to remember of this job (the engine writes it when the job
+    # ends, failed or not): a stage writes nothing outside its work folder itself.
+    lock_changes: list[LockChange] = field(default_factory=list)
+    # What the stage did before it failed, for the job's result (a stage that succeeds
+    # returns its metadata instead).
+    partial: dict[str, Any] = field(default_factory=dict)
+    # afx.lock as the run sees it (read-only; the engine reads it when it changed).
+    read_lock: Callable[[], Mapping[str, Any]] = lambda: {"jobs": {}}
 
     def output(self, name: str, *, export: str | None = None) -> Path:
         """Where to write artifact `name`; `export` also puts it in out/<job>/ under that name."""
@@ -97,6 +105,18 @@ class StageContext:
 
     def progress(self, fraction: float, message: str = "") -> None:
         self.on_progress(min(max(fraction, 0.0), 1.0), message)
+
+
+@dataclass(frozen=True)
+class LockChange:
+    """An edit to afx.lock's record of where a job went (see afx.engine.lockfile):
+    "published" remembers `record` for `platform`; "forget" drops it (a post about to be
+    replaced: it must not come back from afx.lock); "retire" moves it to `retired` (the post
+    is another job's, renamed away)."""
+
+    op: str  # "published" | "forget" | "retire"
+    platform: str
+    record: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,21 @@ class Pipeline:
             for dep in stage.after:
                 if dep not in names[:i]:
                     raise ValueError(f"stage {stage.name} reads {dep!r}, which does not run before it")
+
+    def begin_run(self) -> None:
+        """A new run (or server job) starts: stages drop what they kept of the last one."""
+        for stage in self.stages:
+            begin = getattr(stage, "begin_run", None)
+            if begin is not None:
+                begin()
+
+    def retire(self, root: Path, keep: set[str]) -> None:
+        """Jobs other than `keep` have left the spec repo at `root` (a full `afx run`):
+        stages that keep records of jobs outside the store (the publish ledger) retire theirs."""
+        for stage in self.stages:
+            retire = getattr(stage, "retire_jobs", None)
+            if retire is not None:
+                retire(root, keep)
 
     @property
     def names(self) -> list[str]:
