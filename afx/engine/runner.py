@@ -117,6 +117,8 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
 
     cached_only: run the job only if no stage has to run (status "needs worker" otherwise,
     before anything was done): how `afx run` finishes up-to-date jobs without a worker."""
+    # Long (over 60 lines) on purpose: one walk over the stages for planning and running,
+    # so `afx plan` and `afx run` can never disagree about what is stale or why.
     report = JobReport(job.name)
     stages = list(pipeline.stages)
     if options.until:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from afx.media.ffmpeg import SOURCE_INPUT, MediaError, run
-from afx.media.tts import Word
+from afx.media.words import Word
 
 RATE = 16000
 

@@ -18,11 +18,12 @@ import shutil
 import subprocess
 import wave
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from afx.media.ffmpeg import MediaError
+from afx.media.words import Word
 from afx.procs import die_with_parent
 
 log = logging.getLogger("afx.voice")
@@ -54,16 +55,6 @@ DEFAULT_TONE = "educational"
 
 def tone_voice(tone: str | None) -> ToneVoice:
     return TONES.get((tone or "").strip().lower(), TONES[DEFAULT_TONE])
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    start: float
-    end: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def available_voices() -> list[str]:

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS publishes (
     job TEXT NOT NULL, platform TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',   -- pending | uploading | processing | published | failed
     publisher TEXT, remote_id TEXT, url TEXT, session TEXT, video_digest TEXT,
-    content TEXT,                            -- what the post was made from: afx.stages.publish.content_digest
+    content TEXT,                            -- what the post was made from: afx.publish.policy.content_digest
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
     claimed_by TEXT, claimed_at REAL, updated REAL, published_at REAL,
     PRIMARY KEY (job, platform));
