@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,11 @@ _EARLIEST = 946684800  # 2000-01-01: a publish time before it (or after tomorrow
 
 
 class PublishService:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, file_digest: Callable[[Path], str] | None = None) -> None:
+        """file_digest: how to hash a job's local files (afx jobs passes the store's, which
+        remembers digests across runs); by default, sha256 remembered for the service's life."""
         self.root = Path(root)
+        self._file_digest = file_digest
         self._controls: tuple[list[Any], dict[str, dict[str, Any]]] | None = None
         self._contents: dict[str, str] | None = None
         self._hashed: dict[tuple[str, tuple[int, int, int] | None], str] = {}
@@ -75,6 +78,8 @@ class PublishService:
 
     def file_digest(self, path: Path) -> str:
         """sha256 of a file, remembered by its stat for the life of the service."""
+        if self._file_digest is not None:
+            return self._file_digest(path)
         key = (str(path), _stamp(path))
         if key not in self._hashed:
             self._hashed[key] = sha256_file(path)
@@ -223,6 +228,61 @@ class PublishService:
         result = _result(platform, row)
         remember("published", platform, _record(result, row))
         return result
+
+    # -- what people (afx publish / approve / schedule, the API) ask for -------------------
+    def approve(self, jobs: Iterable[str], *, request: bool = False) -> None:
+        """Release staged jobs; `request` also asks for the publish now (a manual job, or a
+        retry of a publish that failed)."""
+        with Ledger(self.root) as ledger:
+            for job in jobs:
+                ledger.approve(job)
+                if request:
+                    ledger.request(job)
+
+    def request(self, jobs: Iterable[str], *, again: bool = False) -> None:
+        """Ask for a publish now (`afx publish JOB`); `again`: post the current version where
+        an older one went out (`--again`)."""
+        with Ledger(self.root) as ledger:
+            for job in jobs:
+                (ledger.republish if again else ledger.request)(job)
+
+    def schedule(self, jobs: Iterable[str], at: str | None) -> None:
+        """Set (RFC 3339 UTC) or clear (None) the publish time; it wins over scheduledAt."""
+        with Ledger(self.root) as ledger:
+            for job in jobs:
+                ledger.schedule(job, at)
+
+    def due(self, jobs: Sequence[Job], now: float) -> list[Job]:
+        """The jobs `afx publish --due` publishes: their time has come, and a platform of
+        theirs is not published (a failed one is tried again)."""
+        with Ledger(self.root) as ledger:
+            out = []
+            for job in jobs:
+                states = {r["platform"]: r["state"] for r in ledger.rows(job.name)}
+                if policy.due(job, ledger.controls(job.name), [states.get(p) for p in job.get("platforms", ())], now):
+                    out.append(job)
+            return out
+
+    def standing(self, job: Job, now: float) -> dict[str, Any]:
+        """Where a job stands per platform, for `afx jobs`: its decision and time, each
+        platform's state (its row's, or the decision when never tried), and the platforms
+        whose post is of an older version of the job. Read-only: no ledger, no file made."""
+        rows = {}
+        if ledger_path(self.root).exists():
+            with Ledger(self.root) as ledger:
+                controls = ledger.controls(job.name)
+                rows = {r["platform"]: r for r in ledger.rows(job.name)}
+        else:
+            controls = dict(policy.NO_CONTROLS)
+        status, at = policy.decide(job, controls, now)
+        content = self.content(job) if rows else ""
+        platforms, older = {}, []
+        for p in job.get("platforms", ()):
+            row = rows.get(p)
+            platforms[p] = row["state"] if row else status
+            if row and row["state"] == "published" and row.get("content") and row["content"] != content:
+                older.append(p)  # the job changed since: `afx publish JOB --again` posts it
+        return {"decision": status, "scheduledAt": at, "platforms": platforms, "olderPosts": older}
 
     # -- jobs leaving the specs -----------------------------------------------------------
     def retire(self, keep: set[str]) -> None:

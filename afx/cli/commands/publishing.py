@@ -29,29 +29,18 @@ def _run(env: Environment, jobs: list, result, **kw) -> int:  # type: ignore[no-
 
 
 def publish(env: Environment, targets: Sequence[str], *, due: bool, again: bool = False) -> int:
-    from afx.publish import policy
-    from afx.publish.ledger import Ledger
+    from afx.publish.service import PublishService
 
     if not targets and not due:
         raise UsageError("name the jobs to publish, or use --due for every scheduled job whose time has come")
     if again and (due or not targets):
         raise UsageError("--again needs the jobs named (it makes new posts), and not --due")
     result, jobs = select(targets)
-    with Ledger(result.root) as ledger:
-        if due:
-            now = time.time()
-            chosen = []
-            for job in jobs:
-                rows = {r["platform"]: r["state"] for r in ledger.rows(job.name)}
-                if policy.due(job, ledger.controls(job.name), [rows.get(p) for p in job.get("platforms", ())], now):
-                    chosen.append(job)
-            jobs = chosen
-        else:
-            for job in jobs:
-                if again:
-                    ledger.republish(job.name)
-                else:
-                    ledger.request(job.name)
+    service = PublishService(result.root)
+    if due:
+        jobs = service.due(jobs, time.time())
+    else:
+        service.request([j.name for j in jobs], again=again)
     if not jobs:
         env.info("nothing is due")
         return int(ExitStatus.OK)
@@ -59,19 +48,18 @@ def publish(env: Environment, targets: Sequence[str], *, due: bool, again: bool 
 
 
 def approve(env: Environment, targets: Sequence[str]) -> int:
-    from afx.publish.ledger import Ledger
+    from afx.publish.service import PublishService
 
     result, jobs = select(targets)
-    with Ledger(result.root) as ledger:
-        for job in jobs:
-            ledger.approve(job.name)
-            if not job.get("staging"):
-                env.info(f"{job.name}: not staged (staging is not true); nothing to approve")
+    PublishService(result.root).approve([j.name for j in jobs])
+    for job in jobs:
+        if not job.get("staging"):
+            env.info(f"{job.name}: not staged (staging is not true); nothing to approve")
     return _run(env, jobs, result)
 
 
 def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear: bool) -> int:
-    from afx.publish.ledger import Ledger
+    from afx.publish.service import PublishService
 
     if bool(at) == bool(clear):
         raise UsageError("give --at TIME or --clear")
@@ -82,10 +70,9 @@ def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear:
         except times.BadTime as exc:
             raise UsageError(f"--at {exc}") from None
     result, jobs = select(targets)
-    with Ledger(result.root) as ledger:
-        for job in jobs:
-            ledger.schedule(job.name, value)
-            env.info(f"{job.name}: " + (f"publishes at {value}" if value else "unscheduled"))
+    PublishService(result.root).schedule([j.name for j in jobs], value)
+    for job in jobs:
+        env.info(f"{job.name}: " + (f"publishes at {value}" if value else "unscheduled"))
     if env.json:
         env.emit_json({"jobs": [j.name for j in jobs], "scheduledAt": value})
     return int(ExitStatus.OK)
@@ -93,39 +80,27 @@ def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear:
 
 def jobs(env: Environment, targets: Sequence[str]) -> int:
     from afx.engine.session import Engine
-    from afx.publish.ledger import Ledger, ledger_path
-    from afx.publish.policy import content_digest, decide
+    from afx.publish.service import PublishService
 
     result, selected = select(targets)
     engine = Engine(result.root, result.config)
     reports = {r.job: r for r in engine.plan(selected)}
-    rows_out = []
-    older = []
-    ledger = Ledger(result.root) if ledger_path(result.root).exists() else None
     store = engine.store()
+    service = PublishService(result.root, file_digest=store.file_digest)
+    rows_out, older = [], []
+    now = time.time()
     try:
-        for job in selected:
-            controls = ledger.controls(job.name) if ledger else {}
-            status, at = decide(job, controls, time.time())
-            published = {r["platform"]: r for r in (ledger.rows(job.name) if ledger else [])}
-            report = reports[job.name]
-            platforms, stale_posts = {}, []
-            content = content_digest(job, store.file_digest) if published else ""
-            for p in job.get("platforms", ()):
-                row = published.get(p)
-                platforms[p] = row["state"] if row else status
-                if row and row["state"] == "published" and row.get("content") and row["content"] != content:
-                    stale_posts.append(p)  # the job changed since: `afx publish JOB --again` posts it
-                    older.append(job.name)
-            first = next((s for s in report.stages if s.run), None)
-            rows_out.append({"job": job.name, "entry": job.get("entry"), "built": not report.stale,
-                             "stale": f"{first.stage}: {first.reason}" if first else "",
-                             "publishMode": job.get("publishMode"), "scheduledAt": at, "platforms": platforms,
-                             "olderPosts": stale_posts})
+        standings = {job.name: service.standing(job, now) for job in selected}
     finally:
         store.close()
-        if ledger:
-            ledger.close()
+    for job in selected:
+        standing = standings[job.name]
+        older.extend(job.name for _ in standing["olderPosts"])
+        first = next((s for s in reports[job.name].stages if s.run), None)
+        rows_out.append({"job": job.name, "entry": job.get("entry"), "built": not reports[job.name].stale,
+                         "stale": f"{first.stage}: {first.reason}" if first else "",
+                         "publishMode": job.get("publishMode"), "scheduledAt": standing["scheduledAt"],
+                         "platforms": standing["platforms"], "olderPosts": standing["olderPosts"]})
     if env.json:
         env.emit_json({"jobs": rows_out})
         return int(ExitStatus.OK)
