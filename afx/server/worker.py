@@ -136,15 +136,15 @@ class Workers:
                 _kill_leftover(row.worker)
                 count += 1
                 if row.attempts >= self.settings.attempts:
-                    if row.run_kind == "publish":
-                        values = {"status": "complete", "error": "publish: the server stopped during it "
-                                  f"{row.attempts} times; approve or reschedule to try again"}
-                    else:
-                        values = {"status": "failed", "error_kind": "server",
-                                  "error": f"the server stopped during this job {row.attempts} times"}
+                    why = (f"publish: the server stopped during it {row.attempts} times; approve or reschedule "
+                           "to try again" if row.run_kind == "publish" else
+                           f"the server stopped during this job {row.attempts} times")
+                    values, refund = outcome(row.run_kind, JobReport(row.id, status="failed", error=why,
+                                                                     error_kind="server", crashed=True))
+                    done = conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "running")
+                                        .values(**values, worker=None, finished=now, updated=now))
+                    if done.rowcount == 1 and refund:
                         accounts.refund(conn, row.account_id, row.id, "failed: server stopped repeatedly")
-                    conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "running")
-                                 .values(**values, worker=None, finished=now, updated=now))
                 else:
                     conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "running")
                                  .values(status="queued", worker=None, updated=now))

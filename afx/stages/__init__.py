@@ -1,7 +1,7 @@
-"""The stages of every job, in order: the five of architecture.md (ingest, script, render,
-package, publish) plus analyze (source analysis, cached apart from the download) and edit
-(which parts of the sources make the video, and what is said in them). Each declares what
-it reads; the engine decides when it runs."""
+"""The seven stages of every job, in order (docs/architecture.md): ingest, analyze (source
+analysis, cached apart from the download), edit (which parts of the sources make the video,
+and what is said in them), script, render, package, publish. Each declares what it reads
+(afx/stages/base.py's Stage protocol); the engine decides when it runs."""
 
 from afx.stages.analyze import AnalyzeStage
 from afx.stages.base import Pipeline
