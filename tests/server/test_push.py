@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -11,9 +13,13 @@ import httpx
 import pytest
 
 import afx.client
-from afx.cli.commands import push as push_module
+from afx import times
+from afx.cli.commands.push import push
+from afx.cli.env import Environment
 from afx.client import ApiError, Client, api_root
 from afx.errors import UsageError
+from afx.remote.push import Polling
+from tests.conftest import Result
 from tests.mediafix import plain_clip
 
 
@@ -35,6 +41,21 @@ def lock(repo) -> dict:
 def total_jobs(api_server, key: str) -> int:
     with api_server.client(key) as api:
         return api.get("/jobs").json()["total"]
+
+
+def push_with(repo, environ: dict[str, str], *, json_out: bool = False, clock: times.Clock = times.SYSTEM,
+              polling: Polling = Polling()) -> Result:
+    """`afx push [--json]` in the repo, with the clock and polling given to the pusher."""
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(stdout=out, stderr=err, stdout_isatty=False, stderr_isatty=False, json=json_out,
+                      environ=environ)
+    old = os.getcwd()
+    os.chdir(repo.root)
+    try:
+        code = push(env, (), clock=clock, polling=polling)
+    finally:
+        os.chdir(old)
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def stored_uploads(api_server) -> int:
@@ -265,10 +286,10 @@ def test_a_full_server_gets_the_jobs_in_turn_and_failures_exit_3(api_servers, re
     repo.write("a.yaml", "entry: compose\ntopic: First\n")
     repo.write("b.yaml", "entry: compose\ntopic: Second\n")
     listings = []
-    monkeypatch.setattr(push_module, "LIST_POLL_AT", 1)  # poll with GET /jobs, as a big push does
     monkeypatch.setattr(Client, "list_jobs", lambda self, *a, **kw: listings.append(1) or
                         Client._json(self, "GET", "/jobs", params={"limit": 100}))
-    r = repo.afx("push", "--json", environ=server.env())
+    # poll with GET /jobs, as a big push does
+    r = push_with(repo, server.env(), json_out=True, polling=Polling(list_at=1))
     assert r.code == 3, r.text
     assert listings
     jobs = json.loads(r.out)["jobs"]
@@ -287,7 +308,7 @@ def test_a_full_server_gets_the_jobs_in_turn_and_failures_exit_3(api_servers, re
     assert total_jobs(server, server.key) == 2
 
 
-def test_timeout_interrupt_and_cancel(api_servers, repo, monkeypatch):
+def test_timeout_interrupt_and_cancel(api_servers, repo):
     slow = api_servers("--workers", "1", env={"AFX_TEST_SLEEP": "render:30"})
     env = slow.env()
     repo.write("long.yaml", "entry: compose\ntopic: Takes a while\n")
@@ -295,11 +316,11 @@ def test_timeout_interrupt_and_cancel(api_servers, repo, monkeypatch):
     assert r.code == 4 and "timed out after 0.5s waiting for long" in r.err
     job_id = lock(repo)["jobs"]["long"]["remote"][slow.url]["jobId"]
 
-    def interrupt(seconds: float) -> None:
-        raise KeyboardInterrupt
+    class Interrupted(times.SystemClock):  # Ctrl-C while the push waits between polls
+        def sleep(self, seconds: float) -> None:
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(push_module, "sleep", interrupt)
-    r = repo.afx("push", environ=env)
+    r = push_with(repo, env, clock=Interrupted())
     assert r.code == 130 and "1 job(s) keep running" in r.err
     assert lock(repo)["jobs"]["long"]["remote"][slow.url]["jobId"] == job_id
 

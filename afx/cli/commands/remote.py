@@ -16,41 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from afx import times
-from afx.cli.commands.push import open_client, remote_block
 from afx.cli.env import Environment
-from afx.client import Client
-from afx.errors import AfxError, ExitStatus, UsageError
-
-
-def _lock() -> dict[str, Any]:
-    from afx.engine.lockfile import read_lock
-    from afx.spec.repo import default_root
-
-    try:
-        return read_lock(default_root())
-    except AfxError:  # an unreadable afx.lock only loses the name lookup
-        return {"jobs": {}}
-
-
-def names_by_id(api: str) -> dict[str, str]:
-    lock = _lock()
-    out = {}
-    for name in lock.get("jobs") or {}:
-        block = remote_block(lock, name, api)
-        if block and block.get("jobId"):
-            out[str(block["jobId"])] = name
-    return out
-
-
-def job_id(client: Client, job: str) -> tuple[str, str]:
-    """(remote id, local name or "") for a remote id or a local job's name."""
-    lock = _lock()
-    if job in (lock.get("jobs") or {}):
-        block = remote_block(lock, job, client.api)
-        if block and block.get("jobId"):
-            return str(block["jobId"]), job
-        raise UsageError(f"job {job!r} has not been pushed to {client.api}", hint=f"afx push {job}")
-    return job, names_by_id(client.api).get(job, "")
+from afx.errors import ExitStatus, UsageError
+from afx.remote import records
+from afx.remote.api import open_client
 
 
 def _label(job_id_: str, name: str) -> str:
@@ -58,9 +27,9 @@ def _label(job_id_: str, name: str) -> str:
 
 
 def jobs(env: Environment, *, api_url: str | None, status: str | None, limit: int, offset: int) -> int:
-    with open_client(env, api_url) as client:
+    with open_client(env.environ, api_url) as client:
         answer = client.list_jobs(limit=limit, offset=offset, status=status)
-        names = names_by_id(client.api)
+        names = records.names_by_id(client.api)
     if env.json:
         env.emit_json(answer)
         return int(ExitStatus.OK)
@@ -81,8 +50,8 @@ def jobs(env: Environment, *, api_url: str | None, status: str | None, limit: in
 
 
 def show(env: Environment, job: str, *, api_url: str | None) -> int:
-    with open_client(env, api_url) as client:
-        remote_id, name = job_id(client, job)
+    with open_client(env.environ, api_url) as client:
+        remote_id, name = records.job_id(client.api, job)
         view = client.get_job(remote_id)
     if env.json:
         env.emit_json(view)
@@ -111,8 +80,8 @@ def show(env: Environment, job: str, *, api_url: str | None) -> int:
 
 
 def cancel(env: Environment, job: str, *, api_url: str | None) -> int:
-    with open_client(env, api_url) as client:
-        remote_id, name = job_id(client, job)
+    with open_client(env.environ, api_url) as client:
+        remote_id, name = records.job_id(client.api, job)
         answer = client.cancel_job(remote_id)
     if env.json:
         env.emit_json(answer)
@@ -123,8 +92,8 @@ def cancel(env: Environment, job: str, *, api_url: str | None) -> int:
 
 
 def approve(env: Environment, job: str, *, api_url: str | None) -> int:
-    with open_client(env, api_url) as client:
-        remote_id, name = job_id(client, job)
+    with open_client(env.environ, api_url) as client:
+        remote_id, name = records.job_id(client.api, job)
         answer = client.approve_publish(remote_id)
     if env.json:
         env.emit_json(answer)
@@ -144,8 +113,8 @@ def schedule(env: Environment, job: str, *, api_url: str | None, at: str | None,
     if bool(at) == bool(clear):
         raise UsageError("give --at TIME or --clear")
     value = rfc3339(at) if at else None
-    with open_client(env, api_url) as client:
-        remote_id, name = job_id(client, job)
+    with open_client(env.environ, api_url) as client:
+        remote_id, name = records.job_id(client.api, job)
         answer = client.schedule(remote_id, value)
     if env.json:
         env.emit_json(answer)
@@ -156,7 +125,7 @@ def schedule(env: Environment, job: str, *, api_url: str | None, at: str | None,
 
 
 def account(env: Environment, *, api_url: str | None) -> int:
-    with open_client(env, api_url) as client:
+    with open_client(env.environ, api_url) as client:
         info = client.account()
     if env.json:
         env.emit_json(info)
