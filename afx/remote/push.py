@@ -33,8 +33,8 @@ from typing import Any
 
 from afx import times
 from afx.client import ApiError
+from afx.digest import sha256_file
 from afx.engine.lockfile import read_lock
-from afx.engine.store import sha256_file
 from afx.errors import UsageError
 from afx.remote import events as ev
 from afx.remote import records, results

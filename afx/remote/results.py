@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from afx.engine.store import sha256_file
+from afx.digest import sha256_file
 from afx.fsutil import atomic_write
 from afx.remote.api import Api
 from afx.remote.items import OUT_DIR, RESULT, Item
