@@ -18,9 +18,20 @@ from afx.spec.job import Job, thaw
 
 @runtime_checkable
 class Stage(Protocol):
-    name: str
-    version: str
-    after: tuple[str, ...]  # earlier stages whose artifacts this one reads
+    """A stage of the pipeline. name, version and after are read-only here: a class
+    attribute (`name = "ingest"`), an instance attribute or a property all do.
+
+    A stage may also have any of the optional hooks below (ReadsSettings, ReadsState,
+    BeginsRun, RetiresJobs); the engine looks them up on the stage, and does without."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...  # a new version reruns the stage for every job
+
+    @property
+    def after(self) -> tuple[str, ...]: ...  # earlier stages whose artifacts this one reads
 
     def fields(self, job: Job) -> Mapping[str, Any]:
         """The resolved values this stage reads, by name. Only deterministic values."""
@@ -31,9 +42,35 @@ class Stage(Protocol):
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         """Write artifacts under ctx.workdir; return JSON-able metadata (or None)."""
 
-    # Optional, looked up with getattr: settings(config) (what it reads of afx.yaml, part of
-    # the key), state(job) (outside state, part of the key), begin_run() (a run starts: drop
-    # what was kept for the last one).
+
+# The optional hooks of a stage, each a Protocol of its own: a stage that has the method
+# satisfies it.
+
+
+@runtime_checkable
+class ReadsSettings(Protocol):
+    def settings(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the stage reads of afx.yaml, by name: part of its key (as `config.<name>`)."""
+
+
+@runtime_checkable
+class ReadsState(Protocol):
+    def state(self, job: Job) -> Mapping[str, Any]:
+        """Outside state the stage depends on (the publish ledger, the clock): part of its key
+        (as `state.<name>`)."""
+
+
+@runtime_checkable
+class BeginsRun(Protocol):
+    def begin_run(self) -> None:
+        """A run (or a server job) starts: drop what was kept for the last one."""
+
+
+@runtime_checkable
+class RetiresJobs(Protocol):
+    def retire_jobs(self, root: Path, keep: set[str]) -> None:
+        """Jobs other than `keep` have left the spec repo at `root`: retire what the stage
+        keeps of them outside the store (the publish ledger's rows)."""
 
 
 def pick(job: Job, *paths: str) -> dict[str, Any]:
@@ -139,17 +176,15 @@ class Pipeline:
     def begin_run(self) -> None:
         """A new run (or server job) starts: stages drop what they kept of the last one."""
         for stage in self.stages:
-            begin = getattr(stage, "begin_run", None)
-            if begin is not None:
-                begin()
+            if isinstance(stage, BeginsRun):
+                stage.begin_run()
 
     def retire(self, root: Path, keep: set[str]) -> None:
         """Jobs other than `keep` have left the spec repo at `root` (a full `afx run`):
         stages that keep records of jobs outside the store (the publish ledger) retire theirs."""
         for stage in self.stages:
-            retire = getattr(stage, "retire_jobs", None)
-            if retire is not None:
-                retire(root, keep)
+            if isinstance(stage, RetiresJobs):
+                stage.retire_jobs(root, keep)
 
     @property
     def names(self) -> list[str]:

@@ -44,12 +44,18 @@ def _hook(name: str) -> tuple[str, str]:
 
 class _Cheap:
     name: str
-    _version: str
+    _version: str  # the real stage's
 
+    # A property over the real stage's class attribute, settable as that is (a read-only
+    # property may not override a writable attribute).
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         stage, v = _hook("AFX_TEST_VERSION")
         return v if stage == self.name and v else self._version
+
+    @version.setter
+    def version(self, value: str) -> None:
+        self._version = value
 
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         log = os.environ.get("AFX_TEST_LOG")
@@ -88,11 +94,10 @@ class Ingest(_Cheap, IngestStage):
     _version = IngestStage.version
 
     def work(self, ctx: StageContext) -> Mapping[str, Any]:
-        data = {"fields": self.fields(ctx.job), "files": {}}
-        for name, path in ctx.files.items():
-            data["files"][name] = path.read_bytes().hex()[:64]
-        ctx.output("source.json").write_text(json.dumps(data, sort_keys=True))
-        return {"sources": len(data["fields"].get("urls", [])) or 1}
+        fields = self.fields(ctx.job)
+        files = {name: path.read_bytes().hex()[:64] for name, path in ctx.files.items()}
+        ctx.output("source.json").write_text(json.dumps({"fields": fields, "files": files}, sort_keys=True))
+        return {"sources": len(fields.get("urls", [])) or 1}
 
 
 class Analyze(_Cheap, AnalyzeStage):
