@@ -38,17 +38,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, Literal
 
 from afx import procs
 from afx.engine import lockfile, outputs
-from afx.engine.runner import Emit, JobReport, RunOptions, load_pipeline, process_job
+from afx.engine.runner import Emit, Event, JobReport, RunOptions, load_pipeline, process_job
 from afx.engine.store import Store
 from afx.spec.job import Job
 from afx.stages.base import Artifacts, Pipeline
 
-Message = tuple[str, Any]  # ("event", dict) | ("report", JobReport)
+# What a worker says: an event, or the report of the job it was given (its last word on it).
+Message = tuple[Literal["event"], Event] | tuple[Literal["report"], JobReport]
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,14 @@ class Setup:
 
 @dataclass(eq=False)
 class Worker:
-    proc: Any
-    conn: Any
+    proc: BaseProcess
+    conn: Connection
     tag: str = ""  # names its work folders (afx.procs.tag)
 
     @property
     def pid(self) -> int:
-        return int(self.proc.pid)
+        assert self.proc.pid is not None  # a Worker is made once its process has started
+        return self.proc.pid
 
 
 class Workers:
@@ -127,7 +132,9 @@ class Workers:
             if blocked:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         theirs.close()  # only the worker holds its end: when it dies, our reads end
-        return Worker(proc, ours, f"p{proc.pid}-{procs.start_time(proc.pid)}")
+        pid = proc.pid
+        assert pid is not None  # started
+        return Worker(proc, ours, f"p{pid}-{procs.start_time(pid)}")
 
     def messages(self, timeout: float | None = None) -> list[Message]:
         """Waits until some worker says something (or `timeout`); a worker that died is
@@ -136,7 +143,7 @@ class Workers:
         out: list[Message] = []
         for worker in [w for w in self.jobs if w.conn in ready]:
             try:
-                kind, value = worker.conn.recv()
+                message: Message = worker.conn.recv()
             except (EOFError, OSError):
                 job = self.jobs.pop(worker)
                 code = _bury(worker)
@@ -145,7 +152,7 @@ class Workers:
                     job.name, status="failed", error_kind="server", crashed=True,
                     error=f"the worker process running this job died (exit status {code})")))
                 continue
-            if kind == "report":
+            if message[0] == "report":
                 self.jobs.pop(worker)
                 if self.fresh:
                     # Told to leave, and reaped only by stop(): until then its pid (its
@@ -155,12 +162,13 @@ class Workers:
                     self.done.append(worker)
                 else:
                     self.idle.append(worker)
-            out.append((kind, value))
+            out.append(message)
         return out
 
     def kill(self, worker: Worker) -> None:
         """Cancel a job now: its worker's whole process group (the worker and its ffmpeg)."""
-        for target in (lambda: os.killpg(worker.pid, signal.SIGKILL), lambda: worker.proc.kill()):
+        targets: tuple[Callable[[], None], ...] = (lambda: os.killpg(worker.pid, signal.SIGKILL), worker.proc.kill)
+        for target in targets:
             with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
                 target()  # the group exists once the worker has called setsid; before, the process
 
@@ -186,9 +194,10 @@ class Workers:
                     os.kill(worker.proc.pid, signal.SIGINT)
         deadline = time.monotonic() + grace
         alive = {w.proc.sentinel: w for w in [*self.idle, *self.jobs]}
-        reading = {w.conn: w for w in alive.values()}
+        reading: dict[object, Worker] = {w.conn: w for w in alive.values()}  # by pipe
         while alive and time.monotonic() < deadline:
-            for ready in mpc.wait([*alive, *reading], timeout=max(deadline - time.monotonic(), 0.0)):
+            pipes = [w.conn for w in reading.values()]
+            for ready in mpc.wait([*alive, *pipes], timeout=max(deadline - time.monotonic(), 0.0)):
                 if ready in alive:
                     alive.pop(ready).proc.join(timeout=1)
                     continue
@@ -213,10 +222,11 @@ def run_jobs(setup: Setup, jobs: Sequence[Job], *, parallel: int, keep_going: bo
         while (todo and not stop) or pool.busy:
             while todo and not stop and pool.has_room:
                 pool.give(todo.pop(0))
-            for kind, value in pool.messages():
-                if kind == "event":
-                    emit(value)
+            for message in pool.messages():
+                if message[0] == "event":
+                    emit(message[1])
                     continue
+                value = message[1]
                 reports[value.job] = value
                 emit(job_event(value))
                 if value.status == "failed" and not keep_going:
@@ -237,8 +247,8 @@ def run_jobs(setup: Setup, jobs: Sequence[Job], *, parallel: int, keep_going: bo
     return ordered
 
 
-def job_event(report: JobReport) -> dict[str, Any]:
-    event: dict[str, Any] = {"event": "job", "job": report.job, "status": report.status}
+def job_event(report: JobReport) -> Event:
+    event: Event = {"event": "job", "job": report.job, "status": report.status}
     if report.error:
         event["error"] = report.error
     return event
@@ -281,7 +291,7 @@ def _bury(worker: Worker) -> int | None:
     return worker.proc.exitcode
 
 
-def _interrupt_once(signum: int, frame: Any) -> None:
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
     # A terminal's Ctrl-C reaches the worker, and then the parent interrupts it too: the
     # second must not cut short the clean-up the first started.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -305,9 +315,9 @@ class _EventHandler(logging.Handler):
             self.handleError(record)
 
 
-def _worker_main(conn: Any, setup: Setup) -> None:
+def _worker_main(conn: Connection, setup: Setup) -> None:
     parent = multiprocessing.parent_process()
-    if parent is not None and not procs.die_with(parent.pid):
+    if parent is not None and parent.pid is not None and not procs.die_with(parent.pid):
         return  # the parent died while this started (kill -9): its jobs die with it (issue 11)
     with contextlib.suppress(OSError):
         os.setsid()  # a group of its own: a cancel kills it and its ffmpeg, and nothing else

@@ -43,10 +43,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afx.errors import AfxError, ExitStatus
 from afx.fsutil import atomic_write
+
+if TYPE_CHECKING:  # a type only: reading afx.lock imports no stage code
+    from afx.stages.base import LockChange
 
 LOCK_NAME = "afx.lock"
 LOCK_VERSION = 1
@@ -87,7 +90,8 @@ def write_lock(root: Path, data: Mapping[str, Any]) -> bool:
     except OSError:
         current = None
     old = _loads(current)
-    old_jobs = old.get("jobs") if isinstance(old.get("jobs"), dict) else {}
+    jobs_on_disk = old.get("jobs")
+    old_jobs: dict[str, Any] = jobs_on_disk if isinstance(jobs_on_disk, dict) else {}
     jobs = {}
     for name, block in dict(data.get("jobs", {})).items():
         prev = old_jobs.get(name)
@@ -166,7 +170,8 @@ def _forget_published(data: dict[str, Any], job: str, platform: str) -> None:
         old = published.pop(platform, None)
         remote = old.get("remoteId") if isinstance(old, dict) else None
         if remote:  # a clone whose ledger still has it must not write it back
-            superseded = block.get("superseded") if isinstance(block.get("superseded"), list) else []
+            listed = block.get("superseded")
+            superseded: list[Any] = listed if isinstance(listed, list) else []
             if remote not in superseded:
                 block["superseded"] = [*superseded, remote]
 
@@ -180,8 +185,8 @@ def _retire_published(data: dict[str, Any], job: str, platform: str) -> None:
     _retire(data, job, platform, record)
 
 
-def apply_changes(root: Path, job: str, changes: Sequence[Any]) -> bool:
-    """A job's stages' afx.lock changes (afx.stages.base.LockChange), in order, at once."""
+def apply_changes(root: Path, job: str, changes: Sequence[LockChange]) -> bool:
+    """A job's stages' afx.lock changes, in order, at once."""
     def change(data: dict[str, Any]) -> None:
         for c in changes:
             if c.op == "published":
@@ -211,7 +216,8 @@ def _retire(data: dict[str, Any], job: str, platform: str, record: Any) -> None:
     """One publish record into `retired`, with its job's name (once)."""
     if not isinstance(record, dict):
         return
-    retired = data.get("retired") if isinstance(data.get("retired"), list) else []
+    listed = data.get("retired")
+    retired: list[Any] = listed if isinstance(listed, list) else []
     entry = {**record, "job": job, "platform": platform}
     if entry not in retired:
         data["retired"] = [*retired, entry]

@@ -13,15 +13,18 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afx.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from afx.stages.base import Artifacts
 
 LISTING = ".afx-files"
 RESULT = "result.json"
 
 
-def exported(artifacts: Mapping[str, Any]) -> dict[str, Path]:
+def exported(artifacts: Mapping[str, Artifacts]) -> dict[str, Path]:
     """out/ file name -> stored object, over all stages (a later stage wins a name)."""
     out: dict[str, Path] = {}
     for arts in artifacts.values():

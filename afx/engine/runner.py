@@ -15,17 +15,20 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from afx.engine import outputs
-from afx.engine.keys import explain, fingerprint
+from afx.engine.keys import KeyParts, explain, fingerprint
 from afx.engine.lockfile import read_lock_cached
-from afx.engine.store import Manifest, Store
+from afx.engine.store import Manifest, Store, StoredFile
 from afx.errors import AfxError, StageError
 from afx.spec.job import Job
-from afx.stages.base import Artifacts, Pipeline, StageContext
+from afx.stages.base import Artifacts, LockChange, Pipeline, Stage, StageContext
 
-Emit = Callable[[dict[str, Any]], None]
+# An event: {"event": "stage" | "progress" | "out" | "warning" | "note" | "start" | "job", ...},
+# JSON-able; what else it holds depends on the kind (docs/engine.md).
+Event = dict[str, Any]
+Emit = Callable[[Event], None]
 NEEDS_WORKER = "needs worker"
 DEFAULT_PIPELINE = "afx.stages:PIPELINE"
 
@@ -63,6 +66,19 @@ class StagePlan:
         return {"stage": self.stage, "status": self.status, "reason": self.reason, "key": self.key}
 
 
+class StageLock(TypedDict):
+    key: str | None  # the stage key
+    outputs: dict[str, str]  # artifact name -> sha256
+
+
+class LockBlock(TypedDict):
+    """A complete job's block in afx.lock, as afx run writes it (afx.engine.lockfile)."""
+
+    spec: str  # the resolved job's digest
+    stages: dict[str, StageLock]
+    files: dict[str, str | None]  # out/<job>/ file name -> sha256
+
+
 @dataclass
 class JobReport:
     job: str
@@ -71,12 +87,12 @@ class JobReport:
     error: str = ""
     error_kind: str = ""  # "job": the input's fault (an AfxError); "server": anything else
     out_current: bool = True
-    lock: dict[str, Any] | None = None  # the job's afx.lock block, when complete
+    lock: LockBlock | None = None  # the job's afx.lock block, when complete
     failed_stage: str = ""
     crashed: bool = False  # its worker process died (killed, out of memory): no stage said why
-    # What the job's stages asked afx.lock to remember (afx.engine.lockfile.LockChange), in
-    # order, failed stages' included: made by the executor as soon as the job ends.
-    lock_changes: list[Any] = field(default_factory=list)
+    # What the job's stages asked afx.lock to remember, in order, failed stages' included:
+    # made by the executor as soon as the job ends (afx.engine.lockfile.apply_changes).
+    lock_changes: list[LockChange] = field(default_factory=list)
     # What a stage that failed had done, in its own words (StageContext.partial): the
     # publish stage's per-platform results when one platform refused.
     partial: dict[str, Any] = field(default_factory=dict)
@@ -84,7 +100,7 @@ class JobReport:
     result: dict[str, Any] | None = None
     # The stages that finished, by name (not serialised): what a caller can still use of a
     # job that failed late (its result, with a failed publish).
-    artifacts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    artifacts: dict[str, Artifacts] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def stale(self) -> bool:
@@ -134,6 +150,7 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
         forced = options.forced(stage.name)
         manifest, problem = store.checked_manifest(key) if key and not forced else (None, "")
         if manifest is not None:
+            assert key is not None  # a manifest is looked up by its key only
             report.stages.append(StagePlan(stage.name, False, "", key))
             if execute:
                 emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "cached"})
@@ -189,7 +206,7 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
     return report
 
 
-def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[str, Artifacts],
+def _execute(stage: Stage, job: Job, store: Store, key: str, artifacts: Mapping[str, Artifacts],
              config: Mapping[str, Any], emit: Emit, report: JobReport) -> Manifest:
     workdir = store.workdir(job.name, stage.name)
     last_emit = [0.0]
@@ -217,7 +234,7 @@ def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[st
             meta = json.loads(json.dumps(meta))  # JSON-able, and detached from the stage's objects
         except (TypeError, ValueError) as exc:
             raise StageError(f"stage {stage.name} returned metadata that is not JSON: {exc}") from None
-        files: dict[str, dict[str, Any]] = {}
+        files: dict[str, StoredFile] = {}
         for entry in sorted(workdir.iterdir()):
             if entry.name.startswith("."):
                 continue  # scratch files and folders: removed with the work folder
@@ -234,18 +251,18 @@ def _execute(stage: Any, job: Job, store: Store, key: str, artifacts: Mapping[st
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _remember(store: Store, job: str, lasts: dict[str, dict[str, Any]], stage: str, parts: dict, key: str,
+def _remember(store: Store, job: str, lasts: dict[str, dict[str, Any]], stage: str, parts: KeyParts, key: str,
               manifest: str) -> None:
-    record = {"key": key, "parts": parts, "manifest": manifest}
+    record: dict[str, Any] = {"key": key, "parts": parts, "manifest": manifest}
     last = lasts.get(stage)
     if last is None or any(last.get(k) != v for k, v in record.items()):
         lasts[stage] = {**record, "time": time.time()}
         store.set_lasts(job, lasts)
 
 
-def _lock_block(job: Job, store: Store, artifacts: Mapping[str, Artifacts], stages: Sequence[Any],
-                keys: Sequence[str | None]) -> dict[str, Any]:
-    block: dict[str, Any] = {"spec": job.digest, "stages": {}, "files": {}}
+def _lock_block(job: Job, store: Store, artifacts: Mapping[str, Artifacts], stages: Sequence[Stage],
+                keys: Sequence[str | None]) -> LockBlock:
+    block: LockBlock = {"spec": job.digest, "stages": {}, "files": {}}
     for stage, key in zip(stages, keys):
         arts = artifacts[stage.name]
         manifest = store.manifest(key) if key else None

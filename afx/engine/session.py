@@ -13,7 +13,7 @@ from typing import Any
 
 from afx.engine.executor import Setup, job_event, run_jobs
 from afx.engine.lockfile import RunLock, retire_jobs, update_lock
-from afx.engine.runner import NEEDS_WORKER, Emit, JobReport, RunOptions, load_pipeline, process_job, store_dir
+from afx.engine.runner import NEEDS_WORKER, Emit, Event, JobReport, RunOptions, load_pipeline, process_job, store_dir
 from afx.engine.store import Store
 from afx.spec.job import Job
 
@@ -80,7 +80,7 @@ class Engine:
         done: dict[str, JobReport] = {}
         try:
             for job in jobs:
-                events: list[dict[str, Any]] = []
+                events: list[Event] = []
                 report = process_job(job, self.pipeline, store, self.out_root, execute=True, options=options,
                                      config=self.config, emit=events.append, cached_only=True)
                 if report.status != NEEDS_WORKER:

@@ -24,14 +24,35 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
-from afx.digest import canonical, digest_of, sha256_file  # noqa: F401 - engine.store has always offered them
+# engine.store has always offered them (re-exported: `x as x`)
+from afx.digest import canonical as canonical
+from afx.digest import digest_of as digest_of
+from afx.digest import sha256_file as sha256_file
 
 STORE_FORMAT = 1
 PICKLE_PROTOCOL = 5  # pinned: the index must read the same on every Python >= 3.8
 
 log = logging.getLogger("afx.store")
+
+
+class StoredFile(TypedDict):
+    """One file of a manifest: an object in the store."""
+
+    digest: str  # sha256 of the content: the object's name under objects/
+    size: int
+    mtime_ns: int  # the object's mtime when stored: a changed one costs a rehash (check_object)
+
+
+class _Index(Protocol):
+    """What the store uses of a diskcache.Cache (diskcache has no type hints)."""
+
+    def get(self, key: str) -> Any: ...
+    def set(self, key: str, value: Any) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def iterkeys(self) -> Iterator[Any]: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +61,7 @@ class Manifest:
 
     stage: str
     key: str
-    files: Mapping[str, Mapping[str, Any]]  # name -> {"digest", "size", "mtime_ns"}
+    files: Mapping[str, StoredFile]  # artifact name -> its object
     exports: Mapping[str, str]  # name -> file name under out/<job>/
     meta: Mapping[str, Any]
     seconds: float = 0.0
@@ -71,18 +92,18 @@ class Store:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
-        self._index: Any = None
+        self._index: _Index | None = None
         self.warnings: list[str] = []
         self._manifests: dict[str, Manifest] = {}  # read this run (keys are content hashes)
 
     # -- index ----------------------------------------------------------------------------
     @property
-    def index(self) -> Any:
+    def index(self) -> _Index:
         if self._index is None:
             self._index = self._open_index()
         return self._index
 
-    def _open_index(self) -> Any:
+    def _open_index(self) -> _Index:
         import diskcache
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -96,12 +117,12 @@ class Store:
             atomic_write(fmt, f"{STORE_FORMAT}\n")
         settings = dict(disk_pickle_protocol=PICKLE_PROTOCOL, eviction_policy="none", size_limit=2**62)
         try:
-            cache = diskcache.Cache(str(self.root / "index"), **settings)
+            cache: _Index = diskcache.Cache(str(self.root / "index"), **settings)
             cache.get("probe")
-            return cache
         except (sqlite3.DatabaseError, OSError) as exc:
             self._set_aside("index", f"index is unreadable ({exc})")
-            return diskcache.Cache(str(self.root / "index"), **settings)
+            cache = diskcache.Cache(str(self.root / "index"), **settings)
+        return cache
 
     def _set_aside(self, name: str, why: str) -> None:
         src = self.root / name
@@ -143,7 +164,7 @@ class Store:
         st = path.stat()
         stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
         cached = self._get(f"file:{path}")
-        if isinstance(cached, tuple) and cached[:3] == stamp:
+        if isinstance(cached, tuple) and cached[:3] == stamp and isinstance(cached[3], str):
             return cached[3]
         digest = sha256_file(path)
         self._set(f"file:{path}", (*stamp, digest))
@@ -156,7 +177,7 @@ class Store:
     def _object_str(self, digest: str) -> str:
         return f"{self.objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}"
 
-    def put_object(self, src: Path) -> dict[str, Any]:
+    def put_object(self, src: Path) -> StoredFile:
         """Move a finished file into the store (or drop it if the store has it already)."""
         digest = sha256_file(src)
         dst = self.object_path(digest)
@@ -169,7 +190,7 @@ class Store:
         st = dst.stat()
         return {"digest": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
-    def check_object(self, name: str, entry: Mapping[str, Any]) -> None:
+    def check_object(self, name: str, entry: StoredFile) -> None:
         """Nothing if the object is present and unchanged; StoreProblem otherwise.
 
         Size and mtime are compared on every use; only a changed mtime costs a rehash.

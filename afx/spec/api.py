@@ -22,7 +22,7 @@ from typing import Any
 
 from afx.errors import Diagnostic, SpecError, shown
 from afx.spec.job import Job, freeze
-from afx.spec.load import Document, Mark
+from afx.spec.load import Document, Mark, Path_
 from afx.spec.merge import Origins
 from afx.spec.repo import RepoFiles
 from afx.spec.resolve import PATH_FIELDS, _Resolver
@@ -104,7 +104,7 @@ def _leaves(value: Any, keys: bool = False) -> Any:
         yield value
 
 
-def _doc(data: dict, label: str) -> Document:
+def _doc(data: dict[str, Any], label: str) -> Document:
     return Document(label, 0, data, _NOWHERE, {})
 
 
@@ -182,6 +182,6 @@ def job_from_fields(fields: Mapping[str, Any], *, name: str, root: Path, upload:
     Resolving again could change it: `{{ afx.today }}` renders differently tomorrow, and a
     template may have been deleted since ("jobs previously submitted are unaffected").
     """
-    paths = MappingProxyType({("fileId",): upload} if upload is not None else {})
+    paths: Mapping[Path_, Path] = MappingProxyType({("fileId",): upload} if upload is not None else {})
     return Job(name=name, fields=freeze(dict(fields)), file=root / f"{name}.json", display=BODY, line=0,
                root=root, paths=paths)

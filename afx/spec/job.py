@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from afx.spec.load import Path_
 from afx.spec.merge import Origins
 
 # POST /jobs fields, in the order of the field reference (docs/auraflux-api-v1.txt).
@@ -56,10 +57,10 @@ class Job:
     matrix: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     base_name: str = ""  # the name as written, before matrix expansion
-    paths: Mapping[tuple, Path] = field(default_factory=lambda: MappingProxyType({}))  # local files, absolute
+    paths: Mapping[Path_, Path] = field(default_factory=lambda: MappingProxyType({}))  # local files, absolute
     origins: Origins = field(default_factory=Origins, compare=False, repr=False)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Callable[..., Job], tuple[Any, ...]]:
         # MappingProxyType does not pickle; parallel runs send jobs to worker processes.
         return (_rebuild, (self.name, thaw(self.fields), self.file, self.display, self.line, self.root,
                            self.template_chain, thaw(self.matrix), thaw(self.vars), self.base_name, self.origins,
@@ -84,7 +85,7 @@ class Job:
         """A local file field, resolved (and checked) by the resolver against the spec that wrote it."""
         return self.local_path_at((key,))
 
-    def local_path_at(self, path: tuple) -> Path | None:
+    def local_path_at(self, path: Path_) -> Path | None:
         return self.paths.get(tuple(path))
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,7 +129,7 @@ class Job:
 LOCAL_PATHS = (("render", "music", "file"), ("render", "backgrounds"), ("render", "thumbnail", "file"))
 
 
-def _has(data: Any, path: tuple) -> bool:
+def _has(data: Any, path: Path_) -> bool:
     for part in path:
         if not isinstance(data, dict) or part not in data:
             return False
@@ -136,7 +137,7 @@ def _has(data: Any, path: tuple) -> bool:
     return True
 
 
-def _drop(data: Any, path: tuple) -> None:
+def _drop(data: Any, path: Path_) -> None:
     for part in path[:-1]:
         if not isinstance(data, dict) or part not in data:
             return
@@ -145,8 +146,9 @@ def _drop(data: Any, path: tuple) -> None:
         data.pop(path[-1], None)
 
 
-def _rebuild(name: str, fields: dict, file: Path, display: str, line: int, root: Path, chain: tuple,
-             matrix: dict, variables: dict, base_name: str, origins: Origins, paths: dict) -> Job:
+def _rebuild(name: str, fields: dict[str, Any], file: Path, display: str, line: int, root: Path,
+             chain: tuple[str, ...], matrix: dict[str, Any], variables: dict[str, Any], base_name: str,
+             origins: Origins, paths: dict[Path_, Path]) -> Job:
     return Job(name=name, fields=freeze(fields), file=file, display=display, line=line, root=root,
                template_chain=chain, matrix=freeze(matrix), vars=freeze(variables), base_name=base_name,
                origins=origins, paths=MappingProxyType(paths))

@@ -17,7 +17,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -28,7 +28,7 @@ MAX_VALUES = 20_000  # values per document after alias expansion
 MAX_ALIASES = 100
 MAX_DEPTH = 48
 
-Path_ = tuple  # a path into a document: keys (str) and list indices (int)
+Path_: TypeAlias = tuple[str | int, ...]  # a path into a document: keys (str) and list indices (int)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ for _tag, _regexp, _first in (
     _CoreResolver.add_implicit_resolver(_tag, _regexp, list(_first))
 
 try:  # libyaml's parser is in every PyYAML wheel; the pure-Python one is the fallback.
-    from yaml.cyaml import CParser as _Parser
+    # (types-PyYAML's yaml.cyaml imports CParser from yaml._yaml without re-exporting it)
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
 
     class _Parser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,  # type: ignore[no-redef]
@@ -122,7 +123,7 @@ except ImportError:  # pragma: no cover
             yaml.composer.Composer.__init__(self)
 
 
-class _Loader(_Parser, _CoreResolver):  # type: ignore[misc, valid-type]
+class _Loader(_Parser, _CoreResolver):
     """Parse and compose only: afx builds values itself (see _Builder)."""
 
     def __init__(self, stream: str) -> None:
@@ -267,7 +268,9 @@ def load_text(text: str, display: str) -> tuple[list[Document], list[Diagnostic]
     docs: list[Document] = []
     diags: list[Diagnostic] = []
     try:
-        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
+        # types-PyYAML lists PyYAML's own loader classes only; compose_all needs just a parser,
+        # a composer and a resolver, which _Loader is.
+        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):  # type: ignore[arg-type]
             if node is None:
                 continue
             builder = _Builder()

@@ -13,13 +13,14 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from afx.spec.load import Path_
 from afx.spec.vars import slug
 
 MAX_COMBINATIONS = 256
 
 
 class MatrixError(Exception):
-    def __init__(self, message: str, path: tuple = ("matrix",)) -> None:
+    def __init__(self, message: str, path: Path_ = ("matrix",)) -> None:
         super().__init__(message)
         self.message, self.path = message, path
 
@@ -28,7 +29,7 @@ class MatrixError(Exception):
 class Combination:
     values: dict[str, Any]
     # where each value was written: ("matrix", key, index) or ("matrix", "include", i, key)
-    paths: dict[str, tuple]
+    paths: dict[str, Path_]
 
     def suffix(self) -> str:
         return "-".join(slug(v) for v in self.values.values())
@@ -46,7 +47,7 @@ def expand(matrix: dict[str, Any]) -> list[Combination]:
                               ("matrix",))
         for picks in itertools.product(*(list(enumerate(v)) for _, v in axes)):
             values = {k: v for (k, _), (_, v) in zip(axes, picks)}
-            paths = {k: ("matrix", k, i) for (k, _), (i, _) in zip(axes, picks)}
+            paths: dict[str, Path_] = {k: ("matrix", k, i) for (k, _), (i, _) in zip(axes, picks)}
             combos.append(Combination(values, paths))
     before = len(combos)
     for i, rule in enumerate(matrix.get("exclude", [])):

@@ -26,7 +26,7 @@ class Origins:
     def of(cls, doc: Document) -> Origins:
         return cls({p: (doc.file, k, v) for p, (k, v) in doc.marks.items()}, (doc.file, doc.start))
 
-    def locate(self, path: tuple, *, at_key: bool = False) -> tuple[str, Mark]:
+    def locate(self, path: Path_, *, at_key: bool = False) -> tuple[str, Mark]:
         path = tuple(path)
         while path not in self.table and path:
             path = path[:-1]
@@ -57,8 +57,8 @@ class Origins:
             self.table[prefix + p[n:]] = o
 
 
-def merge(base: dict, base_origins: Origins, over: dict, over_origins: Origins,
-          skip: frozenset[str] = frozenset()) -> tuple[dict, Origins]:
+def merge(base: dict[str, Any], base_origins: Origins, over: dict[str, Any], over_origins: Origins,
+          skip: frozenset[str] = frozenset()) -> tuple[dict[str, Any], Origins]:
     """A new document: `over` merged onto `base`. Neither input is modified.
 
     `skip` names top-level keys of `base` that are not inherited (a template's id, name...).
@@ -71,7 +71,8 @@ def merge(base: dict, base_origins: Origins, over: dict, over_origins: Origins,
     return _strip_nulls(result, (), origins), origins
 
 
-def _merge_into(target: dict, over: dict, path: Path_, origins: Origins, over_origins: Origins) -> None:
+def _merge_into(target: dict[str, Any], over: dict[str, Any], path: Path_, origins: Origins,
+                over_origins: Origins) -> None:
     for key, value in over.items():
         here = path + (key,)
         if isinstance(value, dict) and isinstance(target.get(key), dict):

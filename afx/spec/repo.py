@@ -129,8 +129,8 @@ def collect(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = Non
                                                     "is a link to a file outside the spec repo"))
     config_path = root / CONFIG_NAME
     if config_path.is_file():
-        files.config, found = load_config(config_path, cwd)
-        files.diagnostics.extend(found)
+        files.config, problems = load_config(config_path, cwd)
+        files.diagnostics.extend(problems)
     return files
 
 

@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from afx.errors import Diagnostic, SpecError
 from afx.spec import vars as specvars
 from afx.spec.job import DEFAULTS, Job, freeze
-from afx.spec.load import Document, dotted, load_file
-from afx.spec.matrix import MatrixError, expand
+from afx.spec.load import Document, Path_, dotted, load_file
+from afx.spec.matrix import Combination, MatrixError, expand
 from afx.spec.merge import Origins, merge
 from afx.spec.repo import RepoFiles, collect, display_path
 from afx.spec.schema import diagnostics, did_you_mean, field_names, string_paths
@@ -30,13 +30,17 @@ MAX_CHAIN = 32
 CONTROL = ("name", "fromTemplateId", "vars", "matrix")  # read before anything is merged
 TEMPLATE_ONLY = frozenset({"id", "name", "description", "fromTemplateId"})
 # Fields holding local file paths: relative to the file that wrote them, inside the repo.
-PATH_FIELDS = (("file",), ("render", "music", "file"), ("render", "backgrounds"), ("render", "thumbnail", "file"))
+PATH_FIELDS: tuple[tuple[str, ...], ...] = (("file",), ("render", "music", "file"), ("render", "backgrounds"),
+                                            ("render", "thumbnail", "file"))
+
+# A template chain merged: its fields, where each was written, the template ids (nearest first).
+Chain: TypeAlias = tuple[dict[str, Any], Origins, tuple[str, ...]]
 
 
 @dataclass
 class Template:
     id: str
-    data: dict
+    data: dict[str, Any]
     origins: Origins
     file: str
     line: int
@@ -46,7 +50,7 @@ class Template:
 @dataclass
 class Resolution:
     root: Path
-    config: dict
+    config: dict[str, Any]
     jobs: list[Job] = field(default_factory=list)
     templates: dict[str, Template] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -87,7 +91,7 @@ class _Resolver:
         self.fields = set(field_names("job")) - set(CONTROL)
         # template id -> its whole chain merged (or None when broken): each chain is merged
         # once per run, however many jobs use it.
-        self.chains: dict[str, tuple[dict, Origins, tuple[str, ...]] | None] = {}
+        self.chains: dict[str, Chain | None] = {}
         # Template values are shared by every job using them: size and freeze each once.
         self._weights: dict[int, tuple[Any, int]] = {}
         self._frozen: dict[int, tuple[Any, Any]] = {}
@@ -139,11 +143,11 @@ class _Resolver:
         # A broken template stays known, so jobs naming it do not also report "not found".
         self.templates[tid] = Template(tid, doc.data, origins, doc.file, doc.start.line, broken=bool(found))
 
-    def chain(self, doc: dict, origins: Origins, owner: str) -> tuple[dict, Origins, tuple[str, ...]] | None:
+    def chain(self, doc: dict[str, Any], origins: Origins, owner: str) -> Chain | None:
         """Merge the template chain under `doc`. None (and a diagnostic) if it is broken."""
         ref = doc.get("fromTemplateId")
         if ref is None:
-            base: tuple[dict, Origins, tuple[str, ...]] | None = ({}, Origins(), ())
+            base: Chain | None = ({}, Origins(), ())
         else:
             base = self._template_chain(ref, [owner], origins.locate(("fromTemplateId",)))
         if base is None:
@@ -152,7 +156,7 @@ class _Resolver:
         return data, merged, base[2]
 
     def _template_chain(self, tid: str, trail: list[str], ref_at: tuple[str, Any]
-                        ) -> tuple[dict, Origins, tuple[str, ...]] | None:
+                        ) -> Chain | None:
         if tid in self.chains:
             return self.chains[tid]
         file, mark = ref_at
@@ -171,7 +175,7 @@ class _Resolver:
             fail(f"template {tid!r} not found ({' -> '.join(trail + [tid])})",
                  did_you_mean(tid, self.templates) or f"templates live in {self.files.root.name}/templates/")
             return None
-        result: tuple[dict, Origins, tuple[str, ...]] | None = None
+        result: Chain | None = None
         if not tpl.broken:
             parent = tpl.data.get("fromTemplateId")
             base = ({}, Origins(), ()) if parent is None else self._template_chain(
@@ -249,8 +253,8 @@ class _Resolver:
                 out.append(job)
         return out
 
-    def _expand(self, doc: Document, path: Path, data: dict, origins: Origins, chain: tuple[str, ...],
-                base: str, combo: Any) -> Job | None:
+    def _expand(self, doc: Document, path: Path, data: dict[str, Any], origins: Origins, chain: tuple[str, ...],
+                base: str, combo: Combination | None) -> Job | None:
         variables: dict[str, Any] = dict(data.get("vars") or {})  # read only: never copied
         data = copy.deepcopy({k: v for k, v in data.items() if k not in ("fromTemplateId", "vars", "matrix")})
         origins = Origins(dict(origins.table), origins.fallback)
@@ -264,7 +268,7 @@ class _Resolver:
                     origins.graft((key,), origins, combo.paths[key])
         before = len(self.diags)
         biggest = max(map(self._weight, variables.values()), default=0)
-        name = base
+        name: str | None = base
         if specvars.has_markup(base):
             variables["afx"] = specvars.builtins(base)
             name = self._render(base, variables, origins, ("name",), biggest)
@@ -322,7 +326,7 @@ class _Resolver:
                    matrix=freeze(matrix_values), vars=freeze(user_vars), base_name=base, origins=origins,
                    paths=MappingProxyType(local_paths))
 
-    def _render(self, text: str, variables: dict, origins: Origins, spath: tuple, biggest: int) -> str | None:
+    def _render(self, text: str, variables: dict[str, Any], origins: Origins, spath: Path_, biggest: int) -> str | None:
         try:
             return specvars.render(text, variables, biggest)
         except specvars.VarError as exc:
@@ -331,9 +335,9 @@ class _Resolver:
             self.diags.append(Diagnostic(file, mark.line, mark.column, dotted(spath), exc.message, exc.hint))
             return None
 
-    def _check_paths(self, data: dict, origins: Origins) -> tuple[list[Diagnostic], dict[tuple, Path]]:
+    def _check_paths(self, data: dict[str, Any], origins: Origins) -> tuple[list[Diagnostic], dict[Path_, Path]]:
         out: list[Diagnostic] = []
-        resolved: dict[tuple, Path] = {}
+        resolved: dict[Path_, Path] = {}
         for fpath in PATH_FIELDS:
             value: Any = data
             for part in fpath:
@@ -378,13 +382,13 @@ class _Resolver:
 MISSING = "missing: "  # marks the one path problem that missing_media="warn" lets through
 
 
-def _get(doc: Any, path: tuple) -> Any:
+def _get(doc: Any, path: Path_) -> Any:
     for part in path:
         doc = doc[part]
     return doc
 
 
-def _set(doc: Any, path: tuple, value: Any) -> None:
+def _set(doc: Any, path: Path_, value: Any) -> None:
     for part in path[:-1]:
         doc = doc[part]
     doc[path[-1]] = value

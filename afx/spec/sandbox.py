@@ -113,12 +113,12 @@ def _bounded_join(value: Any, d: str = "", attribute: Any = None) -> str:
 
 
 def _bounded_replace(s: Any, old: str, new: str, count: int | None = None) -> str:
-    s = str(s)
-    hits = s.count(old) if old else len(s) + 1
+    text = str(s)
+    hits = text.count(old) if old else len(text) + 1
     if count is not None and count >= 0:
         hits = min(hits, count)
-    charge(len(s) + hits * max(len(new) - len(old), 0), "replace")
-    return s.replace(old, new) if count is None else s.replace(old, new, count)
+    charge(len(text) + hits * max(len(new) - len(old), 0), "replace")
+    return text.replace(old, new) if count is None else text.replace(old, new, count)
 
 
 def _charged(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:

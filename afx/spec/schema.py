@@ -14,15 +14,20 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from afx import times
 from afx.errors import Diagnostic
-from afx.spec.load import Mark, dotted
+from afx.spec.load import Mark, Path_, dotted
+
+if TYPE_CHECKING:  # both are imported only when needed (see validator, fast_validator)
+    import jsonschema_rs
+    from jsonschema import ValidationError
+    from jsonschema.protocols import Validator
 
 KINDS = ("job", "template", "config")
 # Fields read before templates are merged or a matrix expanded (the rest is checked after).
@@ -45,10 +50,11 @@ def schema_text(kind: str) -> str:
 
 
 @functools.cache
-def schema(kind: str) -> dict:
+def schema(kind: str) -> dict[str, Any]:
     if kind == "control":
         return _CONTROL
-    return json.loads(schema_text(kind))
+    data: dict[str, Any] = json.loads(schema_text(kind))
+    return data
 
 
 def _is_datetime(value: object) -> bool:
@@ -70,7 +76,7 @@ def _is_uri(value: object) -> bool:
 
 
 @functools.cache
-def validator(kind: str) -> Any:
+def validator(kind: str) -> Validator:
     """The reference (Python) validator: located, detailed errors. Imported only when needed:
     valid documents never get here (see fast_validator)."""
     import jsonschema
@@ -87,7 +93,7 @@ def validator(kind: str) -> Any:
     return cls(schema(kind), registry=registry, format_checker=checker)
 
 
-def _as_predicate(check: Any) -> Any:
+def _as_predicate(check: Callable[[object], bool]) -> Callable[[str], bool]:
     def predicate(value: str) -> bool:
         try:
             return bool(check(value))
@@ -98,7 +104,7 @@ def _as_predicate(check: Any) -> Any:
 
 
 @functools.cache
-def fast_validator(kind: str) -> Any:
+def fast_validator(kind: str) -> jsonschema_rs.Validator | None:
     """jsonschema-rs compiled validator: a yes/no answer in microseconds, or None if absent.
 
     Valid documents (nearly all of them) never reach the Python validator, which is only
@@ -118,7 +124,7 @@ def fast_validator(kind: str) -> Any:
 class Locator(Protocol):
     """Finds where a field of a (possibly merged) document was written."""
 
-    def locate(self, path: tuple, *, at_key: bool = False) -> tuple[str, Mark]: ...
+    def locate(self, path: Path_, *, at_key: bool = False) -> tuple[str, Mark]: ...
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -150,13 +156,14 @@ def _expected(spec: Any) -> str:
     names = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
              "integer": "a whole number", "boolean": "true or false", "null": "null"}
     if isinstance(spec, list):
-        return " or ".join(names.get(s, s) for s in spec)
+        return " or ".join(names.get(s, str(s)) for s in spec)
     return names.get(spec, str(spec))
 
 
-def _walk(root: dict, schema_path: Iterable[Any]) -> list[dict]:
+def _walk(root: dict[str, Any], schema_path: Iterable[Any]) -> list[dict[str, Any]]:
     """The schema objects visited along an error's schema path, outermost first."""
-    out, node = [], root
+    out: list[dict[str, Any]] = []
+    node: Any = root
     for part in schema_path:
         if isinstance(node, dict):
             out.append(node)
@@ -183,18 +190,18 @@ def _deref(kind: str, node: Any) -> Any:
     return node
 
 
-def _takes_text(node: dict) -> bool:
+def _takes_text(node: dict[str, Any]) -> bool:
     kind = node.get("type")
     return kind == "string" or (isinstance(kind, list) and "string" in kind) or (
         "enum" in node and any(isinstance(e, str) for e in node["enum"]))
 
 
-def string_paths(kind: str, data: Any) -> Iterable[tuple]:
+def string_paths(kind: str, data: Any) -> list[Path_]:
     """Paths in `data` holding a string where the schema declares a string field.
 
     Unknown keys are not visited: variables are rendered only in fields afx knows.
     """
-    def walk(value: Any, node: Any, path: tuple) -> Iterable[tuple]:
+    def walk(value: Any, node: Any, path: Path_) -> Iterator[Path_]:
         node = _deref(kind, node)
         if not isinstance(node, dict):
             return
@@ -253,8 +260,10 @@ def diagnostics(kind: str, instance: Any, where: Locator, *, raw: bool = False) 
     return out + [d for d in rules if d.path not in blamed]
 
 
-def _plain(err: Any, path: tuple, where: Locator) -> list[Diagnostic]:
-    v, value = err.validator, err.instance
+def _plain(err: ValidationError, path: Path_, where: Locator) -> list[Diagnostic]:
+    v = err.validator
+    value: Any = err.instance  # the value the keyword judged: any JSON value
+    want: Any = err.validator_value  # what the keyword asks for (a number, a list, a pattern...)
     sch = err.schema if isinstance(err.schema, dict) else {}
     if v == "additionalProperties" and isinstance(value, dict):
         known = set(sch.get("properties", {}))
@@ -271,38 +280,38 @@ def _plain(err: Any, path: tuple, where: Locator) -> list[Diagnostic]:
         msg = sch.get("patternErrorMessage") or f"{preview(value)} is not an allowed name"
         return [Diagnostic(file, mark.line, mark.column, dotted(path + (value,)), msg)]
     if v == "required":
-        missing = [r for r in err.validator_value if r not in value] if isinstance(value, dict) else []
+        missing = [r for r in want if r not in value] if isinstance(value, dict) else []
         file, mark = where.locate(path, at_key=True)
         return [Diagnostic(file, mark.line, mark.column, dotted(path + (m,)), "is required") for m in missing]
     file, mark = where.locate(path)
     if v == "pattern" or v == "format":
         msg = sch.get("patternErrorMessage")
         if not msg:
-            msg = f"{preview(value)} is not a valid {err.validator_value}" if v == "format" else (
-                f"{preview(value)} does not match {err.validator_value}")
+            msg = f"{preview(value)} is not a valid {want}" if v == "format" else (
+                f"{preview(value)} does not match {want}")
         else:
             msg = f"{preview(value)} {msg}" if v == "pattern" else f"{preview(value)}: {msg}"
         return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
     if v == "type":
-        msg = f"expected {_expected(err.validator_value)}, got {_type_name(value)} {preview(value)}"
+        msg = f"expected {_expected(want)}, got {_type_name(value)} {preview(value)}"
         return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
     if v == "enum":
-        choices = err.validator_value
+        choices = want
         msg = f"{preview(value)} is not one of {', '.join(json.dumps(c) for c in choices)}"
         return [Diagnostic(file, mark.line, mark.column, dotted(path), msg, did_you_mean(str(value), choices))]
     if v in ("maxLength", "minLength") and isinstance(value, str):
         word = "at most" if v == "maxLength" else "at least"
-        msg = f"is {len(value)} characters long; it must be {word} {err.validator_value}"
+        msg = f"is {len(value)} characters long; it must be {word} {want}"
         return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
     if v in ("maxItems", "minItems", "maxProperties", "minProperties") and isinstance(value, (list, dict)):
         word = "at most" if v.startswith("max") else "at least"
         unit = "items" if isinstance(value, list) else "entries"
-        msg = f"has {len(value)} {unit}; {word} {err.validator_value} allowed"
+        msg = f"has {len(value)} {unit}; {word} {want} allowed"
         return [Diagnostic(file, mark.line, mark.column, dotted(path), msg)]
     if v == "uniqueItems":
         return [Diagnostic(file, mark.line, mark.column, dotted(path), f"{preview(value)} lists an item twice")]
     if v == "const":
-        return [Diagnostic(file, mark.line, mark.column, dotted(path), f"must be {preview(err.validator_value)}")]
+        return [Diagnostic(file, mark.line, mark.column, dotted(path), f"must be {preview(want)}")]
     return [Diagnostic(file, mark.line, mark.column, dotted(path), _tidy(err.message))]
 
 
