@@ -29,8 +29,12 @@ DEMO_RUN ?=
 demo: $(STAMP)
 	$(BIN)/python -m afx.testing.demo specs -- $(DEMO_RUN)
 
+# lint-imports: the layers and dependency rules; mypy: types (strict on the engine and the
+# spec loader). Both read pyproject.toml and keep a cache: a second run takes a second.
 test: $(STAMP)
 	$(BIN)/ruff check afx tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy afx
 	$(BIN)/python -m pytest -q
 
 bench: $(BENCH_STAMP)
@@ -49,4 +53,4 @@ fuzz: $(STAMP)
 	AFX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/server/test_fuzz.py
 
 clean:
-	rm -rf $(VENV) out specs/out .afx specs/.afx .pytest_cache
+	rm -rf $(VENV) out specs/out .afx specs/.afx .pytest_cache .mypy_cache .import_linter_cache

@@ -29,7 +29,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -37,6 +37,7 @@ from afx import __version__
 from afx.errors import ExitStatus, RemoteError, UsageError
 
 log = logging.getLogger("afx.client")
+_T = TypeVar("_T")
 
 DEFAULT_TIMEOUT = 30.0
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -303,7 +304,7 @@ class Client:
         response = self.last_response
         return response is not None and response.headers.get("idempotent-replayed", "").lower() == "true"
 
-    def _retrying(self, method: str, shown: str, attempt: Callable[[], Any], *, safe: bool) -> Any:
+    def _retrying(self, method: str, shown: str, attempt: Callable[[], _T], *, safe: bool) -> _T:
         tries = 0
         while True:
             tries += 1
@@ -335,7 +336,7 @@ class Client:
         return None
 
     def _backoff(self, tries: int) -> float:
-        return min(10.0, self.backoff * 2 ** (tries - 1)) * (0.75 + random.random() / 2)
+        return min(10.0, self.backoff * 2.0 ** (tries - 1)) * (0.75 + random.random() / 2)
 
     def _network_error(self, method: str, shown: str, exc: httpx.TransportError) -> ApiError:
         where = f"{self._url.scheme}://{self._url.netloc.decode()}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class ExitStatus(enum.IntEnum):
@@ -42,7 +43,7 @@ class Diagnostic:
             text = f"{text}; {self.hint}"
         return f"{where}: {text}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "line": self.line,
@@ -63,7 +64,7 @@ class AfxError(Exception):
         self.message = message
         self.hint = hint
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
 
 
@@ -84,7 +85,7 @@ class SpecError(AfxError):
             f"{n} error{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data["diagnostics"] = [d.to_dict() for d in self.diagnostics]
         return data

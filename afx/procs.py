@@ -80,7 +80,7 @@ def tag() -> str:
 def tag_alive(folder: str) -> bool:
     """The process named in a work folder's name (`...{tag()}.<random>`) still runs."""
     m = _TAG.search(folder)
-    return bool(m) and alive_here(f"{HOST}:{m.group(1)}:{m.group(2)}")
+    return m is not None and alive_here(f"{HOST}:{m.group(1)}:{m.group(2)}")
 
 
 def die_with_parent() -> Any:

@@ -169,11 +169,12 @@ class Ledger:
                        (job, platform, now, me))
         return self.row(job, platform)
 
-    def save(self, job: str, platform: str, *, state: str | None = None, session: dict | None = None,
+    def save(self, job: str, platform: str, *, state: str | None = None, session: dict[str, Any] | None = None,
              remote_id: str | None = None, url: str | None = None, error: str | None = None,
              event: str | None = None) -> None:
         now = time.time()
-        sets, args = ["updated=?"], [now]
+        sets: list[str] = ["updated=?"]
+        args: list[object] = [now]
         for col, value in (("state", state), ("remote_id", remote_id), ("url", url)):
             if value is not None:
                 sets.append(f"{col}=?")

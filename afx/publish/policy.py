@@ -29,9 +29,8 @@ PUBLISH_ONLY = frozenset({"name", "platforms", "publishMode", "staging", "schedu
 
 def schedule_of(job: Job, controls: Mapping[str, Any]) -> str | None:
     """The publish time in force: `afx schedule` (or the API's PATCH) wins over the spec."""
-    if controls.get("schedule_set"):
-        return controls.get("schedule")
-    return job.get("scheduledAt")
+    at: str | None = controls.get("schedule") if controls.get("schedule_set") else job.get("scheduledAt")
+    return at
 
 
 def decide(job: Job, controls: Mapping[str, Any], now: float) -> tuple[str, str | None]:
@@ -97,4 +96,6 @@ def older(row: Mapping[str, Any], content: str, video: str | None = None) -> boo
 def asked_again(controls: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     """`afx publish --again` came after this post."""
     again = controls.get("republish_at")
-    return bool(again) and (row.get("published_at") or 0) < again
+    if not again:
+        return False
+    return bool((row.get("published_at") or 0) < again)

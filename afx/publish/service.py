@@ -301,7 +301,8 @@ class _Repo:
     def __init__(self, service: PublishService, job: Job, lock: Mapping[str, Any]) -> None:
         self.service, self.job, self.lock = service, job, lock
         self._content: str | None = None
-        retired = lock.get("retired") if isinstance(lock.get("retired"), list) else []
+        listed = lock.get("retired")
+        retired: list[Any] = listed if isinstance(listed, list) else []
         self.retired = [(str(e.get("job")), clean_record(e), str(e.get("platform")))
                         for e in retired if isinstance(e, dict)]
         block = lock["jobs"].get(job.name)

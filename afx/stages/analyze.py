@@ -39,8 +39,11 @@ class AnalyzeStage:
         summary = []
         for i, src in enumerate(sources):
             info = Probe.from_dict(src["probe"])
-            result = analyse(source_path(ctx, src), info.duration, info.has_audio,
-                             lambda f, i=i: ctx.progress((i + f) / len(sources), f"analysing {i + 1}"))
+
+            def progress(f: float, i: int = i) -> None:
+                ctx.progress((i + f) / len(sources), f"analysing {i + 1}")
+
+            result = analyse(source_path(ctx, src), info.duration, info.has_audio, progress)
             ctx.output(f"analysis{i}.json").write_text(json.dumps(result.to_dict()))
             summary.append({"cuts": len(result.cuts), "silences": len(result.silences),
                             "keyframes": len(result.keyframes), "facecam": result.facecam})

@@ -47,7 +47,7 @@ class PackageStage:
         # thumbnail
         size = (info.width, info.height) if fmt == "short" else LONG_THUMB
         text = opts.get("text", thumbnail.short_text(job.get("topic") or ""))
-        faces: tuple = ()  # of the chosen frame: the title keeps off them
+        faces: tuple[Any, ...] = ()  # of the chosen frame: the title keeps off them
         if "file" in opts:
             picture, chosen = ctx.files["thumbnail"].read_bytes(), {"file": opts["file"]}
         else:

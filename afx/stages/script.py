@@ -167,7 +167,7 @@ class ScriptStage:
                 "said": said, "placement": spot.notes, **note}
 
     # -- text -----------------------------------------------------------------------------
-    def _text(self, ctx: StageContext, seconds: float, *, bookends: bool) -> tuple[str, str, dict]:
+    def _text(self, ctx: StageContext, seconds: float, *, bookends: bool) -> tuple[str, str, dict[str, Any]]:
         from afx.media import llm
         from afx.media import script as writer
         from afx.media.tts import tone_voice
@@ -188,7 +188,7 @@ class ScriptStage:
                                         " ".join(heard)[:2000]), "llm", {"llm": cfg.model}
             except llm.LLMError as exc:
                 log.warning("script writer %s failed (%s): using the offline templates", cfg.model, exc)
-                note = {"llm_error": str(exc)}
+                note: dict[str, Any] = {"llm_error": str(exc)}
         else:
             note = {}
         script = writer.write(topic, job.get("tone"), seconds, tone.words_per_second, bookends_only=bookends)

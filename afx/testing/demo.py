@@ -15,10 +15,12 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from afx.media.ffmpeg import ffmpeg_exe
 
@@ -64,7 +66,7 @@ def serve(folder: Path) -> http.server.ThreadingHTTPServer:
             pass
 
     class Server(http.server.ThreadingHTTPServer):
-        def handle_error(self, request: object, client_address: object) -> None:
+        def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
             if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
                 super().handle_error(request, client_address)  # a client hanging up early is normal
 

@@ -15,7 +15,7 @@ from pathlib import Path
 def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def make_clip(path: str | os.PathLike[str], *, seconds: float = 10.0, width: int = 1920, height: int = 1080,

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,14 +30,14 @@ class State:
     tiktok_max_seconds: int = 600
     instagram_quota: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    yt_sessions: dict = field(default_factory=dict)
-    yt_videos: dict = field(default_factory=dict)
-    yt_thumbnails: dict = field(default_factory=dict)
-    tt_inits: list = field(default_factory=list)
-    tt_publishes: dict = field(default_factory=dict)
-    ig_containers: dict = field(default_factory=dict)
-    ig_media: dict = field(default_factory=dict)
-    requests: list = field(default_factory=list)
+    yt_sessions: dict[str, Any] = field(default_factory=dict)
+    yt_videos: dict[str, Any] = field(default_factory=dict)
+    yt_thumbnails: dict[str, Any] = field(default_factory=dict)
+    tt_inits: list[float] = field(default_factory=list)  # when each init came (a rate limit)
+    tt_publishes: dict[str, Any] = field(default_factory=dict)
+    ig_containers: dict[str, Any] = field(default_factory=dict)
+    ig_media: dict[str, Any] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     counter: int = 0
 
     def next_id(self, prefix: str) -> str:
@@ -57,7 +58,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def _send(self, status: int, data: Any = None, headers: dict | None = None) -> None:
+    def _send(self, status: int, data: Any = None, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(data).encode() if data is not None else b""
         self.send_response(status)
         for k, v in (headers or {}).items():
@@ -99,7 +100,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return False
         return True
 
-    def yt_insert(self, query: dict, body: bytes) -> None:
+    def yt_insert(self, query: dict[str, str], body: bytes) -> None:
         if not self.yt_auth():
             return
         if query.get("uploadType") != "resumable":
@@ -110,7 +111,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         host = self.headers["Host"]
         self._send(200, None, {"Location": f"http://{host}/upload/youtube/v3/videos?upload_id={sid}"})
 
-    def yt_put(self, query: dict, body: bytes) -> None:
+    def yt_put(self, query: dict[str, str], body: bytes) -> None:
         if not self.yt_auth():
             return
         s = self.state.yt_sessions.get(query.get("upload_id", ""))
@@ -137,7 +138,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers = {"Range": f"bytes=0-{len(s['data']) - 1}"} if s["data"] else {}
         self._send(308, None, headers)
 
-    def yt_thumbnail(self, query: dict, body: bytes) -> None:
+    def yt_thumbnail(self, query: dict[str, str], body: bytes) -> None:
         if not self.yt_auth():
             return
         if query.get("videoId") not in self.state.yt_videos:
@@ -153,13 +154,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return False
         return True
 
-    def tt_creator(self, query: dict, body: bytes) -> None:
+    def tt_creator(self, query: dict[str, str], body: bytes) -> None:
         if self.tt_auth():
             self._send(200, {"data": {"creator_username": "afx", "privacy_level_options": ["SELF_ONLY"],
                                       "max_video_post_duration_sec": self.state.tiktok_max_seconds},
                              "error": {"code": "ok", "message": ""}})
 
-    def tt_init(self, query: dict, body: bytes) -> None:
+    def tt_init(self, query: dict[str, str], body: bytes) -> None:
         if not self.tt_auth():
             return
         now = time.time()
@@ -179,7 +180,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, {"data": {"publish_id": pid, "upload_url": f"http://{host}/tiktok-upload/{pid}"},
                          "error": {"code": "ok"}})
 
-    def tt_upload(self, query: dict, body: bytes, pid: str) -> None:
+    def tt_upload(self, query: dict[str, str], body: bytes, pid: str) -> None:
         p = self.state.tt_publishes.get(pid)
         if p is None:
             return self._send(404, {"error": {"code": "not_found"}})
@@ -195,7 +196,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(201, {})
         self._send(206, {})
 
-    def tt_status(self, query: dict, body: bytes) -> None:
+    def tt_status(self, query: dict[str, str], body: bytes) -> None:
         if not self.tt_auth():
             return
         p = self.state.tt_publishes.get(json.loads(body).get("publish_id"))
@@ -214,12 +215,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return False
         return True
 
-    def ig_limit(self, query: dict, body: bytes, user: str) -> None:
+    def ig_limit(self, query: dict[str, str], body: bytes, user: str) -> None:
         if self.ig_auth(query.get("access_token", "")):
             self._send(200, {"data": [{"quota_usage": self.state.instagram_quota,
                                        "config": {"quota_total": 50, "quota_duration": 86400}}]})
 
-    def ig_create(self, query: dict, body: bytes, user: str) -> None:
+    def ig_create(self, query: dict[str, str], body: bytes, user: str) -> None:
         if not self.ig_auth(query.get("access_token", "")):
             return
         if query.get("media_type") != "REELS" or query.get("upload_type") != "resumable":
@@ -229,7 +230,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         host = self.headers["Host"]
         self._send(200, {"id": cid, "uri": f"http://{host}/ig-api-upload/v21.0/{cid}"})
 
-    def ig_upload(self, query: dict, body: bytes, cid: str) -> None:
+    def ig_upload(self, query: dict[str, str], body: bytes, cid: str) -> None:
         c = self.state.ig_containers.get(cid)
         if c is None or not self.ig_auth(self.headers.get("Authorization", "").replace("OAuth ", "")):
             return None if c else self._send(404, {"error": {"message": "no container"}})
@@ -240,7 +241,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         c["status"] = "FINISHED"
         self._send(200, {"success": True})
 
-    def ig_status(self, query: dict, body: bytes, cid: str) -> None:
+    def ig_status(self, query: dict[str, str], body: bytes, cid: str) -> None:
         if not self.ig_auth(query.get("access_token", "")):
             return
         c = self.state.ig_containers.get(cid)
@@ -248,7 +249,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(400, {"error": {"message": "Unsupported get request", "code": 100}})
         self._send(200, {"status_code": c["status"], "id": cid})
 
-    def ig_publish(self, query: dict, body: bytes, user: str) -> None:
+    def ig_publish(self, query: dict[str, str], body: bytes, user: str) -> None:
         if not self.ig_auth(query.get("access_token", "")):
             return
         c = self.state.ig_containers.get(query.get("creation_id", ""))
@@ -262,7 +263,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, {"id": mid})
 
 
-ROUTES = [
+ROUTES: list[tuple[str, Callable[..., None]]] = [  # METHOD path (a regular expression) -> handler
     (r"POST /upload/youtube/v3/videos", Handler.yt_insert),
     (r"PUT /upload/youtube/v3/videos", Handler.yt_put),
     (r"POST /upload/youtube/v3/thumbnails/set", Handler.yt_thumbnail),

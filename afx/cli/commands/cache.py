@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from afx.cli.env import Environment
 from afx.engine.lockfile import RunLock, read_lock
@@ -29,7 +30,7 @@ def info(env: Environment) -> int:
         objects = _objects(store)
         keys = list(store.stage_keys())
         tmp = len(list(store.tmp.iterdir())) if store.tmp.exists() else 0
-        data = {"path": str(store.root), "format": STORE_FORMAT, "objects": len(objects),
+        data: dict[str, Any] = {"path": str(store.root), "format": STORE_FORMAT, "objects": len(objects),
                 "bytes": sum(objects.values()), "stage_entries": len(keys), "leftover_workdirs": tmp}
     finally:
         store.close()

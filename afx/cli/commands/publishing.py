@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from afx import times
 from afx.cli.env import Environment
 from afx.errors import ExitStatus, UsageError
 from afx.spec.select import select
 
+if TYPE_CHECKING:
+    from afx.spec.job import Job
+    from afx.spec.resolve import Resolution
 
-def _run(env: Environment, jobs: list, result, **kw) -> int:  # type: ignore[no-untyped-def]
+
+def _run(env: Environment, jobs: Sequence[Job], result: Resolution, **kw: Any) -> int:
     from afx.cli.commands.run import execute
 
     return execute(env, result, jobs, **kw)

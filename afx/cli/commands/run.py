@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from afx.cli.env import Environment
 from afx.cli.progress import display
 from afx.errors import ExitStatus, UsageError
 from afx.spec.select import select
 
+if TYPE_CHECKING:  # imported when a command runs (afx --version must stay quick)
+    from afx.engine.runner import RunOptions
+    from afx.engine.session import Engine
+    from afx.spec.job import Job
+    from afx.spec.resolve import Resolution
 
-def _engine(targets: Sequence[str]):  # type: ignore[no-untyped-def]
+
+def _engine(targets: Sequence[str]) -> tuple[Engine, list[Job]]:
     from afx.engine.session import Engine
 
     result, jobs = select(targets)
     return Engine(result.root, result.config), jobs
 
 
-def _options(engine, force: Sequence[str], until: str | None, verbose: bool = False):  # type: ignore[no-untyped-def]
+def _options(engine: Engine, force: Sequence[str], until: str | None, verbose: bool = False) -> RunOptions:
     from afx.engine.runner import RunOptions
 
     names = engine.pipeline.names
@@ -73,7 +80,7 @@ def run(env: Environment, targets: Sequence[str], *, jobs: int, keep_going: bool
                    prune_lock=not targets)
 
 
-def execute(env: Environment, result, selected, *, jobs: int = 1, keep_going: bool = True,  # type: ignore[no-untyped-def]
+def execute(env: Environment, result: Resolution, selected: Sequence[Job], *, jobs: int = 1, keep_going: bool = True,
             force: Sequence[str] = (), until: str | None = None, wait: bool = True, prune_lock: bool = False) -> int:
     """Run `selected` jobs of a resolved repo, showing progress; the exit status."""
     from afx.engine.session import Engine
@@ -84,7 +91,7 @@ def execute(env: Environment, result, selected, *, jobs: int = 1, keep_going: bo
     started = time.perf_counter()
     counts = {"ran": 0, "cached": 0}
 
-    def emit(event: dict) -> None:
+    def emit(event: dict[str, Any]) -> None:
         if event.get("event") == "stage" and event.get("status") in ("done", "cached"):
             counts["ran" if event["status"] == "done" else "cached"] += 1
         sink(event)

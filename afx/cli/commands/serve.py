@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from afx.cli.env import Environment
 from afx.errors import ExitStatus, SpecError, UsageError
 
+if TYPE_CHECKING:  # the server is imported when afx serve runs
+    from afx.server.settings import Settings
 
-def settings_for(data_dir: str | None, **overrides):  # type: ignore[no-untyped-def]
+
+def settings_for(data_dir: str | None, **overrides: Any) -> Settings:
     from afx.server.settings import Settings
 
     kwargs = {k: v for k, v in overrides.items() if v is not None}
@@ -17,7 +21,7 @@ def settings_for(data_dir: str | None, **overrides):  # type: ignore[no-untyped-
     return Settings(**kwargs)
 
 
-def _config(path: Path | None, data_dir: Path) -> dict:
+def _config(path: Path | None, data_dir: Path) -> dict[str, Any]:
     """afx.yaml-style settings for the server's jobs: fetch allow-list, publishers."""
     from afx.spec.repo import load_config
 

@@ -6,10 +6,11 @@ built it on an API) against what the last push downloaded (`remote.<api>.files`)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from afx.cli.env import Environment
+from afx.digest import sha256_file
 from afx.engine.lockfile import read_lock
-from afx.engine.store import sha256_file
 from afx.errors import ExitStatus
 from afx.spec.select import select
 
@@ -17,7 +18,7 @@ from afx.spec.select import select
 def verify(env: Environment, targets: Sequence[str]) -> int:
     result, jobs = select(targets)
     lock = read_lock(result.root)["jobs"]
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     checked = 0
     for job in jobs:
         block = lock.get(job.name)
@@ -47,7 +48,7 @@ def verify(env: Environment, targets: Sequence[str]) -> int:
     return int(ExitStatus.STALE if problems else ExitStatus.OK)
 
 
-def _last_push(block: dict) -> dict | None:
+def _last_push(block: dict[str, Any]) -> dict[str, Any] | None:
     """The latest of a job's pushes whose results afx push downloaded into out/<job>/."""
     pushes = [r for r in (block.get("remote") or {}).values()
               if isinstance(r, dict) and isinstance(r.get("files"), dict) and r.get("spec")]
