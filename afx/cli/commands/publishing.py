@@ -92,7 +92,8 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
     reports = {r.job: r for r in engine.plan(selected)}
     store = engine.store()
     service = PublishService(result.root, file_digest=store.file_digest)
-    rows_out, older = [], []
+    rows_out: list[dict[str, Any]] = []
+    older: list[str] = []  # a job's name for each of its posts that is of an older version
     now = time.time()
     try:
         standings = {job.name: service.standing(job, now) for job in selected}
