@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.afx-installed
 BENCH_STAMP := $(VENV)/.afx-bench-installed
 
-.PHONY: fuzz setup demo test bench clean
+.PHONY: fuzz setup demo test bench clean schemas
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check afx tests bench
 	$(BIN)/python -m pytest -q
+
+# The schemas' enums of publishers, layouts, caption styles and platforms are made from afx's
+# registries (afx/extensions.py): run after adding one; tests/test_registries.py checks it.
+schemas: $(STAMP)
+	$(BIN)/python -m afx.extensions
 
 bench: $(BENCH_STAMP)
 	cd bench && ../$(BIN)/python validate.py
