@@ -61,7 +61,7 @@ class RenderJob:
     segments: Sequence[Segment]
     outputs: Sequence[Output]
     layout: str = "auto"  # a name in afx.media.layouts.LAYOUTS (shorts); long always fits 16:9
-    framings: Sequence[dict | None] = ()  # auto: per segment, afx.media.framing.Framing.to_dict()
+    framings: Sequence[dict[str, Any] | None] = ()  # auto: per segment, afx.media.framing.Framing.to_dict()
     title: Path | None = None  # transparent PNG (afx.media.title.title_card)
     title_xy: tuple[int, int] = (0, 0)  # where it goes in the frame
     title_seconds: float = 3.0
@@ -96,7 +96,8 @@ class RenderJob:
         return self.outputs[0].encode.fps
 
 
-def _reframe(job: RenderJob, source: Source, seg: Segment, label: str, framing: dict | None = None) -> str:
+def _reframe(job: RenderJob, source: Source, seg: Segment, label: str, framing: dict[str, Any] | None = None
+             ) -> str:
     return reframe(job.layout, Shot(job.size, source.probe, seg, label, source.motion_x, source.facecam, framing))
 
 
@@ -117,7 +118,7 @@ class _Graph:
         return self.inputs - 1
 
 
-def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = None
+def _graph(job: RenderJob, audio_only: bool = False, loudness: dict[str, float] | None = None
            ) -> tuple[list[str], list[str], list[str]]:
     """(input arguments, filtergraphs, output labels).
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from afx import extensions
 from afx.media.captions import STYLES, Style
-from afx.media.layouts import LAYOUTS, Layout
+from afx.media.layouts import LAYOUTS
+from afx.media.layouts.base import Layout
 from afx.publish.base import Publisher
 from afx.publish.publishers import PUBLISHERS
 from afx.spec import schema
@@ -32,14 +33,9 @@ def registered(*, layouts: Mapping[str, Layout] | None = None,
     """These entries in their registries, and the schemas accepting them, until the block ends."""
     added: list[tuple[dict[str, Any], str]] = []
     try:
-        for registry, entries in ((LAYOUTS, layouts), (PUBLISHERS, publishers), (STYLES, caption_styles)):
-            for name, entry in (entries or {}).items():
-                if name in registry:
-                    if registry[name] is not entry:
-                        raise ValueError(f"{name!r} is already registered as something else")
-                    continue
-                registry[name] = entry
-                added.append((registry, name))
+        _add(LAYOUTS, layouts, added)
+        _add(PUBLISHERS, publishers, added)
+        _add(STYLES, caption_styles, added)
         if added:
             _remake_schemas()
         yield
@@ -48,6 +44,16 @@ def registered(*, layouts: Mapping[str, Layout] | None = None,
             del registry[name]
         if added:
             _remake_schemas()
+
+
+def _add(registry: dict[str, Any], entries: Mapping[str, Any] | None, added: list[tuple[dict[str, Any], str]]) -> None:
+    for name, entry in (entries or {}).items():
+        if name in registry:
+            if registry[name] is not entry:
+                raise ValueError(f"{name!r} is already registered as something else")
+            continue
+        registry[name] = entry
+        added.append((registry, name))
 
 
 def _remake_schemas() -> None:

@@ -8,8 +8,9 @@ removed, and emoji are dropped (the bundled fonts cannot draw them).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from afx.media.title import printable
 from afx.media.tts import Word
@@ -34,7 +35,7 @@ class CaptionStyle:
     style: str = "karaoke"  # a name in afx.media.captions.STYLES
 
     @classmethod
-    def from_options(cls, opts: dict) -> CaptionStyle:
+    def from_options(cls, opts: Mapping[str, Any]) -> CaptionStyle:
         return cls(font=opts.get("font", "Roboto"), size=int(opts.get("size", 80)),
                    color=opts.get("color", "#FFFFFF"), highlight=opts.get("highlightColor", "#FFD400"),
                    position=opts.get("position", "bottom"), uppercase=bool(opts.get("uppercase", False)),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from afx.media.layouts import auto, center, fit, split, track
 from afx.media.layouts.base import Layout, Shot, landscape
 
+__all__ = ["LAYOUTS", "Layout", "Shot", "reframe"]
+
 LAYOUTS: dict[str, Layout] = {
     "auto": auto.LAYOUT,
     "center": center.LAYOUT,
