@@ -94,6 +94,9 @@ def _duration_rules(job: Schema) -> None:
         minutes = int(platform.profiles["long"].max_seconds // 60)
         if minutes >= most:
             continue
+        if not platform.too_long:
+            raise ValueError(f"{name} takes long videos of at most {minutes} minutes: its record "
+                             "(afx/media/platforms.py) needs the message for specs asking more (too_long)")
         made.append({
             "if": {"required": ["platforms"], "properties": {"platforms": {"contains": {"const": name}}}},
             "then": {"properties": {"durationMins": {"maximum": minutes}}},
