@@ -4,6 +4,7 @@ to end through the engine: validated, framed, rendered, packaged and published w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def frepo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SpecRepo:
 
 
 @pytest.fixture
-def registered_fakes() -> object:
+def registered_fakes() -> Iterator[None]:
     with fakes():
         yield
 
