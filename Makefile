@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.afx-installed
 BENCH_STAMP := $(VENV)/.afx-bench-installed
 
-.PHONY: fuzz setup demo test bench clean
+.PHONY: fuzz setup demo test bench clean schemas
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy afx
 	$(BIN)/python -m pytest -q
+
+# The schemas' enums of publishers, layouts, caption styles and platforms are made from afx's
+# registries (afx/extensions.py): run after adding one; tests/test_registries.py checks it.
+schemas: $(STAMP)
+	$(BIN)/python -m afx.extensions
 
 bench: $(BENCH_STAMP)
 	cd bench && ../$(BIN)/python validate.py

@@ -1,8 +1,9 @@
 """Publish copy per platform: title, description, hashtags, within each platform's limits.
 
-Limits (docs/platforms.md): TikTok caption <= 2,200 characters; YouTube title <= 100,
-description <= 5,000, tags <= 500 characters in all; Instagram caption <= 2,200 and at
-most 30 hashtags. Text is cut at a word boundary (with a warning), never emitted too long.
+Limits (each platform's record, afx.media.platforms): TikTok caption <= 2,200 characters;
+YouTube title <= 100, description <= 5,000, tags <= 500 characters in all; Instagram caption
+<= 2,200 and at most 30 hashtags. Text is cut at a word boundary (with a warning), never
+emitted too long.
 """
 
 from __future__ import annotations
@@ -13,30 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from afx.media.platforms import platform as platform_record
 from afx.media.script import keywords
-
-PLATFORMS = ("tiktok", "youtube", "instagram")
-
-
-@dataclass(frozen=True)
-class Limits:
-    title: int
-    description: int
-    caption: int | None  # title + description + hashtags together, where the platform has one caption
-    hashtags: int  # how many
-    tags_chars: int | None = None  # YouTube: all tags together
-
-
-LIMITS = {
-    "tiktok": Limits(title=150, description=2200, caption=2200, hashtags=30),
-    "youtube": Limits(title=100, description=5000, caption=None, hashtags=15, tags_chars=500),
-    "instagram": Limits(title=150, description=2200, caption=2200, hashtags=30),
-    None: Limits(title=100, description=5000, caption=None, hashtags=30),
-}
 
 TONE_TAGS = {"hype": ["#hype"], "funny": ["#funny"], "educational": ["#learn"], "calm": ["#chill"],
              "dramatic": ["#epic"]}
-PLATFORM_TAGS = {("youtube", "short"): ["#shorts"], ("tiktok", "short"): ["#fyp"], ("instagram", "short"): ["#reels"]}
 
 
 @dataclass
@@ -100,7 +82,8 @@ def write(topic: str, tone: str | None, script: str, fmt: str, platform: str | N
     """Copy for one platform: the spec's overrides (platform block, then general), else afx's."""
     overrides = dict(overrides or {})
     specific = dict(overrides.get(platform) or {}) if platform else {}
-    limits = LIMITS[platform]
+    record = platform_record(platform)
+    limits = record.limits
     warnings: list[str] = []
 
     def pick(name: str, default: Any) -> Any:
@@ -112,7 +95,7 @@ def write(topic: str, tone: str | None, script: str, fmt: str, platform: str | N
     description = pick("description", first_sentences(script, 300))
     words = keywords(topic)[:3]
     tags = pick("hashtags", [*words, *TONE_TAGS.get((tone or "").lower(), []),
-                             *PLATFORM_TAGS.get((platform, fmt), [])])
+                             *record.hashtags.get(fmt, ())])
     tags = normalise_tags(tags)
     label = platform or "copy"
     if len(tags) > limits.hashtags:
@@ -142,7 +125,7 @@ def write(topic: str, tone: str | None, script: str, fmt: str, platform: str | N
 
 def check(copy: Copy, platform: str | None) -> list[str]:
     """Every limit the copy breaks (empty: it fits). Used by tests and before publishing."""
-    limits = LIMITS[platform]
+    limits = platform_record(platform).limits
     problems = []
     if len(copy.title) > limits.title:
         problems.append("title")

@@ -1,4 +1,5 @@
-"""Render a video in one ffmpeg run: trim + concat, reframe, title, loudness, encode (issue 4).
+"""Render a video in one ffmpeg run: trim + concat, reframe (afx.media.layouts), title, loudness,
+encode (issue 4).
 
 The filtergraph holds only numbers and afx's own labels. User text (the title) reaches
 ffmpeg as a picture file; file paths reach it as `-i` arguments; ffmpeg runs in the work
@@ -18,12 +19,12 @@ from typing import Any, Protocol
 
 from afx.media.ffmpeg import SAFE_INPUT, SOURCE_INPUT, MediaError, run
 from afx.media.highlights import Segment
+from afx.media.layouts import Shot, reframe
 from afx.media.probe import Probe
 from afx.media.profiles import Encode
 
 TARGET_LUFS = -14.0
 TARGET_TP = -2.0  # plain gain up to here; above it, a limiter (see _normaliser)
-FACECAM_SHARE = 1 / 3  # of the height, for layout split
 
 
 @dataclass
@@ -59,8 +60,8 @@ class RenderJob:
     sources: Sequence[Source]
     segments: Sequence[Segment]
     outputs: Sequence[Output]
-    layout: str = "auto"  # auto | center | fit | track | split (shorts); long always fits 16:9
-    framings: Sequence[dict | None] = ()  # auto: per segment, afx.media.framing.Framing.to_dict()
+    layout: str = "auto"  # a name in afx.media.layouts.LAYOUTS (shorts); long always fits 16:9
+    framings: Sequence[dict[str, Any] | None] = ()  # auto: per segment, afx.media.framing.Framing.to_dict()
     title: Path | None = None  # transparent PNG (afx.media.title.title_card)
     title_xy: tuple[int, int] = (0, 0)  # where it goes in the frame
     title_seconds: float = 3.0
@@ -95,111 +96,29 @@ class RenderJob:
         return self.outputs[0].encode.fps
 
 
-def _even(x: float) -> int:
-    return max(2, int(round(x / 2)) * 2)
+def _reframe(job: RenderJob, source: Source, seg: Segment, label: str, framing: dict[str, Any] | None = None
+             ) -> str:
+    return reframe(job.layout, Shot(job.size, source.probe, seg, label, source.motion_x, source.facecam, framing))
 
 
-def _cover(w: int, h: int, sw: int, sh: int) -> str:
-    """Fill w x h from an sw x sh picture: crop to the target shape first, then scale
-    (scaling a 1080p frame up to 3413x1920 and cropping after costs 3x the time)."""
-    if sw * h > sh * w:  # wider than the target: keep the height
-        cw, ch = _even(sh * w / h), sh
-    else:
-        cw, ch = sw, _even(sw * h / w)
-    return f"crop={min(cw, sw)}:{min(ch, sh)},scale={w}:{h}:flags=bicubic"
+@dataclass
+class _Graph:
+    """A render's ffmpeg command in the making: the input arguments, and the chains of its two
+    filtergraphs (sound, pictures), each a list joined by ';' at the end."""
+
+    args: list[str] = field(default_factory=list)
+    sound: list[str] = field(default_factory=list)
+    pictures: list[str] = field(default_factory=list)
+    inputs: int = 0  # the `-i`s so far: the next input's number
+
+    def add_input(self, *args: str) -> int:
+        """Arguments ending in one `-i`; the number ffmpeg gives that input."""
+        self.args += args
+        self.inputs += 1
+        return self.inputs - 1
 
 
-def _fit_blur(w: int, h: int, label: str) -> str:
-    """Fitted picture over a blurred, darkened copy of itself (blur done small, for speed)."""
-    sw, sh = _even(w / 4), _even(h / 4)
-    return (f"split=2[{label}b][{label}f];"
-            f"[{label}b]scale={sw}:{sh}:force_original_aspect_ratio=increase,crop={sw}:{sh},"
-            f"boxblur=8:2,scale={w}:{h},eq=brightness=-0.12[{label}bg];"
-            f"[{label}f]scale={w}:{h}:force_original_aspect_ratio=decrease:flags=bicubic[{label}fg];"
-            f"[{label}bg][{label}fg]overlay=(W-w)/2:(H-h)/2")
-
-
-def _track_x(source: Source, seg: Segment, scaled_w: int, out_w: int) -> str:
-    """Crop x (in source pixels) as a function of t: the motion centre, smoothed, as a sum of
-    clipped ramps, so the expression is flat (no nesting) and holds numbers only."""
-    span = max(scaled_w - out_w, 0)
-    pts = [(t - seg.start, x) for t, x in source.motion_x if seg.start - 2 <= t <= seg.end + 2]
-    if not pts:
-        return str(span // 2)
-    smooth, value = [], pts[0][1]
-    for t, x in pts:  # exponential smoothing, then a speed limit of 15% of the width per second
-        value = 0.6 * value + 0.4 * x
-        smooth.append((t, value))
-    limited = [smooth[0]]
-    for t, x in smooth[1:]:
-        pt, px = limited[-1]
-        step = 0.15 * max(t - pt, 0.0)
-        limited.append((t, min(max(x, px - step), px + step)))
-    xs = [(max(t, 0.0), min(max(c * scaled_w - out_w / 2, 0), span)) for t, c in limited]
-    expr = f"{xs[0][1]:.1f}"
-    for (t0, x0), (t1, x1) in zip(xs, xs[1:]):
-        if t1 > t0:
-            expr += f"+{(x1 - x0) / (t1 - t0):.4f}*clip(t-{t0:.3f},0,{t1 - t0:.3f})"
-    return f"'{expr}'"
-
-
-def _auto(job: RenderJob, source: Source, framing: dict, label: str) -> str:
-    """The auto layout's framing of one shot: a crop whose centre follows its path, two
-    stacked windows, or the whole picture fitted (afx.media.framing)."""
-    w, h = job.size
-    p = source.probe
-    if framing["mode"] == "stack" and len(framing.get("windows", ())) == 2:
-        half = _even(h / 2)
-        parts = []
-        for k, (x, y, ww, wh) in enumerate(framing["windows"]):
-            cw, ch = min(_even(ww * p.width), p.width), min(_even(wh * p.height), p.height)
-            cx = min(max(int(x * p.width), 0), p.width - cw)
-            cy = min(max(int(y * p.height), 0), p.height - ch)
-            parts.append(f"[{label}{k}]crop={cw}:{ch}:{cx}:{cy},{_cover(w, half if k == 0 else h - half, cw, ch)}"
-                         f"[{label}w{k}]")
-        return f"split=2[{label}0][{label}1];{';'.join(parts)};[{label}w0][{label}w1]vstack"
-    if framing["mode"] != "crop" or not framing.get("path"):
-        return _fit_blur(w, h, label)
-    cw = min(_even(p.height * w / h), p.width)
-    span = max(p.width - cw, 0)
-    xs = [(float(t), min(max(c * p.width - cw / 2, 0.0), span)) for t, c in framing["path"]]
-    expr = f"{xs[0][1]:.1f}"
-    for (t0, x0), (t1, x1) in zip(xs, xs[1:]):
-        if t1 > t0 and abs(x1 - x0) > 0.05:
-            expr += f"+{(x1 - x0) / (t1 - t0):.4f}*clip(t-{t0:.3f},0,{t1 - t0:.3f})"
-    return f"crop={cw}:{p.height}:x='{expr}':y=0,scale={w}:{h}:flags=bicubic"
-
-
-def _reframe(job: RenderJob, source: Source, seg: Segment, label: str, framing: dict | None = None) -> str:
-    w, h = job.size
-    p = source.probe
-    if w < h and job.layout == "auto":
-        return _auto(job, source, framing or {"mode": "fit"}, label)
-    if w <= h and job.layout in ("track", "split") and p.width / p.height < 1.0:
-        layout = "fit"  # a vertical source has nothing to pan across
-    else:
-        layout = job.layout if w < h else "long"
-    if layout == "long":
-        same_shape = abs(p.width / p.height - w / h) < 0.02
-        return f"scale={w}:{h}:flags=bicubic" if same_shape else _fit_blur(w, h, label)
-    if layout == "fit":
-        return _fit_blur(w, h, label)
-    if layout == "track":
-        cw = min(_even(p.height * w / h), p.width)
-        return f"crop={cw}:{p.height}:x={_track_x(source, seg, p.width, cw)}:y=0,scale={w}:{h}:flags=bicubic"
-    if layout == "split" and source.facecam:
-        fx, fy, fw, fh = source.facecam
-        top_h = _even(h * FACECAM_SHARE)
-        cw, ch = _even(fw * p.width), _even(fh * p.height)
-        cam = f"crop={cw}:{ch}:{int(fx * p.width)}:{int(fy * p.height)}"
-        return (f"split=2[{label}c][{label}g];[{label}c]{cam},{_cover(w, top_h, cw, ch)}[{label}top];"
-                f"[{label}g]{_cover(w, h - top_h, p.width, p.height)}[{label}bot];[{label}top][{label}bot]vstack")
-    if layout == "split":
-        return _fit_blur(w, h, label)  # no facecam found: the whole picture, fitted
-    return _cover(w, h, p.width, p.height)
-
-
-def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = None
+def _graph(job: RenderJob, audio_only: bool = False, loudness: dict[str, float] | None = None
            ) -> tuple[list[str], list[str], list[str]]:
     """(input arguments, filtergraphs, output labels).
 
@@ -207,106 +126,127 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
     video sink (the stills) that ends with the video made ffmpeg 9 end the sound early in
     about one render in five (a voiced upload's voice read to 4.5 s of 6).
     """
-    args: list[str] = []
-    chains: list[str] = []  # sound
-    vchains: list[str] = []  # pictures
-    fps = job.fps
-    total = int(round(job.duration * 48000))
-    n = 0
+    g = _Graph()
     bed = None  # the audio under the voice: the sources' sound, or music
     plain = False  # the canvas gave its pictures without words ([vplain])
     if job.canvas is None:
-        pairs: list[str] = []
-        for i, seg in enumerate(job.segments):
-            src = job.sources[seg.source]
-            d = round(seg.duration, 6)
-            frames = int(round(d * fps))
-            samples = int(round(d * 48000))
-            skip_video = ["-vn"] if audio_only else []
-            seek = ["-ss", f"{seg.start:.6f}"] if seg.start > 0 else []  # (-ss 0 costs a seek, for nothing)
-            args += [*SOURCE_INPUT, *skip_video, *seek, "-t", f"{d + 0.5:.6f}", "-i", str(src.path)]
-            vin = n
-            n += 1
-            if src.probe.has_audio:
-                ain = f"{vin}:a:0"
-            else:
-                args += ["-f", "lavfi", "-t", f"{d + 0.5:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
-                ain = f"{n}:a"
-                n += 1
-            if not audio_only:
-                framing = job.framings[i] if i < len(job.framings) else None
-                # fps with start_time=0, not setpts=PTS-STARTPTS: timestamps stay those of the
-                # input (0 = the seek point), so a video stream that starts after the sound (0.85
-                # s into a real stage clip) is padded with its first frame and stays in sync.
-                vchains.append(f"[{vin}:v:0]fps=fps={fps}:start_time=0,{_reframe(job, src, seg, f's{i}', framing)},"
-                              f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop_duration=1,"
-                              f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
-            chains.append(f"[{ain}]aresample=async=1:first_pts=0,{_STEREO},apad=whole_len={samples},"
-                          f"atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
-            pairs.append(f"[a{i}]")
-        k = len(job.segments)
-        held = job.preroll > 0 or job.postroll > 0
-        chains.append(f"{''.join(pairs)}concat=n={k}:v=0:a=1[{'ah' if held else 'ac'}]")
-        if not audio_only:
-            vchains.append("".join(f"[v{i}]" for i in range(k)) + f"concat=n={k}:v=1:a=0[{'vh' if held else 'vc'}]")
-        if held:  # the first / last frame held, the footage's sound silent meanwhile (the voice's room)
-            pre = int(round(job.preroll * 48000))
-            chains.append(f"[ah]adelay=delays={pre}S:all=1,apad=whole_len={total},atrim=end_sample={total},"
-                          "asetpts=N/SR/TB[ac]")
-            if not audio_only:
-                frames = int(round(job.duration * fps))
-                vchains.append(f"[vh]tpad=start_duration={job.preroll:.6f}:start_mode=clone:"
-                               f"stop_duration={job.postroll + 1:.6f}:stop_mode=clone,trim=end_frame={frames},"
-                               "setpts=PTS-STARTPTS[vc]")
+        _footage(job, g, audio_only)
         bed = "ac"
     elif not audio_only:
-        canvas_args, canvas_chains = job.canvas.build(n, fps, job.size, plain=job.stills is not None)
+        canvas_args, canvas_chains = job.canvas.build(g.inputs, job.fps, job.size, plain=job.stills is not None)
         plain = any(f"[{PLAIN}]" in c for c in canvas_chains)
-        args += canvas_args
-        vchains += canvas_chains
-        n += sum(1 for a in canvas_args if a == "-i")
+        g.args += canvas_args
+        g.pictures += canvas_chains
+        g.inputs += sum(1 for a in canvas_args if a == "-i")
+    mix = _mix(job, g, bed)
+    if loudness is None:  # the measuring pass
+        g.sound.append(f"[{mix}]ebur128=peak=true:framelog=quiet[aout]")
+    else:
+        g.sound.append(f"[{mix}]{_normaliser(loudness)}[aout]")
+    if audio_only:
+        return g.args, [";".join(g.sound)], ["aout"]
+    video, stills = _overlays(job, g, plain)
+    extra = [stills] if stills else []
+    m = len(job.outputs)
+    if m == 1:
+        return g.args, [";".join(g.pictures), ";".join(g.sound)], [video, "aout", *extra]
+    g.pictures.append(f"[{video}]split={m}" + "".join(f"[vo{j}]" for j in range(m)))
+    g.sound.append("[aout]asplit=" + str(m) + "".join(f"[ao{j}]" for j in range(m)))
+    return (g.args, [";".join(g.pictures), ";".join(g.sound)],
+            [x for j in range(m) for x in (f"vo{j}", f"ao{j}")] + extra)
+
+
+def _footage(job: RenderJob, g: _Graph, audio_only: bool) -> None:
+    """The segments, each reframed by the layout, in order: [ac] and [vc] (the first and last
+    frames held over the pre- and postroll, the footage's sound silent meanwhile)."""
+    fps = job.fps
+    for i, seg in enumerate(job.segments):
+        _segment(job, g, i, seg, audio_only)
+    k = len(job.segments)
+    held = job.preroll > 0 or job.postroll > 0
+    g.sound.append("".join(f"[a{i}]" for i in range(k)) + f"concat=n={k}:v=0:a=1[{'ah' if held else 'ac'}]")
+    if not audio_only:
+        g.pictures.append("".join(f"[v{i}]" for i in range(k)) + f"concat=n={k}:v=1:a=0[{'vh' if held else 'vc'}]")
+    if not held:
+        return
+    total = int(round(job.duration * 48000))
+    pre = int(round(job.preroll * 48000))
+    g.sound.append(f"[ah]adelay=delays={pre}S:all=1,apad=whole_len={total},atrim=end_sample={total},"
+                   "asetpts=N/SR/TB[ac]")
+    if not audio_only:
+        frames = int(round(job.duration * fps))
+        g.pictures.append(f"[vh]tpad=start_duration={job.preroll:.6f}:start_mode=clone:"
+                          f"stop_duration={job.postroll + 1:.6f}:stop_mode=clone,trim=end_frame={frames},"
+                          "setpts=PTS-STARTPTS[vc]")
+
+
+def _segment(job: RenderJob, g: _Graph, i: int, seg: Segment, audio_only: bool) -> None:
+    """Segment i, input-seeked: its sound as [a{i}], its pictures as [v{i}], each exactly its length."""
+    fps = job.fps
+    src = job.sources[seg.source]
+    d = round(seg.duration, 6)
+    frames = int(round(d * fps))
+    samples = int(round(d * 48000))
+    skip_video = ["-vn"] if audio_only else []
+    seek = ["-ss", f"{seg.start:.6f}"] if seg.start > 0 else []  # (-ss 0 costs a seek, for nothing)
+    vin = g.add_input(*SOURCE_INPUT, *skip_video, *seek, "-t", f"{d + 0.5:.6f}", "-i", str(src.path))
+    if src.probe.has_audio:
+        ain = f"{vin}:a:0"
+    else:
+        ain = f"{g.add_input('-f', 'lavfi', '-t', f'{d + 0.5:.6f}', '-i', 'anullsrc=r=48000:cl=stereo')}:a"
+    if not audio_only:
+        framing = job.framings[i] if i < len(job.framings) else None
+        # fps with start_time=0, not setpts=PTS-STARTPTS: timestamps stay those of the
+        # input (0 = the seek point), so a video stream that starts after the sound (0.85
+        # s into a real stage clip) is padded with its first frame and stays in sync.
+        g.pictures.append(f"[{vin}:v:0]fps=fps={fps}:start_time=0,{_reframe(job, src, seg, f's{i}', framing)},"
+                          f"setsar=1,format=yuv420p,tpad=stop_mode=clone:stop_duration=1,"
+                          f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
+    g.sound.append(f"[{ain}]aresample=async=1:first_pts=0,{_STEREO},apad=whole_len={samples},"
+                   f"atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
+
+
+def _mix(job: RenderJob, g: _Graph, bed: str | None) -> str:
+    """The programme's sound before loudness: the bed (footage sound or music) ducked under the
+    voice, either alone, or silence; the label it ends in."""
+    total = int(round(job.duration * 48000))
     if job.music is not None and job.canvas is not None:
-        args += ["-stream_loop", "-1", *SAFE_INPUT, "-i", str(job.music)]
-        chains.append(f"[{n}:a:0]{_STEREO},volume={job.music_db:.1f}dB,atrim=end_sample={total},"
-                      f"asetpts=N/SR/TB[mu]")
+        n = g.add_input("-stream_loop", "-1", *SAFE_INPUT, "-i", str(job.music))
+        g.sound.append(f"[{n}:a:0]{_STEREO},volume={job.music_db:.1f}dB,atrim=end_sample={total},"
+                       f"asetpts=N/SR/TB[mu]")
         bed = "mu"
-        n += 1
     voice = None
     if job.voice is not None:
-        args += [*SAFE_INPUT, "-i", str(job.voice)]
-        chains.append(f"[{n}:a:0]{_STEREO},apad=whole_len={total},atrim=end_sample={total},asetpts=N/SR/TB[vo]")
+        n = g.add_input(*SAFE_INPUT, "-i", str(job.voice))
+        g.sound.append(f"[{n}:a:0]{_STEREO},apad=whole_len={total},atrim=end_sample={total},asetpts=N/SR/TB[vo]")
         voice = "vo"
-        n += 1
     if bed and voice:  # duck the bed under the voice
-        chains.append("[vo]asplit=2[vsc][vmx];"
-                      f"[{bed}][vsc]sidechaincompress=threshold=0.02:ratio=12:attack=10:release=400:makeup=1[bd];"
-                      "[bd][vmx]amix=inputs=2:normalize=0:duration=first[mix]")
-        mix = "mix"
-    elif bed or voice:
-        mix = bed or voice
-    else:
-        args += ["-f", "lavfi", "-t", f"{job.duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo"]
-        chains.append(f"[{n}:a]atrim=end_sample={total}[sil]")
-        mix = "sil"
-        n += 1
-    if loudness is None:  # the measuring pass
-        chains.append(f"[{mix}]ebur128=peak=true:framelog=quiet[aout]")
-    else:
-        chains.append(f"[{mix}]{_normaliser(loudness)}[aout]")
-    if audio_only:
-        return args, [";".join(chains)], ["aout"]
+        g.sound.append("[vo]asplit=2[vsc][vmx];"
+                       f"[{bed}][vsc]sidechaincompress=threshold=0.02:ratio=12:attack=10:release=400:makeup=1[bd];"
+                       "[bd][vmx]amix=inputs=2:normalize=0:duration=first[mix]")
+        return "mix"
+    lone = bed or voice
+    if lone:
+        return lone
+    n = g.add_input("-f", "lavfi", "-t", f"{job.duration:.6f}", "-i", "anullsrc=r=48000:cl=stereo")
+    g.sound.append(f"[{n}:a]atrim=end_sample={total}[sil]")
+    return "sil"
+
+
+def _overlays(job: RenderJob, g: _Graph, plain: bool) -> tuple[str, str | None]:
+    """Title, stills and captions over [vc]: (the picture's label, the stills' label or None)."""
+    fps = job.fps
     video = "vc"
     if job.title is not None:
         # Decoded once and repeated by `loop` (not `-loop 1`, which decodes the PNG per frame).
-        args += [*SAFE_INPUT, "-i", str(job.title)]
+        n = g.add_input(*SAFE_INPUT, "-i", str(job.title))
         frames = max(int(round(job.title_seconds * fps)), 1)
         fade_out = max(job.title_seconds - 0.3, 0.0)
         x, y = job.title_xy
-        vchains.append(f"[{n}:v]format=rgba,loop=loop={frames - 1}:size=1:start=0,setpts=N/{fps}/TB,"
-                      f"fade=t=in:st=0:d=0.25:alpha=1,fade=t=out:st={fade_out:.3f}:d=0.3:alpha=1[title];"
-                      f"[vc][title]overlay={x}:{y}:eof_action=pass[vt]")
+        g.pictures.append(f"[{n}:v]format=rgba,loop=loop={frames - 1}:size=1:start=0,setpts=N/{fps}/TB,"
+                          f"fade=t=in:st=0:d=0.25:alpha=1,fade=t=out:st={fade_out:.3f}:d=0.3:alpha=1[title];"
+                          f"[vc][title]overlay={x}:{y}:eof_action=pass[vt]")
         video = "vt"
-        n += 1
     stills = None
     if job.stills is not None:
         # The picture before the captions, a frame every few seconds: the thumbnail's
@@ -316,23 +256,16 @@ def _graph(job: RenderJob, audio_only: bool = False, loudness: dict | None = Non
         if plain:  # generated pictures: the canvas's chosen frames from before its words (a
             # generate job's big key words would sit under the thumbnail's title), kept at the
             # canvas's small size (soft gradients: the thumbnail scales them up)
-            vchains.append(f"[{PLAIN}]format=yuv420p,setsar=1[stills]")
+            g.pictures.append(f"[{PLAIN}]format=yuv420p,setsar=1[stills]")
         else:
-            vchains.append(f"[{video}]split=2[vs0][vst];[vst]fps=1/{job.still_every:g}:round=near[stills]")
+            g.pictures.append(f"[{video}]split=2[vs0][vst];[vst]fps=1/{job.still_every:g}:round=near[stills]")
             video = "vs0"
         stills = "stills"
     if job.captions:
         # Fixed names only (the ASS file and its fonts live in the work folder, ffmpeg's cwd).
-        vchains.append(f"[{video}]ass={job.captions}:fontsdir=.fonts[vcap]")
+        g.pictures.append(f"[{video}]ass={job.captions}:fontsdir=.fonts[vcap]")
         video = "vcap"
-    m = len(job.outputs)
-    extra = [stills] if stills else []
-    if m == 1:
-        return args, [";".join(vchains), ";".join(chains)], [video, "aout", *extra]
-    vchains.append(f"[{video}]split={m}" + "".join(f"[vo{j}]" for j in range(m)))
-    chains.append("[aout]asplit=" + str(m) + "".join(f"[ao{j}]" for j in range(m)))
-    return (args, [";".join(vchains), ";".join(chains)],
-            [x for j in range(m) for x in (f"vo{j}", f"ao{j}")] + extra)
+    return video, stills
 
 
 _STEREO = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"

@@ -47,6 +47,12 @@ class Publisher(Protocol):
         """Publish item; `session` holds what an earlier, interrupted attempt saved."""
 
 
+class PlatformAPI(Publisher, Protocol):
+    """A platform's own upload API (`api` in afx.yaml)."""
+
+    base_url: str  # afx.yaml's publish.api.<platform> replaces it (tests: a local stand-in)
+
+
 def secret(name: str, what: str) -> str:
     value = os.environ.get(name, "")
     if not value:

@@ -51,6 +51,7 @@ class EditStage:
     def run(self, ctx: StageContext) -> Mapping[str, Any] | None:
         from afx.media.analysis import Analysis
         from afx.media.highlights import select
+        from afx.media.layouts import LAYOUTS
         from afx.media.profiles import profiles_for
         from afx.media.speech import snap
 
@@ -69,10 +70,10 @@ class EditStage:
         if any(heard) and not pinned:
             # The source speaks: no cut inside a word or a sentence (issue 12).
             segments = snap(segments, heard, [a.duration for a in analyses], target, fps)
-        layout = (ctx.job.get("render") or {}).get("layout", "auto")
+        layout = LAYOUTS[(ctx.job.get("render") or {}).get("layout", "auto")]
         framings: list[dict | None] = [None] * len(segments)
         faces_kept: list[int] = []
-        if ctx.job.get("format", "short") == "short" and layout == "auto":
+        if ctx.job.get("format", "short") == "short" and layout.frames_faces:
             clock = time.perf_counter()
             segments, framings, faces_kept = self._frame(ctx, sources, analyses, segments,
                                                          [p.get("framing") for p in pinned] if pinned else None)

@@ -18,6 +18,7 @@ from afx.media import copy as copywriter
 from afx.media import thumbnail
 from afx.media.analysis import analyse
 from afx.media.measure import loudness
+from afx.media.platforms import PLATFORMS
 from afx.media.probe import probe
 from afx.media.score import score
 from tests.conftest import SpecRepo
@@ -36,7 +37,7 @@ def test_copy_never_breaks_a_platform_limit(topic, script, tone, fmt, title, des
     overrides = {k: v for k, v in (("title", title), ("description", description), ("hashtags", tags)) if v is not None}
     if overrides.get("title") is not None and not overrides["title"].strip():
         overrides.pop("title")
-    for platform in (*copywriter.PLATFORMS, None):
+    for platform in (*PLATFORMS, None):
         c = copywriter.write(topic, tone, script, fmt, platform, overrides)
         assert copywriter.check(c, platform) == [], (platform, c)
 

@@ -25,11 +25,12 @@ VERSION = "v21.0"
 
 class InstagramPublisher:
     name = "instagram"
+    base_url = "https://graph.facebook.com"
 
     def publish(self, item: Item, session: dict[str, Any], save: Save) -> Published:
         token = secret(ENV, WHAT)
         user = secret("AFX_INSTAGRAM_USER_ID", WHAT)
-        base = ((item.config.get("publish") or {}).get("api") or {}).get("instagram", "https://graph.facebook.com")
+        base = ((item.config.get("publish") or {}).get("api") or {}).get("instagram", self.base_url)
         api = f"{base}/{VERSION}"
         q = urllib.parse.urlencode
         if item.seconds > 900:

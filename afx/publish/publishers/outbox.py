@@ -2,7 +2,9 @@
 
     outbox/<platform>/<job>/video.mp4, thumb.jpg, caption.txt, title.txt, copy.json, MANIFEST.json
 
-Built in a hidden folder and renamed into place, so a folder that exists is complete.
+MANIFEST.json holds the platform's limits and the steps to post it by hand (its record,
+afx.media.platforms). Built in a hidden folder and renamed into place, so a folder that
+exists is complete.
 """
 
 from __future__ import annotations
@@ -14,15 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from afx.media.copy import LIMITS
+from afx.media.platforms import PLATFORMS
 from afx.publish.base import Item, Published, Save
-
-STEPS = {
-    "tiktok": "TikTok app or web: Upload, choose video.mp4, paste caption.txt, set the cover from thumb.jpg.",
-    "youtube": "YouTube Studio: Create, Upload video, video.mp4; title.txt as title, caption.txt as "
-               "description; custom thumbnail thumb.jpg.",
-    "instagram": "Instagram: New reel, video.mp4; paste caption.txt; cover from thumb.jpg.",
-}
 
 
 class OutboxPublisher:
@@ -42,13 +37,14 @@ class OutboxPublisher:
             (tmp / "caption.txt").write_text(item.copy.get("caption", "") + "\n", encoding="utf-8")
             (tmp / "title.txt").write_text(item.copy.get("title", "") + "\n", encoding="utf-8")
             (tmp / "copy.json").write_text(json.dumps(dict(item.copy), indent=2, ensure_ascii=False) + "\n")
-            limits = LIMITS[item.platform]
+            platform = PLATFORMS[item.platform]
+            limits = platform.limits
             manifest = {
                 "job": item.job, "platform": item.platform, "video": "video.mp4", "video_sha256": item.digest,
                 "seconds": round(item.seconds, 2), "thumbnail": "thumb.jpg" if item.thumbnail else None,
                 "title": item.copy.get("title"), "hashtags": list(item.copy.get("hashtags", [])),
                 "limits": {"title": limits.title, "caption": limits.caption, "hashtags": limits.hashtags},
-                "steps": STEPS[item.platform],
+                "steps": platform.by_hand,
             }
             (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
             if final.exists():  # an earlier, unrecorded attempt: replace it whole

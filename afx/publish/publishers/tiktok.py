@@ -33,10 +33,11 @@ def chunking(size: int, wanted: int) -> tuple[int, int]:
 
 class TikTokPublisher:
     name = "tiktok"
+    base_url = "https://open.tiktokapis.com"
 
     def publish(self, item: Item, session: dict[str, Any], save: Save) -> Published:
         token = secret(ENV, WHAT)
-        base = ((item.config.get("publish") or {}).get("api") or {}).get("tiktok", "https://open.tiktokapis.com")
+        base = ((item.config.get("publish") or {}).get("api") or {}).get("tiktok", self.base_url)
         auth = {"Authorization": f"Bearer {token}"}
         size = os.path.getsize(item.video)
         if session.get("publish_id"):

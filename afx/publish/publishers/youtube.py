@@ -23,10 +23,11 @@ UNIT = 256 * 1024  # YouTube wants chunks in multiples of 256 KiB
 
 class YouTubePublisher:
     name = "youtube"
+    base_url = "https://www.googleapis.com"
 
     def publish(self, item: Item, session: dict[str, Any], save: Save) -> Published:
         token = secret(ENV, WHAT)
-        base = ((item.config.get("publish") or {}).get("api") or {}).get("youtube", "https://www.googleapis.com")
+        base = ((item.config.get("publish") or {}).get("api") or {}).get("youtube", self.base_url)
         auth = {"Authorization": f"Bearer {token}"}
         size = os.path.getsize(item.video)
         if item.format == "short" and item.seconds > 180:
