@@ -13,10 +13,10 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from afx.engine.stage import Pipeline, StageContext
 from afx.media.layouts.base import Layout, Shot, cover
 from afx.publish.base import Item, Published, Save
 from afx.stages.analyze import AnalyzeStage
+from afx.stages.base import Pipeline, StageContext
 from afx.stages.edit import EditStage
 from afx.stages.ingest import IngestStage
 from afx.stages.package import PackageStage

