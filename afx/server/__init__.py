@@ -8,5 +8,12 @@
     limits     per-key request rate limit
     worker     background workers: claim queued jobs, run each in a child process
     child      the child: one job through the same engine `afx run` uses
-    app        the FastAPI app: routes, auth, idempotency, errors
+    templates  an account's templates (what `fromTemplateId` names)
+    app        create_app: the FastAPI app's services, routers, handlers, middleware
+    routes/    the endpoints, one APIRouter a module (jobs, files, uploads, templates, account)
+    deps       what routes share: services, the caller (auth + rate limit), bodies, Idempotency-Key
+    models     the answers' documented shapes (pydantic) and the JSON encoder
+    handlers   every error as {"error": {"code", "message", ...}}
+    openapi    /openapi.json, with the real job and template schemas
+    idempotency  Idempotency-Key rows: claim, replay, release, expiry
 """

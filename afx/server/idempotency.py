@@ -8,6 +8,9 @@ request that dies, releases the key, so a retry with it can succeed later.
 
 A key lives 24 hours from its first use, as Stripe's do (issue 11): after that the same key
 is a new request (it creates a new job), and the scheduler tick prunes expired rows.
+
+Requests meet these rules in one place, afx.server.deps.idempotent: every POST that takes
+a key answers through it, an upload too (its key claimed before its body is read).
 """
 
 from __future__ import annotations

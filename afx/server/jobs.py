@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from afx import times
 from afx.errors import shown
-from afx.server import accounts, db
+from afx.server import accounts, db, templates
 from afx.server.settings import Settings
 
 ACTIVE = ("queued", "running")
@@ -32,14 +32,6 @@ class Refused(Exception):
     def __init__(self, http_status: int, code: str, message: str, /, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = http_status, code, message, extra
-
-
-
-def account_templates(engine: Engine, account_id: str) -> dict[str, dict[str, Any]]:
-    with db.read(engine) as conn:
-        rows = conn.execute(select(db.templates.c.id, db.templates.c.body)
-                            .where(db.templates.c.account_id == account_id)).all()
-    return {r.id: json.loads(r.body) for r in rows}
 
 
 def upload_path(engine: Engine, settings: Settings, account_id: str, file_id: Any) -> Path | None:
@@ -59,7 +51,7 @@ def submit(engine: Engine, settings: Settings, account_id: str, body: Any) -> di
 
     job_id = accounts.new_id("job")
     job = resolve_body(body, name=job_id, root=settings.account_root(account_id),
-                       templates=account_templates(engine, account_id), uploads=None)
+                       templates=templates.bodies(engine, account_id), uploads=None)
     return create(engine, settings, account_id, job_id, body, job.to_dict())
 
 
@@ -115,6 +107,13 @@ def submitted_and_active() -> tuple[Any, ...]:
     """Jobs that count against the active-submission cap: queued or running builds (a
     publish run is a complete job publishing, listed as complete, not a submission)."""
     return (db.jobs.c.status.in_(ACTIVE), db.jobs.c.run_kind == "build")
+
+
+def active_count(engine: Engine, account_id: str) -> int:
+    """The account's jobs counted against its cap now (GET /account)."""
+    with db.read(engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(db.jobs).where(
+            db.jobs.c.account_id == account_id, *submitted_and_active())).scalar() or 0)
 
 
 def publishing(row: Mapping[str, Any]) -> str | None:
