@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,13 +24,12 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from afx import procs
+from afx import procs, times
 from afx.server import db
 from afx.server.jobs import Refused
 
 MAX_KEY = 255
 TTL = 24 * 3600.0  # seconds a key is remembered after its first use
-clock = time.time  # the time keys are stamped and judged by (tests shift it)
 # This server process, as `host:pid:start time`: who holds an in-flight key.
 OWNER = procs.name()
 
@@ -46,25 +44,26 @@ def check_key(key: str) -> str:
     return key
 
 
-def expired(row: Any, now: float | None = None) -> bool:
-    return row["created"] < (clock() if now is None else now) - TTL
+def expired(row: Any, now: float | None = None, clock: times.Clock = times.SYSTEM) -> bool:
+    return bool(row["created"] < (clock.time() if now is None else now) - TTL)
 
 
-def begin(engine: Engine, account_id: str, key: str, request: str, _tries: int = 3) -> tuple[int, Any] | None:
+def begin(engine: Engine, account_id: str, key: str, request: str, _tries: int = 3, *,
+          clock: times.Clock = times.SYSTEM) -> tuple[int, Any] | None:
     """None: go ahead (the key is now ours). (status, body): replay this answer."""
     try:
         with db.write(engine) as conn:
             conn.execute(insert(db.idempotency).values(account_id=account_id, key=key, request=request,
-                                                       state="in_flight", created=clock(), owner=OWNER))
+                                                       state="in_flight", created=clock.time(), owner=OWNER))
         return None
     except IntegrityError:
         pass
     with db.read(engine) as conn:
         row = conn.execute(select(db.idempotency).where(db.idempotency.c.account_id == account_id,
                                                         db.idempotency.c.key == key)).mappings().first()
-    if (row is None or _drop_expired(engine, row)) and _tries > 0:
+    if (row is None or _drop_expired(engine, row, clock)) and _tries > 0:
         # released between our insert and this read, or expired and dropped: try again
-        return begin(engine, account_id, key, request, _tries - 1)
+        return begin(engine, account_id, key, request, _tries - 1, clock=clock)
     if row is None:
         raise Refused(409, "idempotency_in_flight", "a request with this Idempotency-Key is still being processed")
     if row["state"] == "in_flight":
@@ -99,19 +98,19 @@ def release(engine: Engine, account_id: str, key: str) -> None:
                                                   db.idempotency.c.state == "in_flight"))
 
 
-def peek(engine: Engine, account_id: str, key: str) -> dict[str, Any] | None:
+def peek(engine: Engine, account_id: str, key: str, *, clock: times.Clock = times.SYSTEM) -> dict[str, Any] | None:
     """The key's row, unless there is none or it has expired (then it is dropped)."""
     with db.read(engine) as conn:
         row = conn.execute(select(db.idempotency).where(db.idempotency.c.account_id == account_id,
                                                         db.idempotency.c.key == key)).mappings().first()
-    if row is None or _drop_expired(engine, row):
+    if row is None or _drop_expired(engine, row, clock):
         return None
     return dict(row)
 
 
-def _drop_expired(engine: Engine, row: Any) -> bool:
+def _drop_expired(engine: Engine, row: Any, clock: times.Clock) -> bool:
     """Delete `row` if it has expired (that very row: a reuse since is left alone)."""
-    if not expired(row):
+    if not expired(row, clock=clock):
         return False
     with db.write(engine) as conn:
         conn.execute(delete(db.idempotency).where(db.idempotency.c.account_id == row["account_id"],
@@ -120,13 +119,14 @@ def _drop_expired(engine: Engine, row: Any) -> bool:
     return True
 
 
-def prune(engine: Engine) -> int:
+def prune(engine: Engine, *, clock: times.Clock = times.SYSTEM) -> int:
     """Delete every key whose 24 hours are over. Returns how many."""
     with db.write(engine) as conn:
-        return conn.execute(delete(db.idempotency).where(db.idempotency.c.created < clock() - TTL)).rowcount
+        return conn.execute(delete(db.idempotency).where(db.idempotency.c.created < clock.time() - TTL)).rowcount
 
 
-def expire(engine: Engine, older_than: float, dead: Callable[[str], bool] = lambda owner: False) -> int:
+def expire(engine: Engine, older_than: float, dead: Callable[[str], bool] = lambda owner: False, *,
+           clock: times.Clock = times.SYSTEM) -> int:
     """Free in-flight keys whose request died with its server: the owner is known dead (a
     process of this machine that is gone), or it is older than `older_than` seconds."""
     with db.write(engine) as conn:
@@ -134,7 +134,7 @@ def expire(engine: Engine, older_than: float, dead: Callable[[str], bool] = lamb
                                    db.idempotency.c.created).where(db.idempotency.c.state == "in_flight")).all()
         freed = 0
         for row in rows:
-            if row.owner != OWNER and (dead(row.owner or "") or row.created < clock() - older_than):
+            if row.owner != OWNER and (dead(row.owner or "") or row.created < clock.time() - older_than):
                 freed += conn.execute(delete(db.idempotency).where(
                     db.idempotency.c.account_id == row.account_id, db.idempotency.c.key == row.key,
                     db.idempotency.c.state == "in_flight")).rowcount

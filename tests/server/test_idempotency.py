@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 from sqlalchemy import select
 
+from afx import times
 from afx.server import db, idempotency
 from tests.server.serverproc import Server
 
@@ -22,47 +23,45 @@ def engine(tmp_path):
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(idempotency, "clock", lambda: now[0])
-    return now
+def clock():
+    return times.ManualClock(now=1_800_000_000.0)
 
 
-def used(engine, key: str, body: str = "body-1") -> tuple[int, object] | None:
+def used(engine, clock, key: str, body: str = "body-1") -> tuple[int, object] | None:
     """One request with `key`: None if it went ahead (and answered 201), else the replay."""
     request = idempotency.request_hash("POST", "/v1/jobs", body.encode())
-    replay = idempotency.begin(engine, "acct_1", key, request)
+    replay = idempotency.begin(engine, "acct_1", key, request, clock=clock)
     if replay is None:
         idempotency.finish(engine, "acct_1", key, 201, {"jobId": f"job_{body}"})
     return replay
 
 
 def test_a_key_replays_for_24_hours_then_is_a_new_request(engine, clock):
-    assert used(engine, "k") is None
-    clock[0] += 23.9 * HOUR
-    assert used(engine, "k") == (201, {"jobId": "job_body-1"})
+    assert used(engine, clock, "k") is None
+    clock.advance(23.9 * HOUR)
+    assert used(engine, clock, "k") == (201, {"jobId": "job_body-1"})
     with pytest.raises(idempotency.Refused) as info:
-        used(engine, "k", "body-2")  # another body within the 24 h: a mismatch
+        used(engine, clock, "k", "body-2")  # another body within the 24 h: a mismatch
     assert info.value.status == 422
-    clock[0] += 0.2 * HOUR  # 24.1 h after the first use
-    assert used(engine, "k", "body-2") is None, "an expired key goes ahead, whatever its old body"
-    assert used(engine, "k", "body-2") == (201, {"jobId": "job_body-2"}), "and is remembered afresh"
+    clock.advance(0.2 * HOUR)  # 24.1 h after the first use
+    assert used(engine, clock, "k", "body-2") is None, "an expired key goes ahead, whatever its old body"
+    assert used(engine, clock, "k", "body-2") == (201, {"jobId": "job_body-2"}), "and is remembered afresh"
 
 
 def test_peek_forgets_an_expired_upload_key(engine, clock):
-    assert used(engine, "up") is None
-    assert idempotency.peek(engine, "acct_1", "up")["state"] == "done"
-    clock[0] += 25 * HOUR
-    assert idempotency.peek(engine, "acct_1", "up") is None
+    assert used(engine, clock, "up") is None
+    assert idempotency.peek(engine, "acct_1", "up", clock=clock)["state"] == "done"
+    clock.advance(25 * HOUR)
+    assert idempotency.peek(engine, "acct_1", "up", clock=clock) is None
 
 
 def test_expired_keys_are_pruned_and_fresh_ones_kept(engine, clock):
     for key in ("old-1", "old-2"):
-        assert used(engine, key) is None
-    clock[0] += 20 * HOUR
-    assert used(engine, "fresh") is None
-    clock[0] += 5 * HOUR  # old-* are 25 h old, fresh 5 h
-    assert idempotency.prune(engine) == 2
+        assert used(engine, clock, key) is None
+    clock.advance(20 * HOUR)
+    assert used(engine, clock, "fresh") is None
+    clock.advance(5 * HOUR)  # old-* are 25 h old, fresh 5 h
+    assert idempotency.prune(engine, clock=clock) == 2
     with db.read(engine) as conn:
         assert [r.key for r in conn.execute(select(db.idempotency.c.key))] == ["fresh"]
 
