@@ -1,4 +1,4 @@
-"""One error family and one exit-status table for all of afx (architecture.md)."""
+"""One error family and one exit-status table for all of afx (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""File writes that never leave half a file behind (architecture.md, data safety rules)."""
+"""File writes that never leave half a file behind (docs/architecture.md, data safety rules)."""
 
 from __future__ import annotations
 

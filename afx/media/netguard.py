@@ -1,4 +1,4 @@
-"""Which addresses a fetch may connect to (SSRF protection, issue 4 / architecture.md).
+"""Which addresses a fetch may connect to (SSRF protection, issue 4 / docs/architecture.md).
 
 Refused unless the host is on the allow-list: loopback, private, link-local (cloud metadata
 169.254.169.254 included), CGNAT 100.64/10, unspecified, multicast, reserved and other

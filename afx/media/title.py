@@ -1,6 +1,6 @@
 """The hook title overlay: text laid out with Pillow into a transparent PNG, inside the safe zone.
 
-The text never reaches an ffmpeg filter string (architecture.md): ffmpeg only overlays the
+The text never reaches an ffmpeg filter string (docs/architecture.md): ffmpeg only overlays the
 picture. Pillow measures with the same font it draws with, so wrapping and fitting are exact.
 """
 

@@ -6,8 +6,9 @@
     jobs       submission (resolve -> debit -> insert, in one transaction), status shapes
     uploads    streaming multipart upload with the 500 MB limit enforced as bytes arrive
     limits     per-key request rate limit
-    worker     background workers: claim queued jobs, run each in a child process
-    child      the child: one job through the same engine `afx run` uses
+    worker     background workers: claim queued jobs, run each in an executor worker
+               (afx/engine/executor.py, as `afx run` does), and decide its outcome
+    resolver   POST bodies resolved off the event loop, in forkserver processes, on a budget
     templates  an account's templates (what `fromTemplateId` names)
     app        create_app: the FastAPI app's services, routers, handlers, middleware
     routes/    the endpoints, one APIRouter a module (jobs, files, uploads, templates, account)

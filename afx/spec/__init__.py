@@ -1,6 +1,6 @@
 """Spec repos: load (YAML with line marks), schema, templates, variables, matrix, Job.
 
-`resolve()` is the one path from files to Jobs; the server uses it too (architecture.md).
+`resolve()` is the one path from files to Jobs; the server uses it too (docs/architecture.md).
 """
 
 from afx.spec.job import Job

@@ -1,4 +1,4 @@
-"""The resolved, immutable Job every other part of afx works from (architecture.md)."""
+"""The resolved, immutable Job every other part of afx works from (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The JSON Schemas in schemas/ (the source of truth) and their errors as afx diagnostics.
+"""The JSON Schemas in schemas/ and their errors as afx diagnostics; the only reader of schemas/.
+
+The schemas are committed files; the parts that list registry names (platforms, publishers,
+layouts, caption styles) are written from the registries by `make schemas` (afx/extensions.py).
 
 Schema errors are turned into `file:line:col: field: message` with the field's own words:
 - an unknown key gets `did you mean "durationMins"?`,

@@ -1,6 +1,6 @@
 """{{ variables }} in string fields: sandboxed, strict, bounded Jinja2.
 
-Specs are hostile input (architecture.md). Beyond `ImmutableSandboxedEnvironment` and
+Specs are hostile input (docs/architecture.md). Beyond `ImmutableSandboxedEnvironment` and
 `StrictUndefined`, a spec expression
 - may use `{{ ... }}` and `{% if %}` only: no loops, macros, assignments or includes, so
   evaluation time is linear in the text;
