@@ -136,12 +136,8 @@ class EditStage:
             if pin is not None:  # pinned: one framing for the part as pinned (the camera set at its cuts)
                 if pin.get("face"):
                     seen = [(t, framing.choose(boxes, pin["face"])) for t, boxes in seen]
-                motion = [(t - seg.start, x) for t, x in zip(a.keyframes, a.motion_x)
-                          if seg.start - 1 <= t <= seg.end + 1]
-                f = framing.frame(seen, seg.duration, cw, motion, cuts, aspect=info.height / info.width,
-                                  stack=pin.get("mode") != "crop" and not pin.get("face"))
                 out_segments.append(seg)
-                out_framings.append(f.to_dict())
+                out_framings.append(_pinned_shot(seen, cuts, pin, seg, a, cw, info.height / info.width))
                 count(seen, out_framings[-1], cw)
                 done += seg.duration
                 continue
@@ -215,6 +211,17 @@ def pinned_segments(pinned: Any, analyses: list, fps: int) -> list:
                              f"({duration:.2f} s long)")
         out.append(Segment(source, frame_snap(start, fps), frame_snap(min(end, duration), fps)))
     return out
+
+
+def _pinned_shot(seen: list[Any], cuts: list[float], pin: dict[str, Any], seg: Any, a: Any, cw: float,
+                 aspect: float) -> dict[str, Any]:
+    """A pinned segment framed as one part: the camera follows its faces (or the one picked,
+    `face: left`) and the motion, set anew at its cuts; `mode: crop` never stacks two people."""
+    from afx.media import framing
+
+    motion = [(t - seg.start, x) for t, x in zip(a.keyframes, a.motion_x) if seg.start - 1 <= t <= seg.end + 1]
+    return framing.frame(seen, seg.duration, cw, motion, cuts, aspect=aspect,
+                         stack=pin.get("mode") != "crop" and not pin.get("face")).to_dict()
 
 
 def _pinned_framing(pin: dict, duration: float) -> dict:
