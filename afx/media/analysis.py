@@ -140,6 +140,7 @@ def keyframe_features(path: Path, on_progress: Callable[[float], None] = lambda 
                     total = float(cols.sum())
                     centre = float((cols * np.arange(cols.size)).sum() / total / (cols.size - 1)) if total else 0.5
                     motion_x.append(round(centre, 4))
+                    assert prev_hist is not None  # set with prev
                     if float(np.abs(hist - prev_hist).sum()) / 2 > CUT_THRESHOLD:
                         cuts.append(round(t, 3))
                 prev, prev_hist = small, hist

@@ -68,8 +68,8 @@ class Framing:
 
     @classmethod
     def from_dict(cls, data: dict) -> Framing:
-        return cls(data["mode"], [tuple(p) for p in data.get("path", [])],  # type: ignore[misc]
-                   [tuple(w) for w in data.get("windows", [])], int(data.get("subjects", 0)))  # type: ignore[misc]
+        return cls(data["mode"], [tuple(p) for p in data.get("path", [])],
+                   [tuple(w) for w in data.get("windows", [])], int(data.get("subjects", 0)))
 
 
 def crop_width(src_w: int, src_h: int, out_w: int, out_h: int) -> float:
@@ -246,7 +246,7 @@ def contains(window_centre: float, cw: float, box: Box) -> bool:
 def windows_at(framing: dict, t: float, cw: float) -> list[tuple[float, float, float, float]]:
     """What a framing shows of the source at t seconds into its shot: (x, y, w, h) fractions."""
     if framing.get("mode") == "stack":
-        return [tuple(w) for w in framing.get("windows", [])]  # type: ignore[misc]
+        return [tuple(w) for w in framing.get("windows", [])]
     path = framing.get("path") or []
     if framing.get("mode") == "crop" and path:
         x = path[-1][1]

@@ -64,7 +64,7 @@ def shots(a: Analysis) -> list[tuple[float, float]]:
         merged.append(p)
     if len(merged) > 2 and merged[-1] - merged[-2] < MIN_SHOT:
         del merged[-2]
-    out = []
+    out: list[tuple[float, float]] = []
     for start, end in zip(merged, merged[1:]):
         pieces = max(1, round((end - start) / MAX_SHOT + 0.49))
         step = (end - start) / pieces

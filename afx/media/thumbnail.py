@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from afx.media.ffmpeg import SAFE_INPUT, MediaError, run
 from afx.media.fonts import font_file
@@ -104,20 +104,32 @@ def short_text(text: str, words: int = 5) -> str:
     return out.upper() + ("…" if len(parts) > words else "")
 
 
-def compose(picture: bytes, size: tuple[int, int], text: str, out: Path, faces: tuple = ()) -> dict:
+class Thumbnail(TypedDict):
+    """What `compose` made (in this order): the size, the text and, with text, where its block
+    starts and its lines; then the JPEG's bytes and quality, which compose always sets last."""
+
+    size: list[int]
+    text: str
+    text_top: NotRequired[int]
+    lines: NotRequired[list[str]]
+    bytes: NotRequired[int]
+    quality: NotRequired[int]
+
+
+def compose(picture: bytes, size: tuple[int, int], text: str, out: Path, faces: tuple = ()) -> Thumbnail:
     """Cover-crop the picture to `size`, draw the text (big, stroked, on an accent bar) where
     it covers none of `faces` ([cx, cy, w, h] fractions of the picture), save JPEG."""
     from PIL import Image, ImageDraw, ImageFont, ImageOps
 
     try:
-        img = Image.open(io.BytesIO(picture))
+        img: Image.Image = Image.open(io.BytesIO(picture))
         img.load()
     except Exception as exc:  # noqa: BLE001 - any unreadable picture is one clear error
         raise MediaError("thumbnail picture cannot be read", str(exc)) from None
     img_size = img.size
     img = ImageOps.fit(img.convert("RGB"), size, method=Image.Resampling.LANCZOS)
     w, h = size
-    info = {"size": list(size), "text": text}
+    info: Thumbnail = {"size": list(size), "text": text}
     if text:
         draw = ImageDraw.Draw(img)
         fsize = int(min(w, h) * (0.16 if h > w else 0.14))
@@ -147,7 +159,7 @@ def compose(picture: bytes, size: tuple[int, int], text: str, out: Path, faces: 
             break
         quality -= 8
     out.write_bytes(buf.getvalue())
-    info.update(bytes=buf.tell(), quality=quality)
+    info.update({"bytes": buf.tell(), "quality": quality})
     return info
 
 
@@ -155,6 +167,8 @@ def _on_thumb(faces: tuple, src: tuple[int, int], size: tuple[int, int]) -> list
     """Face boxes (x0, y0, x1, y1 in thumbnail pixels) after the centred cover crop to `size`."""
     sw, sh = src
     w, h = size
+    cw: float
+    ch: float
     if sw * h > sh * w:  # wider: the sides are cut
         cw, ch = sh * w / h, sh
     else:

@@ -81,7 +81,7 @@ _TOKEN = re.compile(r"\S+")
 
 
 def sentences(text: str) -> list[str]:
-    parts = []
+    parts: list[str] = []
     for para in re.split(r"\n\s*\n", text.strip()):
         parts.extend(s.strip() for s in _SENTENCE.split(" ".join(para.split())) if s.strip())
     return parts

@@ -39,7 +39,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from afx.media.ffmpeg import SOURCE_INPUT, ffmpeg_exe
 from afx.media.netguard import BlockedURL, Policy
@@ -155,13 +155,16 @@ def confined(policy: Policy) -> Iterator[None]:
             host, port = address[0], address[1]
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
             for info in infos:  # every address the name has, or a second lookup could differ
-                policy.check(str(host), info[4][0])
+                ip = info[4][0]  # a str (typeshed adds int: (family, bytes) on a Python without IPv6)
+                assert isinstance(ip, str), info
+                policy.check(str(host), ip)
             return connect((infos[0][4][0], port), *args, **kwargs)
         return guarded_connect
 
-    def no_ftp(handler: Any, request: Any) -> Any:
+    def no_ftp(self: urllib.request.FTPHandler, req: urllib.request.Request) -> NoReturn:
+        # FTPHandler.ftp_open's own parameter names: it stands in for that method
         raise urllib.error.URLError(BlockedURL(f"only http:// and https:// URLs are fetched, not "
-                                               f"{request.full_url.split(':', 1)[0]}:// ({request.full_url[:80]})"))
+                                               f"{req.full_url.split(':', 1)[0]}:// ({req.full_url[:80]})"))
 
     original_hls_check = HlsFD.__dict__["can_download"]
 
@@ -192,7 +195,8 @@ def confined(policy: Policy) -> Iterator[None]:
         _state.hls = None
         try:
             _urllib.create_connection = checked(_urllib.create_connection)
-            socket.create_connection = checked(socket.create_connection)  # type: ignore[assignment]
+            socket.create_connection = checked(socket.create_connection)
+            # a deliberate patch of a method (undone in `finally`), which mypy flags as such
             urllib.request.FTPHandler.ftp_open = no_ftp  # type: ignore[method-assign]
             HlsFD.can_download = classmethod(hls_check)
             FFmpegFD.available = classmethod(lambda cls, path=None: False)

@@ -137,6 +137,6 @@ def check_ledger(engine: Engine, account_id: str) -> bool:
     """The balance equals the sum of the ledger (a test and `afx keys` use this)."""
     with db.read(engine) as conn:
         total = conn.execute(select(func.coalesce(func.sum(db.credit_events.c.amount), 0)).where(
-            db.credit_events.c.account_id == account_id)).scalar()
-        balance = conn.execute(select(db.accounts.c.balance).where(db.accounts.c.id == account_id)).scalar()
+            db.credit_events.c.account_id == account_id)).scalar_one()
+        balance = conn.execute(select(db.accounts.c.balance).where(db.accounts.c.id == account_id)).scalar_one()
     return int(total) == int(balance)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import RowMapping, and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
 from afx import times
@@ -71,7 +71,7 @@ def create(engine: Engine, settings: Settings, account_id: str, job_id: str, bod
             lock = lock.with_for_update()  # serialises this account's submissions
         conn.execute(lock)
         active = conn.execute(select(func.count()).select_from(db.jobs).where(
-            db.jobs.c.account_id == account_id, *submitted_and_active())).scalar()
+            db.jobs.c.account_id == account_id, *submitted_and_active())).scalar_one()
         if active >= settings.max_active:
             raise Refused(429, "too_many_active_jobs",
                           f"{active} jobs are queued or running; the limit is {settings.max_active}",
@@ -90,7 +90,7 @@ def create(engine: Engine, settings: Settings, account_id: str, job_id: str, bod
     return {"jobId": job_id, "status": "queued", "creditCost": cost, "balance": balance}
 
 
-def get_row(engine: Engine, account_id: str, job_id: str) -> Mapping[str, Any]:
+def get_row(engine: Engine, account_id: str, job_id: str) -> RowMapping:
     with db.read(engine) as conn:
         row = conn.execute(select(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.account_id == account_id)
                            ).mappings().first()
@@ -116,7 +116,7 @@ def active_count(engine: Engine, account_id: str) -> int:
             db.jobs.c.account_id == account_id, *submitted_and_active())).scalar() or 0)
 
 
-def publishing(row: Mapping[str, Any]) -> str | None:
+def publishing(row: RowMapping) -> str | None:
     """"queued" or "running" while a built job's publish run (after approve-publish or a
     schedule) waits or runs; the job itself stays complete, its result readable."""
     if row["run_kind"] == "publish" and row["status"] in ("queued", "running"):
@@ -124,11 +124,11 @@ def publishing(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-def public_status(row: Mapping[str, Any]) -> str:
+def public_status(row: RowMapping) -> str:
     return "complete" if publishing(row) else str(row["status"])
 
 
-def status_view(row: Mapping[str, Any], base: str) -> dict[str, Any]:
+def status_view(row: RowMapping, base: str) -> dict[str, Any]:
     """GET /jobs/:id: the reference's fields, then afx's."""
     fields = json.loads(row["fields"])
     result = json.loads(row["result"]) if row["result"] else None
@@ -154,7 +154,7 @@ def status_view(row: Mapping[str, Any], base: str) -> dict[str, Any]:
     return out
 
 
-def result_view(row: Mapping[str, Any], base: str) -> dict[str, Any] | None:
+def result_view(row: RowMapping, base: str) -> dict[str, Any] | None:
     """GET /jobs/:id/result, or None while the job has no result (202)."""
     status = public_status(row)
     if not row["result"] or status not in ("complete", "published"):

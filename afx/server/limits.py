@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 WINDOW = 60.0
 
@@ -46,7 +47,7 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, limit: int, window: float = WINDOW, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, limit: int, window: float = WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window, self.clock = limit, window, clock
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -120,13 +121,17 @@ class SharedRateLimiter:
         return (w + 1) * self.window - now + at * self.window
 
 
-def _insert_new(conn, key: str, window: int):  # type: ignore[no-untyped-def]
+def _insert_new(conn: Connection, key: str, window: int) -> ReturningInsert[tuple[int]]:
     from afx.server import db
 
+    new: Insert  # either dialect's INSERT ... ON CONFLICT DO NOTHING
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        new = postgresql_insert(db.rate_counts).values(key=key, window=window, count=1).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        new = sqlite_insert(db.rate_counts).values(key=key, window=window, count=1).on_conflict_do_nothing()
     # RETURNING says whether the row went in (a rowcount is not reliable for this on psycopg)
-    return (insert(db.rate_counts).values(key=key, window=window, count=1).on_conflict_do_nothing()
-            .returning(db.rate_counts.c.count))
+    return new.returning(db.rate_counts.c.count)

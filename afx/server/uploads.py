@@ -19,12 +19,28 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from afx.server.jobs import Refused
 
 BOUNDARY = re.compile(rb"^[0-9A-Za-z'()+_,./:=?-]{1,70}$")  # RFC 2046 (without spaces)
 MAX_FIELDS = 64 * 1024  # bytes of non-file form fields
 MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+class _ParseState(TypedDict):
+    """What the parser's callbacks share while one body streams in."""
+
+    name: bytes
+    filename: str  # the `file` part's name, cleaned (display_name)
+    in_file: bool  # the part being read is the `file` part
+    files: int  # `file` parts seen
+    size: int  # bytes of the file received
+    fields: int  # bytes of other form fields received
+    header_field: bytes  # the part header being read, name and value
+    header_value: bytes
+    headers: dict[bytes, bytes]  # this part's headers, names lower-cased
+    head: bytes  # the file's first 12 bytes (its type is checked on them)
 
 
 @dataclass(frozen=True)
@@ -63,8 +79,8 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path,
     boundary = boundary_of(content_type)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".part-{secrets.token_hex(8)}"
-    state = {"name": b"", "filename": "", "in_file": False, "files": 0, "size": 0, "fields": 0,
-             "header_field": b"", "header_value": b"", "headers": {}, "head": b""}
+    state: _ParseState = {"name": b"", "filename": "", "in_file": False, "files": 0, "size": 0, "fields": 0,
+                          "header_field": b"", "header_value": b"", "headers": {}, "head": b""}
     digest = hashlib.sha256()
     # closed in finally; written from the parser's callbacks
     out = open(tmp, "wb") if keep else io.BytesIO()  # noqa: SIM115

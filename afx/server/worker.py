@@ -22,10 +22,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.engine import Engine
 
 from afx import procs
@@ -190,7 +189,7 @@ class Workers:
                 with self._lock:
                     self.starting.discard(row["id"])
 
-    def claim(self) -> Mapping[str, Any] | None:
+    def claim(self) -> RowMapping | None:
         with db.write(self.engine) as conn:
             row = conn.execute(select(db.jobs.c.id).where(db.jobs.c.status == "queued")
                                .order_by(db.jobs.c.created, db.jobs.c.id).limit(1)).first()
@@ -206,7 +205,7 @@ class Workers:
                 self.starting.add(row.id)
             return conn.execute(select(db.jobs).where(db.jobs.c.id == row.id)).mappings().one()
 
-    def run(self, row: Mapping[str, Any]) -> None:
+    def run(self, row: RowMapping) -> None:
         """Run a claimed job in a worker process of its own (afx.engine.executor), keeping its
         stage, progress and lease current, until it reports, dies or is cancelled."""
         from afx.engine.executor import Setup, Workers
@@ -297,7 +296,7 @@ class Workers:
                         conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
                                      .values(stage=stage, progress=round(fraction, 4), updated=time.time()))
 
-    def _crashed(self, row: Mapping[str, Any], code: int | None) -> None:
+    def _crashed(self, row: RowMapping, code: int | None) -> None:
         attempts = row["attempts"]
         why = f"the job's process ended without a result (exit status {code})"
         if attempts < self.settings.attempts and row["run_kind"] == "build":
@@ -308,7 +307,7 @@ class Workers:
             return
         self._finish(row, JobReport(row["id"], status="failed", error=why, error_kind="server", crashed=True))
 
-    def _finish(self, row: Mapping[str, Any], report: JobReport) -> None:
+    def _finish(self, row: RowMapping, report: JobReport) -> None:
         job_id, account_id = row["id"], row["account_id"]
         now = time.time()
         values, refund = outcome(row["run_kind"], report)

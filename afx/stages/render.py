@@ -72,6 +72,8 @@ class RenderStage:
         voice_words = [Word(**w) for w in json.loads(script.path("words.json").read_text())]
         fmt = job.get("format", "short")
         profiles = profiles_for(fmt, job.get("platforms", ()))
+        sources: list[Source]
+        segments: list[Segment]
         sources, segments, canvas = [], [], None
         preroll = postroll = 0.0
         spoken: list[Word] = list(voice_words)
@@ -211,7 +213,7 @@ def _merge(voice: list[Word], heard: list[Word]) -> list[Word]:
     """Captions of what is said: the footage's speech word for word, and the voice's words
     where it speaks (the voice is placed clear of the footage's speech; where a spec's own
     placement made them meet, the voice's words win the seconds it speaks)."""
-    spans = []
+    spans: list[list[float]] = []
     for w in voice:
         if spans and w.start - spans[-1][1] < 0.8:
             spans[-1][1] = w.end
