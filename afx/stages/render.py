@@ -57,11 +57,8 @@ class RenderStage:
         return self._render(ctx)  # a MediaError is the input's: the engine reports it (issue 13)
 
     def _render(self, ctx: StageContext) -> dict[str, Any]:
-        from afx.media import captions as caps
-        from afx.media.probe import probe
         from afx.media.profiles import check_duration, group, profiles_for
         from afx.media.render import Output, RenderJob, render
-        from afx.media.title import title_card
         from afx.media.tts import Word
 
         job = ctx.job
@@ -70,11 +67,10 @@ class RenderStage:
         script = ctx.inputs["script"]
         voice = script.path("voice.wav") if "voice.wav" in script.files else None
         voice_words = [Word(**w) for w in json.loads(script.path("words.json").read_text())]
-        fmt = job.get("format", "short")
-        profiles = profiles_for(fmt, job.get("platforms", ()))
-        sources: list[Source]
-        segments: list[Segment]
-        sources, segments, canvas = [], [], None
+        profiles = profiles_for(job.get("format", "short"), job.get("platforms", ()))
+        sources: list[Source] = []
+        segments: list[Segment] = []
+        canvas = None
         preroll = postroll = 0.0
         spoken: list[Word] = list(voice_words)
         if entry in ("compose", "generate"):
@@ -101,23 +97,9 @@ class RenderStage:
             outputs.append(Output(encode, ctx.output(name, export=name)))
             exports[name] = [p.name for p in members]
         width, height = outputs[0].encode.width, outputs[0].encode.height
-        title, xy = None, (0, 0)
         title_opts = opts.get("title") or {}
-        text = title_opts.get("text") or job.get("topic") or ""
-        if title_opts.get("enabled", entry != "generate") and text.strip():
-            title = ctx.workdir / ".title.png"
-            xy = tuple(title_card(text, width, height, title)[k] for k in ("x", "y"))
-        caption_opts = opts.get("captions") or {}
-        captions_file = None
-        lines = caps.group_lines(spoken, int(caption_opts.get("wordsPerLine", 3)))
-        style = caps.CaptionStyle.from_options(caption_opts)
-        if lines:
-            ctx.output("captions.srt", export="captions.srt").write_text(caps.to_srt(lines, style.uppercase))
-            ctx.output("captions.vtt", export="captions.vtt").write_text(caps.to_vtt(lines, style.uppercase))
-            if caption_opts.get("enabled", True):
-                (ctx.workdir / ".captions.ass").write_text(caps.to_ass(lines, style, width, height), encoding="utf-8")
-                caps.font_dir(ctx.workdir)
-                captions_file = ".captions.ass"
+        title, xy = _title(ctx, title_opts, entry, width, height)
+        lines, captions_file = _captions(ctx, opts.get("captions") or {}, spoken, width, height)
         music = ctx.files.get("music")
         framings = [s.get("framing") for s in ctx.inputs["edit"].meta.get("segments", [])] if sources else []
         rj = RenderJob(sources, segments, outputs, layout=opts.get("layout", "auto"), title=title, framings=framings,
@@ -127,16 +109,7 @@ class RenderStage:
                        stills=ctx.output("stills.mkv"), preroll=preroll if sources else 0.0,
                        postroll=postroll if sources else 0.0)
         meta = render(rj, ctx.workdir, lambda f: ctx.progress(f, "rendering"))
-        files = {}
-        for out in outputs:
-            info = probe(out.path, label=out.path.name, check_complete=False)
-            limit = min(p.max_bytes for p in groups[out.encode])
-            if info.size > limit:
-                raise StageError(f"{out.path.name} is {info.size / 1048576:.0f} MB, over the "
-                                 f"{limit / 1048576:.0f} MB limit of {', '.join(exports[out.path.name])}")
-            files[out.path.name] = {"profiles": exports[out.path.name], "width": info.width,
-                                    "height": info.height, "fps": info.fps, "seconds": info.duration,
-                                    "bytes": info.size}
+        files = _checked(outputs, groups, exports)
         return {"seconds": seconds, "entry": entry, "layout": opts.get("layout", "auto") if sources else entry,
                 "segments": [s.to_dict() for s in segments], "outputs": files, "title": bool(title),
                 "captions": {"lines": len(lines), "burned": bool(captions_file)},
@@ -207,6 +180,56 @@ def _scenes(parts: list[str], words: list[Word], seconds: float) -> list[Scene]:
         scenes = [Scene(0.0, seconds, "")]
     scenes[0] = Scene(0.0, scenes[0].end, scenes[0].keyword)
     return scenes
+
+
+def _title(ctx: StageContext, title_opts: dict[str, Any], entry: str, width: int,
+           height: int) -> tuple[Path | None, tuple[int, int]]:
+    """The title card (render.title; the topic by default, none over generated visuals): its
+    image in the work folder and where it goes, or (None, (0, 0))."""
+    from afx.media.title import title_card
+
+    text = title_opts.get("text") or ctx.job.get("topic") or ""
+    if not (title_opts.get("enabled", entry != "generate") and text.strip()):
+        return None, (0, 0)
+    title = ctx.workdir / ".title.png"
+    card = title_card(text, width, height, title)
+    return title, (card["x"], card["y"])
+
+
+def _captions(ctx: StageContext, caption_opts: dict[str, Any], spoken: list[Any], width: int,
+              height: int) -> tuple[list[Any], str | None]:
+    """The caption lines of what is said, exported as SRT and VTT, and the ASS file to burn
+    in (None when render.captions.enabled is false or nothing is said)."""
+    from afx.media import captions as caps
+
+    lines = caps.group_lines(spoken, int(caption_opts.get("wordsPerLine", 3)))
+    style = caps.CaptionStyle.from_options(caption_opts)
+    if not lines:
+        return lines, None
+    ctx.output("captions.srt", export="captions.srt").write_text(caps.to_srt(lines, style.uppercase))
+    ctx.output("captions.vtt", export="captions.vtt").write_text(caps.to_vtt(lines, style.uppercase))
+    if not caption_opts.get("enabled", True):
+        return lines, None
+    (ctx.workdir / ".captions.ass").write_text(caps.to_ass(lines, style, width, height), encoding="utf-8")
+    caps.font_dir(ctx.workdir)
+    return lines, ".captions.ass"
+
+
+def _checked(outputs: list[Any], groups: dict[Any, Any], exports: dict[str, list[str]]) -> dict[str, Any]:
+    """Each rendered file as probed, refused when it is over its platforms' size limit."""
+    from afx.media.probe import probe
+
+    files = {}
+    for out in outputs:
+        info = probe(out.path, label=out.path.name, check_complete=False)
+        limit = min(p.max_bytes for p in groups[out.encode])
+        if info.size > limit:
+            raise StageError(f"{out.path.name} is {info.size / 1048576:.0f} MB, over the "
+                             f"{limit / 1048576:.0f} MB limit of {', '.join(exports[out.path.name])}")
+        files[out.path.name] = {"profiles": exports[out.path.name], "width": info.width,
+                                "height": info.height, "fps": info.fps, "seconds": info.duration,
+                                "bytes": info.size}
+    return files
 
 
 def _merge(voice: list[Word], heard: list[Word]) -> list[Word]:
