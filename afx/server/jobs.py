@@ -217,7 +217,7 @@ def approve(engine: Engine, settings: Settings, account_id: str, job_id: str) ->
     Also the way to publish a `manual` job, and to retry a publish that failed (an expired
     token, say): the job's publish stage runs again; the ledger keeps it to once per platform.
     """
-    from afx.publish.ledger import Ledger
+    from afx.publish.service import PublishService
 
     row = get_row(engine, account_id, job_id)
     fields = json.loads(row["fields"])
@@ -228,23 +228,19 @@ def approve(engine: Engine, settings: Settings, account_id: str, job_id: str) ->
     if not (row["staging"] or manual or failed_publish):
         raise Refused(409, "not_staged", f"job {job_id} was not submitted with staging: true; it publishes "
                       f"{'at its scheduled time' if fields.get('publishMode') == 'scheduled' else 'by itself'}")
-    with Ledger(settings.account_root(account_id)) as ledger:
-        ledger.approve(job_id)
-        if manual or failed_publish:
-            ledger.request(job_id)
+    PublishService(settings.account_root(account_id)).approve([job_id], request=manual or failed_publish)
     requeue_publish(engine, job_id)
     return {"jobId": job_id, "status": public_status(get_row(engine, account_id, job_id)), "approved": True}
 
 
 def schedule(engine: Engine, settings: Settings, account_id: str, job_id: str, at: str | None) -> dict[str, Any]:
     """PATCH /jobs/:id/schedule: set the publish time, or unschedule with null."""
-    from afx.publish.ledger import Ledger
+    from afx.publish.service import PublishService
 
     row = get_row(engine, account_id, job_id)
     if row["status"] in ("failed", "cancelled", "published"):
         raise Refused(409, "not_schedulable", f"job {job_id} is {row['status']}", status=row["status"])
-    with Ledger(settings.account_root(account_id)) as ledger:
-        ledger.schedule(job_id, at)
+    PublishService(settings.account_root(account_id)).schedule([job_id], at)
     with db.write(engine) as conn:
         conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(scheduled_at=at, updated=time.time()))
     return {"jobId": job_id, "scheduledAt": at}

@@ -339,19 +339,19 @@ class Workers:
             rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.fields, db.jobs.c.result,
                                        db.jobs.c.error)
                                 .where(db.jobs.c.status == "complete")).all()
-        controls: dict[str, dict[str, Any]] = {}
+        services: dict[str, Any] = {}  # account -> its PublishService (the ledger read once a tick)
         now = time.time()
         count = 0
         for row in rows:
             try:
-                count += self._due_one(row, controls, now)
+                count += self._due_one(row, services, now)
             except Exception:  # noqa: BLE001 - one bad job must not stop every other publish
                 log.exception("job %s: checking its publish time failed", row.id)
         return count
 
-    def _due_one(self, row: Any, controls: dict[str, dict[str, Any]], now: float) -> int:
+    def _due_one(self, row: Any, services: dict[str, Any], now: float) -> int:
         from afx.publish import policy
-        from afx.publish.ledger import read_controls
+        from afx.publish.service import PublishService
         from afx.spec.api import job_from_fields
 
         result = json.loads(row.result) if row.result else {}
@@ -359,10 +359,10 @@ class Workers:
         if not policy.WAITING.intersection(states):
             return 0  # cheap first: most built jobs are published, and reading the job is not free
         root = self.settings.account_root(row.account_id)
-        if row.account_id not in controls:
-            controls[row.account_id] = read_controls(root)
+        if row.account_id not in services:
+            services[row.account_id] = PublishService(root)
         job = job_from_fields(json.loads(row.fields), name=row.id, root=root)
-        due = policy.due(job, controls[row.account_id].get(row.id) or {}, states, now, retry_failed=False)
+        due = policy.due(job, services[row.account_id].controls(row.id), states, now, retry_failed=False)
         return int(due and requeue_publish(self.engine, row.id))
 
 
