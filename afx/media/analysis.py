@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from afx.media.ffmpeg import SOURCE_INPUT, MediaError, run
+from afx.media.framing import CUT_THRESHOLD
 from afx.media.probe import open_media
 
 WINDOW = 0.5  # seconds per audio window
 SILENCE_DB = -45.0
-CUT_THRESHOLD = 0.45  # histogram distance between keyframes that counts as a scene cut
 ANALYSIS_VERSION = 3  # 2: times from the container's start, as ffmpeg's -ss counts; 3: YuNet facecams
 
 

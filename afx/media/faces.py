@@ -92,7 +92,7 @@ def scan(path: Path, start: float, end: float, every: float = 0.25, rotation: in
     import av
     import numpy as np
 
-    from afx.media.analysis import CUT_THRESHOLD
+    from afx.media.framing import CUT_THRESHOLD
     from afx.media.probe import open_media
 
     found: list[tuple[float, list[Box]]] = []

@@ -27,6 +27,10 @@ MAX_ACCEL = 0.6  # of the frame width per second per second
 MARGIN = 0.18  # of a face's width kept around it inside the crop
 STACK_MIN_GAP = 0.05  # faces closer than this (fraction of width) are one group, not two subjects
 
+# The histogram distance (0..1) between two frames that counts as a scene cut: analysis finds
+# cuts on keyframes with it, the face scan between them (afx.media.faces).
+CUT_THRESHOLD = 0.45
+
 
 @dataclass(frozen=True)
 class Box:

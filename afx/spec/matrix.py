@@ -13,8 +13,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from afx.spec.budget import slug
 from afx.spec.load import Path_
-from afx.spec.vars import slug
 
 MAX_COMBINATIONS = 256
 

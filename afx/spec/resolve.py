@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from afx.errors import Diagnostic, SpecError
+from afx.spec import budget
 from afx.spec import vars as specvars
 from afx.spec.job import DEFAULTS, Job, freeze
 from afx.spec.load import Document, Path_, dotted, load_file
@@ -104,7 +105,7 @@ class _Resolver:
     def _weight(self, value: Any) -> int:
         hit = self._weights.get(id(value))
         if hit is None or hit[0] is not value:
-            hit = self._weights[id(value)] = (value, specvars.weight(value))
+            hit = self._weights[id(value)] = (value, budget.weight(value))
         return hit[1]
 
     def _freeze(self, value: Any) -> Any:
@@ -280,22 +281,22 @@ class _Resolver:
         data["name"] = name
         # Only strings the schema knows as strings are rendered: an unknown field is
         # reported, not evaluated.
-        with specvars.job_budget():  # one budget for all of the job's fields (issue 11)
+        with budget.job_budget():  # one budget for all of the job's fields (issue 11)
             produced = 0
             for spath in string_paths("job", data):
                 text = _get(data, spath)
                 if spath != ("name",) and specvars.has_markup(text):
                     rendered = self._render(text, variables, origins, spath, biggest)
                     if rendered is None:
-                        if isinstance(self.last_error, specvars.BudgetError):
+                        if isinstance(self.last_error, budget.BudgetError):
                             break  # the job is over its budget: one error, not one per field
                         continue
                     produced += len(rendered)
-                    if produced > specvars.MAX_JOB_OUTPUT:
+                    if produced > budget.MAX_JOB_OUTPUT:
                         file, mark = origins.locate(spath)
                         self.diags.append(Diagnostic(
                             file, mark.line, mark.column, dotted(spath),
-                            f"the job's rendered fields add up to more than {specvars.MAX_JOB_OUTPUT} characters",
+                            f"the job's rendered fields add up to more than {budget.MAX_JOB_OUTPUT} characters",
                             "render less text, or write it out"))
                         break
                     _set(data, spath, rendered)
@@ -329,7 +330,7 @@ class _Resolver:
     def _render(self, text: str, variables: dict[str, Any], origins: Origins, spath: Path_, biggest: int) -> str | None:
         try:
             return specvars.render(text, variables, biggest)
-        except specvars.VarError as exc:
+        except budget.VarError as exc:
             self.last_error = exc
             file, mark = origins.locate(spath)
             self.diags.append(Diagnostic(file, mark.line, mark.column, dotted(spath), exc.message, exc.hint))

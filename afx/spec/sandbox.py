@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from afx.spec.vars import BUDGET, MAX_NODES, MAX_OUTPUT, MAX_SOURCE, VarError, largest, slug, spend, weight
+from afx.spec.budget import BUDGET, MAX_NODES, MAX_OUTPUT, MAX_SOURCE, VarError, largest, slug, spend, weight
 
 _SAFE_STR_METHODS = frozenset({
     "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha",

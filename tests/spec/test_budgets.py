@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from afx.errors import SpecError
+from afx.spec import budget as specbudget
 from afx.spec import vars as specvars
 from afx.spec.api import resolve_body
 from afx.spec.vars import VarError, render
@@ -44,6 +45,6 @@ def test_a_job_over_its_expression_budget_is_one_error_not_one_per_field(tmp_pat
 
 
 def test_a_job_over_its_output_budget_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(specvars, "MAX_JOB_OUTPUT", 1000)
+    monkeypatch.setattr(specbudget, "MAX_JOB_OUTPUT", 1000)
     problems = _problems(_body({"vars": {"t": "y" * 600}, "script": "{{ t }}", "topic": "{{ t }}"}), tmp_path)
     assert any("rendered fields add up to more than 1000 characters" in p for p in problems), problems
