@@ -12,32 +12,43 @@ feature named, as the input's fault (issue 11). ffmpeg only merges local files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from afx.media.ffmpeg import MediaError, ffmpeg_exe
 from afx.media.netguard import BlockedAddress, BlockedURL, Policy
+from afx.media.normalize import check_room
 from afx.media.ytguard import Refused, confined, handler
 
-MAX_BYTES = 500 * 1024 * 1024
+DEFAULT_MAX_GB = 20.0  # afx.yaml fetch.max_gb: a stream VOD of several hours is several GB
+GB = 1024 ** 3
 log = logging.getLogger("afx.fetch")
 
 
 class _Logger:
-    """yt-dlp's messages go through afx's logger, never straight to stderr (facts.md)."""
+    """yt-dlp's messages go through afx's logger, never straight to stderr (facts.md). One is
+    remembered: yt-dlp stopping a download at max_filesize says so only in a message."""
+
+    too_big = False
+
+    def _seen(self, msg: str) -> str:
+        if "max-filesize" in msg:
+            self.too_big = True
+        return msg
 
     def debug(self, msg: str) -> None:
+        msg = self._seen(msg)
         log.debug(msg[8:] if msg.startswith("[debug] ") else msg)
 
     def info(self, msg: str) -> None:
-        log.debug(msg)
+        log.debug(self._seen(msg))
 
     def warning(self, msg: str) -> None:
-        log.info(msg)
+        log.info(self._seen(msg))
 
     def error(self, msg: str) -> None:
-        log.debug(msg)
+        log.debug(self._seen(msg))
 
 
 def _remove(dest: Path, stem: str) -> None:
@@ -69,9 +80,39 @@ def _cause(exc: BaseException, kind: type[BaseException] | tuple[type[BaseExcept
     return None
 
 
+def max_bytes_of(config: Mapping[str, Any]) -> int:
+    """afx.yaml's fetch.max_gb (the schema holds it to 0-1000) in bytes."""
+    return int(float((config.get("fetch") or {}).get("max_gb", DEFAULT_MAX_GB)) * GB)
+
+
+def size_text(n: float) -> str:
+    """A size as people read it: 8 GB, 1.5 GB, 105 KB."""
+    for unit, scale in (("GB", GB), ("MB", 1024 ** 2), ("KB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _limit_text(max_bytes: int) -> str:
+    return f"the limit of {size_text(max_bytes)} (fetch.max_gb in afx.yaml)"
+
+
+def _expected_size(info: Mapping[str, Any]) -> int | None:
+    """What the chosen format(s) will download, when the site says (HTTP Content-Length,
+    a manifest's sizes); None when nobody knows before the download."""
+    parts = info.get("requested_formats") or [info]
+    sizes = [p.get("filesize") or p.get("filesize_approx") for p in parts]
+    return int(sum(sizes)) if sizes and all(sizes) else None
+
+
 def fetch(url: str, dest: Path, stem: str, policy: Policy,
-          on_progress: Callable[[float], None] = lambda f: None) -> Path:
-    """Download `url` into dest/<stem>.<ext>; MediaError naming the URL on any failure."""
+          on_progress: Callable[[float], None] = lambda f: None, *,
+          max_bytes: int = int(DEFAULT_MAX_GB * GB)) -> Path:
+    """Download `url` into dest/<stem>.<ext>; MediaError naming the URL on any failure.
+
+    A download whose size is known beforehand is refused over `max_bytes`, or when the disk
+    cannot hold it, before a byte is fetched; one whose size is not known is stopped by
+    yt-dlp at `max_bytes` and checked again once it is on disk."""
     import yt_dlp
     from yt_dlp.networking.exceptions import RequestError
     from yt_dlp.utils import DownloadError
@@ -91,13 +132,14 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
         if d.get("status") == "downloading" and total:
             on_progress(min(d.get("downloaded_bytes", 0) / total, 1.0))
 
+    logger = _Logger()
     opts = {
         "outtmpl": {"default": f"{stem}.%(ext)s"},
         "paths": {"home": str(dest), "temp": str(dest)},
         "format": "bv*[height<=1080]+ba/b[height<=1080]/bv*+ba/b",
         "merge_output_format": "mp4",
         "ffmpeg_location": ffmpeg_exe(),
-        "logger": _Logger(),
+        "logger": logger,
         "quiet": True,
         "noprogress": True,
         "progress_hooks": [hook],
@@ -107,7 +149,7 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
         "retries": 2,
         "fragment_retries": 2,
         "skip_unavailable_fragments": False,  # a fragment refused or lost fails the fetch, naming why
-        "max_filesize": MAX_BYTES,
+        "max_filesize": max_bytes,
         "proxy": "",
         "hls_prefer_native": True,
         "cachedir": False,
@@ -116,7 +158,13 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
     }
     try:
         with confined(policy), _YDL(opts) as ydl:
-            ydl.download([url])
+            info = ydl.extract_info(url, download=False)
+            size = _expected_size(info or {})
+            if size is not None:
+                if size > max_bytes:
+                    raise MediaError(f"cannot fetch {url}", f"it is {size_text(size)}, over {_limit_text(max_bytes)}")
+                check_room(dest, size, f"cannot fetch {url}", "downloading it")
+            ydl.process_ie_result(info, download=True)
     except Refused as exc:
         _remove(dest, stem)
         raise MediaError(f"cannot fetch {url}", str(exc)) from None
@@ -132,12 +180,14 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
         raise MediaError(f"cannot fetch {url}", text[:300]) from None
     found = sorted(p for p in dest.glob(f"{stem}.*") if not p.name.endswith((".part", ".ytdl", ".temp")))
     if not found:
-        raise MediaError(f"cannot fetch {url}", "nothing was downloaded")
+        raise MediaError(f"cannot fetch {url}", f"the download is over {_limit_text(max_bytes)}" if logger.too_big
+                         else "nothing was downloaded")
     path = found[0]
     if path.stat().st_size == 0:
         raise MediaError(f"cannot fetch {url}", "the download is empty (0 bytes)")
-    if path.stat().st_size > MAX_BYTES:
-        raise MediaError(f"cannot fetch {url}", "the download is over 500 MB")
+    if path.stat().st_size > max_bytes:
+        path.unlink(missing_ok=True)
+        raise MediaError(f"cannot fetch {url}", f"the download is over {_limit_text(max_bytes)}")
     for extra in found[1:]:
         extra.unlink(missing_ok=True)
     return path

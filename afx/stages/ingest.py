@@ -3,7 +3,8 @@
 fetch: each of url, urls (in that order) through yt-dlp behind the address policy of
 afx.yaml's `fetch.allow_hosts` (issue 4). upload: the spec's `file`, or a server job's stored
 upload: any recording ffmpeg reads (MP4, MOV, MKV, WebM, FLV, TS, AVI, MPG...; checked by
-content), of any size: 500 MB is the API's upload cap, not a local limit (issue 12).
+content), up to afx.yaml's fetch.max_gb (20 GB by default), which holds downloads too:
+500 MB is the API's upload cap, not a local limit (issues 12, 14).
 
 - MP4/MOV and Matroska/WebM are read in place, not copied: a 3-hour VOD of several GB adds
   nothing to the store. The file is an input of every stage that reads it (its digest is in
@@ -74,22 +75,24 @@ class IngestStage:
         return {"sources": []}
 
     def _fetch(self, ctx: StageContext, urls: list[str]) -> list[dict[str, Any]]:
-        from afx.media.fetch import fetch
+        from afx.media.fetch import fetch, max_bytes_of
         from afx.media.netguard import Policy
         from afx.media.probe import probe
 
         policy = Policy.from_config(dict(ctx.config))
+        limit = max_bytes_of(ctx.config)
         sources = []
         for i, url in enumerate(urls):
             def progress(f: float, i: int = i) -> None:
                 ctx.progress((i + f) / len(urls), f"downloading {i + 1}/{len(urls)}")
 
-            path = fetch(url, ctx.workdir, f"source{i}", policy, progress)
+            path = fetch(url, ctx.workdir, f"source{i}", policy, progress, max_bytes=limit)
             info = probe(path, label=url)
             sources.append({"name": path.name, "origin": url, "probe": info.to_dict()})
         return sources
 
     def _upload(self, ctx: StageContext) -> dict[str, Any]:
+        from afx.media.fetch import max_bytes_of, size_text
         from afx.media.ffmpeg import MediaError
         from afx.media.normalize import remux
         from afx.media.probe import probe
@@ -99,8 +102,12 @@ class IngestStage:
                              "a local run needs `file:` (a path in the spec repo)")
         src = ctx.files["file"]
         label = ctx.job.get("file") or ctx.job["fileId"]
-        if src.stat().st_size == 0:
+        size, limit = src.stat().st_size, max_bytes_of(ctx.config)
+        if size == 0:
             raise MediaError(f"{label}: file is empty (0 bytes)")
+        if size > limit:
+            raise MediaError(f"{label}: the file is {size_text(size)}, over the limit of {size_text(limit)}",
+                             "raise fetch.max_gb in afx.yaml to read it")
         info = probe(src, label=label)
         if info.format.split(",")[0] in IN_PLACE:
             return {"name": None, "ref": "file", "origin": label, "probe": info.to_dict(), "kept": "in place"}

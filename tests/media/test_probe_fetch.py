@@ -131,3 +131,56 @@ def test_yt_dlp_messages_go_through_afx_logging(server, media, tmp_path, caplog)
     with caplog.at_level("DEBUG", logger="afx.fetch"):
         fetch(f"{base}/clip.mp4", tmp_path, "source0", ALLOW_LOOPBACK)
     assert any(r.name == "afx.fetch" and "clip" in r.getMessage() for r in caplog.records)
+
+
+def test_a_download_over_the_size_limit_stops_and_leaves_nothing(server, media, tmp_path):
+    base, root, _ = server
+    shutil.copy(media["plain"], root / "clip.mp4")
+    size = (root / "clip.mp4").stat().st_size
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    with pytest.raises(MediaError) as info:
+        fetch(f"{base}/clip.mp4", dest, "source0", ALLOW_LOOPBACK, max_bytes=size // 2)
+    assert "over the limit of" in str(info.value) and "fetch.max_gb in afx.yaml" in str(info.value), str(info.value)
+    assert not list(dest.iterdir())
+    assert fetch(f"{base}/clip.mp4", dest, "source0", ALLOW_LOOPBACK, max_bytes=size).stat().st_size == size
+
+
+def test_a_download_known_to_be_too_big_for_the_disk_is_refused_before_it_starts(server, media, tmp_path,
+                                                                                  monkeypatch):
+    from collections import namedtuple
+
+    from afx.media import fetch as fetch_module
+    from afx.media import normalize
+
+    base, root, _ = server
+    shutil.copy(media["plain"], root / "clip.mp4")
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    monkeypatch.setattr(fetch_module, "_expected_size", lambda info: 8 * 1024 ** 3)  # the site says 8 GB
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(normalize.shutil, "disk_usage", lambda path: usage(10 ** 12, 0, 2 * 1024 ** 3))
+    with pytest.raises(MediaError) as info:
+        fetch(f"{base}/clip.mp4", dest, "source0", ALLOW_LOOPBACK, max_bytes=20 * 1024 ** 3)
+    assert "not enough free disk" in str(info.value) and "2.1 GB are free" in str(info.value), str(info.value)
+    with pytest.raises(MediaError) as info:
+        fetch(f"{base}/clip.mp4", dest, "source0", ALLOW_LOOPBACK, max_bytes=4 * 1024 ** 3)
+    assert "it is 8 GB, over the limit of 4 GB" in str(info.value), str(info.value)
+    assert not list(dest.iterdir())
+
+
+def test_a_local_file_over_the_limit_is_refused_naming_the_setting(tmp_path, media):
+    from tests.conftest import SpecRepo
+
+    repo = SpecRepo(tmp_path / "repo")
+    repo.write("afx.yaml", "version: 1\nfetch:\n  max_gb: 0.0001\n")  # about 107 KB
+    repo.write("media/big.mp4", (b"\0\0\0\x18ftypmp42" + b"\0" * 200_000))
+    repo.write("a.yaml", "entry: upload\nfile: media/big.mp4\ntopic: x\n")
+    r = repo.afx("run", "--until", "ingest")
+    assert r.code == 3, r.text
+    assert "media/big.mp4: the file is 195 KB, over the limit of 105 KB" in r.err, r.err
+    assert "raise fetch.max_gb in afx.yaml" in r.err
+    assert repo.afx("validate").code == 0
+    repo.write("afx.yaml", "version: 1\nfetch:\n  max_gb: 0\n")
+    bad = repo.afx("validate")
+    assert bad.code == 2 and "max_gb" in bad.err, bad.err
