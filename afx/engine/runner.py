@@ -220,7 +220,8 @@ def _execute(stage: Stage, job: Job, store: Store, key: str, artifacts: Mapping[
 
     ctx = StageContext(job=job, stage=stage.name, workdir=workdir,
                        inputs={d: artifacts[d] for d in stage.after}, files=dict(stage.files(job)),
-                       config=config, on_progress=on_progress, read_lock=lambda: read_lock_cached(job.root))
+                       config=config, on_progress=on_progress, read_lock=lambda: read_lock_cached(job.root),
+                       resume=store.resume_dir(key))
     started = time.perf_counter()
     try:
         try:
@@ -246,6 +247,7 @@ def _execute(stage: Stage, job: Job, store: Store, key: str, artifacts: Mapping[
             raise StageError(f"stage {stage.name} promised {', '.join(missing)} but did not write it")
         manifest = Manifest(stage.name, key, files, dict(ctx._exports), meta, time.perf_counter() - started)
         store.put_manifest(manifest)  # last: only now is the stage done
+        store.drop_resume(key)
         return manifest
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

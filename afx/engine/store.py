@@ -8,6 +8,9 @@ Layout of the store directory (`.afx/` in the spec repo, or AFX_CACHE_DIR):
                     file path -> (size, mtime, inode, digest) so unchanged inputs are not rehashed
     tmp/            stage work directories, named after the process that owns them; one
                     whose process is gone is left from a killed run
+    resume/<key>/   what a long stage has finished of its work (a download's part file,
+                    analysed chunks), kept across an interrupted run so the next run of
+                    the same key goes on from there; removed once that stage is indexed
 
 Everything reaches its final name by os.replace, and a manifest is indexed only after all
 its objects are in place, so a run killed at any instant leaves nothing that looks done.
@@ -269,6 +272,17 @@ class Store:
 
         self.tmp.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{job}.{stage}.{procs.tag()}.", dir=self.tmp))
+
+    def resume_dir(self, key: str) -> Path:
+        """The folder a stage with this key keeps its finished chunks in (StageContext.resume):
+        it outlives an interrupted run (kill -9 included), unlike the work folder. Not made
+        here: a stage that keeps something makes it."""
+        return self.root / "resume" / key
+
+    def drop_resume(self, key: str) -> None:
+        path = self.root / "resume" / key
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
 
     def clean_tmp(self) -> int:
         """Remove work dirs whose process is gone. A live process's (another run, a server's

@@ -238,7 +238,7 @@ def diagnostics(kind: str, instance: Any, where: Locator, *, raw: bool = False) 
     """
     fast = fast_validator(kind)
     if fast is not None and fast.is_valid(instance):
-        return []
+        return _orders(instance, where, set())
     root = schema(kind)
     out: list[Diagnostic] = []
     rules: list[Diagnostic] = []
@@ -260,7 +260,23 @@ def diagnostics(kind: str, instance: Any, where: Locator, *, raw: bool = False) 
             rules.append(Diagnostic(file, mark.line, mark.column, field, rule["errorMessage"]))
     # A field that already broke its own limit (200 > 120) need not also break a rule.
     blamed = {d.path for d in out}
-    return out + [d for d in rules if d.path not in blamed]
+    return out + [d for d in rules if d.path not in blamed] + _orders(instance, where, blamed)
+
+
+def _orders(instance: Any, where: Locator, blamed: set[str]) -> list[Diagnostic]:
+    """Bounds one field holds against another, which JSON Schema cannot say: clips.min at
+    most clips.max (its default, 45, when max is not given)."""
+    clips = instance.get("clips") if isinstance(instance, dict) else None
+    if not isinstance(clips, dict) or "clips.min" in blamed or "clips.max" in blamed:
+        return []
+    low, high = clips.get("min", 15), clips.get("max", 45)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low <= high:
+        return []
+    at = ("clips", "min") if "min" in clips else ("clips", "max")
+    file, mark = where.locate(at)
+    return [Diagnostic(file, mark.line, mark.column, "clips.min",
+                       f"the shortest clip ({low:g} s) is longer than the longest ({high:g} s)",
+                       "make clips.min at most clips.max")]
 
 
 def _plain(err: ValidationError, path: Path_, where: Locator) -> list[Diagnostic]:

@@ -129,6 +129,11 @@ class StageContext:
     partial: dict[str, Any] = field(default_factory=dict)
     # afx.lock as the run sees it (read-only; the engine reads it when it changed).
     read_lock: Callable[[], Mapping[str, Any]] = lambda: {"jobs": {}}
+    # A folder for what a long stage has finished so far (a download's part file, analysed
+    # chunks), named by the stage's key: it survives an interrupted run (kill -9 too), so the
+    # next run of the same key resumes; removed once the stage is done. Made by the stage that
+    # uses it (mkdir). None: not offered.
+    resume: Path | None = None
 
     def output(self, name: str, *, export: str | None = None) -> Path:
         """Where to write artifact `name`; `export` also puts it in out/<job>/ under that name."""
