@@ -23,8 +23,8 @@ class PackageStage:
     after: tuple[str, ...] = ("edit", "script", "render")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "entry", "topic", "tone", "platforms", "format", "durationMins", "copy",
-                    "render.thumbnail", "render.seconds")
+        return {**pick(job, "entry", "topic", "tone", "platforms", "format", "durationMins", "copy",
+                       "render.thumbnail", "render.seconds"), **({"clip": True} if job.parent else {})}
 
     def files(self, job: Job) -> Mapping[str, Path]:
         path = job.local_path_at(("render", "thumbnail", "file"))
@@ -44,9 +44,15 @@ class PackageStage:
         info = probe(video, check_complete=False)
         opts = thaw((job.get("render") or {}).get("thumbnail") or {})
         fmt = job.get("format", "short")
+        # A clip job (issue 14) is one of many from a recording: its title and thumbnail say its
+        # own best line, not only the topic every clip shares.
+        line = ""
+        edit = ctx.inputs["edit"]
+        if job.parent and "transcript.json" in edit.files:
+            line = copywriter.quote(json.loads(edit.path("transcript.json").read_text()))
         # thumbnail
         size = (info.width, info.height) if fmt == "short" else LONG_THUMB
-        text = opts.get("text", thumbnail.short_text(job.get("topic") or ""))
+        text = opts.get("text", thumbnail.short_text(line or job.get("topic") or ""))
         faces: tuple[Any, ...] = ()  # of the chosen frame: the title keeps off them
         if "file" in opts:
             picture, chosen = ctx.files["thumbnail"].read_bytes(), {"file": opts["file"]}
@@ -73,6 +79,9 @@ class PackageStage:
         script_text = script.path("script.txt").read_text(encoding="utf-8")
         overrides = thaw(job.get("copy") or {})
         topic, tone = job.get("topic") or "", job.get("tone")
+        if line and "title" not in overrides:
+            joined = f"{line} | {topic}" if topic else line
+            overrides["title"] = joined if len(joined) <= 90 else line
         per_platform, warnings = {}, []
         general = copywriter.write(topic, tone, script_text, fmt, None, overrides)
         warnings += general.warnings

@@ -140,6 +140,9 @@ def test_a_clip_job_renders_its_clip(vod):
     expected = clip["end"] - clip["start"] + extra.get("preroll", 0) + extra.get("postroll", 0)
     assert info.duration == pytest.approx(expected, abs=0.15)
     assert (info.width, info.height) == (1080, 1920)
+    # Its title quotes the clip (the shouting after the bang), not only the topic all clips share.
+    title = result["publishCopy"]["title"]
+    assert title.endswith(" | Stream night highlights") and title != "Stream night highlights", title
 
 
 def test_a_source_shorter_than_one_clip_is_one_clip_with_a_warning(tmp_path, media):
