@@ -40,6 +40,7 @@ REACTION = 3.0  # seconds kept after the peak at the least (the reaction)
 BEFORE_WORD = 0.35  # a cut this long before a word's start (Whisper's starts are up to 0.2 s late)
 AFTER_WORD = 0.35  # and this long after a word's end
 SENTENCE_GAP = 0.7  # a pause this long ends a sentence even without punctuation
+TIGHT = 0.45  # a pause shorter than this between two sentences is a poor place to cut
 EXCLAIM = ("oh my god", "oh my gosh", "no way", "let's go", "lets go", "what", "wow", "insane", "crazy",
            "holy", "unbelievable", "yes", "haha", "hahaha", "lol", "oh no", "clutch", "are you kidding")
 WEIGHTS = {"jump": 0.30, "excited": 0.30, "bursty": 0.15, "motion": 0.15, "cuts": 0.10}
@@ -281,10 +282,15 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
     # (time, cost, how): sentence boundaries cost nothing; a cut between words of a sentence does
     first = ws[0].start if ws else duration
     last = ws[-1].end if ws else 0.0
-    begin = [(_cut_before(ws, k), 0.0, "starts on a sentence") for k in starts]
+    def tight(gap: float) -> float:  # a boundary with hardly a pause: a weak place to cut
+        return 2.5 if gap < TIGHT else 0.0
+
+    begin = [(_cut_before(ws, k), tight(ws[k].start - ws[k - 1].end) if k else 0.0, "starts on a sentence")
+             for k in starts]
     begin.append((0.0, 0.0 if first >= 0.3 else 4.0, "starts with the recording"))
     begin.append((_clear(ws, want_start, later=False), 0.0 if not ws else 6.0, "starts before the sound rises"))
-    finish = [(min(_cut_after(ws, k), duration), 0.0, "ends on a sentence end") for k in ends]
+    finish = [(min(_cut_after(ws, k), duration), tight(ws[k + 1].start - ws[k].end) if k + 1 < len(ws) else 0.0,
+               "ends on a sentence end") for k in ends]
     finish.append((duration, 0.0 if last <= duration - 0.3 else 4.0, "ends with the recording"))
     finish.append((_clear(ws, want_end, later=True), 0.0 if not ws else 6.0, "ends as the sound dies down"))
     best: tuple[float, float, float, str, str] | None = None
