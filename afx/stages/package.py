@@ -44,12 +44,7 @@ class PackageStage:
         info = probe(video, check_complete=False)
         opts = thaw((job.get("render") or {}).get("thumbnail") or {})
         fmt = job.get("format", "short")
-        # A clip job (issue 14) is one of many from a recording: its title and thumbnail say its
-        # own best line, not only the topic every clip shares.
-        line = ""
-        edit = ctx.inputs["edit"]
-        if job.parent and "transcript.json" in edit.files:
-            line = copywriter.quote(json.loads(edit.path("transcript.json").read_text()))
+        line = _clip_line(ctx)
         # thumbnail
         size = (info.width, info.height) if fmt == "short" else LONG_THUMB
         text = opts.get("text", thumbnail.short_text(line or job.get("topic") or ""))
@@ -133,3 +128,14 @@ class PackageStage:
                      max_seconds=min(x.max_seconds for x in profiles), speech=speech, captioned=captioned,
                      text_in_hook=hook_text, seams=seams, heard=heard, caption_text=caption_text,
                      voice=[(w["start"], w["end"]) for w in words], faces=edit.meta.get("faces"))
+
+
+def _clip_line(ctx: StageContext) -> str:
+    """A clip job (issue 14) is one of many from a recording: its title and thumbnail say its
+    own liveliest line, not only the topic every clip shares ("" for other jobs)."""
+    from afx.media.copy import quote
+
+    edit = ctx.inputs["edit"]
+    if not ctx.job.parent or "transcript.json" not in edit.files:
+        return ""
+    return quote(json.loads(edit.path("transcript.json").read_text()))
