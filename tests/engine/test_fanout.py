@@ -134,3 +134,13 @@ def test_until_stops_the_clip_jobs_too(erepo):
     runs = erepo.runs()
     assert {s for (j, s) in runs if j == "vod-01"} == {"edit"}
     assert not (erepo.root / "out" / "vod-01" / "result.json").exists()
+
+
+def test_report_shows_the_clips_and_why(erepo):
+    _vod(erepo, 2)
+    assert erepo.afx("run").code == 0
+    assert erepo.afx("report").code == 0
+    page = (erepo.root / "out" / "report.html").read_text()
+    assert '<section class="job clips" id="vod">' in page and "2 clips of 2 asked for" in page
+    assert '<a href="#vod-01">vod-01</a>' in page and '<section class="job" id="vod-02">' in page
+    assert "moments not taken" in page and "not taken: scored below the 2 clips asked for" in page
