@@ -144,3 +144,15 @@ def test_report_shows_the_clips_and_why(erepo):
     assert '<section class="job clips" id="vod">' in page and "2 clips of 2 asked for" in page
     assert '<a href="#vod-01">vod-01</a>' in page and '<section class="job" id="vod-02">' in page
     assert "moments not taken" in page and "not taken: scored below the 2 clips asked for" in page
+
+
+def test_json_events_announce_the_clip_jobs(erepo):
+    _vod(erepo, 2)
+    r = erepo.afx("run", "--json")
+    assert r.code == 0, r.text
+    events = [json.loads(line) for line in r.out.splitlines()]
+    fan = [e for e in events if e["event"] == "fanout"]
+    assert [(e["job"], e["jobs"]) for e in fan] == [("vod", ["vod-01", "vod-02"])]
+    done = [e["job"] for e in events if e["event"] == "job"]
+    assert done == ["vod", "vod-01", "vod-02"]
+    assert events.index(fan[0]) < min(i for i, e in enumerate(events) if e.get("job") == "vod-01")
