@@ -1,8 +1,9 @@
 """Long inputs hold (issue 14): analysis streams in bounded memory, in chunks a rerun resumes
-(kill -9 included), with an ETA. Real ffmpeg, generated media."""
+(kill -9 included), with an ETA a terminal shows. Real ffmpeg, generated media."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -298,3 +299,27 @@ def test_progress_says_where_it_is_and_how_long_is_left():
     assert resumed.message(0.5).startswith("analysing source 2/2: 5:00 of 10:00, about 40s left;")
     now[0] += 4000
     assert eta.message(0.5).endswith("about 1h07m left")  # 4050 s for the first half
+
+
+def test_a_long_progress_message_shows_on_a_line_of_its_own(monkeypatch):
+    from afx.cli.env import Environment
+    from afx.cli.progress import Live, display
+
+    monkeypatch.setenv("COLUMNS", "80")
+    err = io.StringIO()
+    env = Environment(stdout=io.StringIO(), stderr=err, stdout_isatty=True, stderr_isatty=True,
+                      environ={"TERM": "xterm", "NO_COLOR": "1"})
+    live = display(env)
+    assert isinstance(live, Live)
+    message = "analysing source 1/1: 42:10 of 3:00:00, about 1m20s left; resumed analysis: 3 of 8 chunks were done"
+    live({"event": "start", "jobs": ["a-stream-with-a-long-name"], "stages": ["analyze"]})
+    live({"event": "stage", "job": "a-stream-with-a-long-name", "stage": "analyze", "status": "running"})
+    live({"event": "progress", "job": "a-stream-with-a-long-name", "stage": "analyze", "fraction": 0.23,
+          "message": message})
+    live.progress.refresh()
+    live.close()
+    lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line) for line in re.split(r"[\r\n]", err.getvalue())]
+    assert any("a-stream-with-a-long-name analyze" in line and "23%" in line for line in lines), lines
+    shown = [line for line in lines if "analysing source 1/1: 42:10 of 3:00:00, about 1m20s left" in line]
+    assert shown and all(len(line) <= 80 for line in lines), lines
+    assert all(line.rstrip().endswith("…") for line in shown), shown
