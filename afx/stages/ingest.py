@@ -75,20 +75,30 @@ class IngestStage:
         return {"sources": []}
 
     def _fetch(self, ctx: StageContext, urls: list[str]) -> list[dict[str, Any]]:
+        import shutil
+
         from afx.media.fetch import fetch, max_bytes_of
         from afx.media.netguard import Policy
         from afx.media.probe import probe
 
         policy = Policy.from_config(dict(ctx.config))
         limit = max_bytes_of(ctx.config)
-        sources = []
+        # Downloads go to the resume folder, which outlives an interrupted run: a download cut
+        # short is continued next run, and finished ones stay there until all are done.
+        keep = ctx.resume if ctx.resume is not None else ctx.workdir
+        keep.mkdir(parents=True, exist_ok=True)
+        sources, paths = [], []
         for i, url in enumerate(urls):
             def progress(f: float, i: int = i) -> None:
                 ctx.progress((i + f) / len(urls), f"downloading {i + 1}/{len(urls)}")
 
-            path = fetch(url, ctx.workdir, f"source{i}", policy, progress, max_bytes=limit)
+            path = fetch(url, keep, f"source{i}", policy, progress, max_bytes=limit, partial=ctx.resume)
             info = probe(path, label=url)
             sources.append({"name": path.name, "origin": url, "probe": info.to_dict()})
+            paths.append(path)
+        for path in paths:
+            if path.parent != ctx.workdir:
+                shutil.move(str(path), str(ctx.workdir / path.name))
         return sources
 
     def _upload(self, ctx: StageContext) -> dict[str, Any]:

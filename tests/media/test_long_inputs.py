@@ -1,16 +1,21 @@
 """Long inputs hold (issue 14): analysis streams in bounded memory, in chunks a rerun resumes
-(kill -9 included), with an ETA a terminal shows. Real ffmpeg, generated media."""
+(kill -9 included), with an ETA; an interrupted download goes on with an HTTP Range request.
+Real ffmpeg, generated media."""
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import io
 import json
 import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +23,8 @@ import numpy as np
 import pytest
 
 from afx.media.analysis import Chunking, analyse, audio_energy
-from afx.media.ffmpeg import ffmpeg_exe
+from afx.media.fetch import fetch
+from afx.media.ffmpeg import MediaError, ffmpeg_exe
 from afx.media.netguard import Policy
 from afx.media.probe import probe
 from afx.stages.analyze import Eta
@@ -323,3 +329,151 @@ def test_a_long_progress_message_shows_on_a_line_of_its_own(monkeypatch):
     shown = [line for line in lines if "analysing source 1/1: 42:10 of 3:00:00, about 1m20s left" in line]
     assert shown and all(len(line) <= 80 for line in lines), lines
     assert all(line.rstrip().endswith("…") for line in shown), shown
+
+
+# -- resumable download ------------------------------------------------------------------------
+
+class _Origin(http.server.BaseHTTPRequestHandler):
+    """One file at any path, with Range requests. mode "drop": a request without Range gets
+    `cut` bytes and the connection is lost, one with Range gets 503; "stall": `cut` bytes,
+    then nothing until `release` is set; "ok": the file, or the range asked for."""
+
+    protocol_version = "HTTP/1.1"
+    state: dict
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        st, ranged = self.state, self.headers.get("Range")
+        st["requests"].append(ranged)
+        start = int(re.match(r"bytes=(\d+)-", ranged).group(1)) if ranged else 0
+        if st["mode"] == "drop" and ranged:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = st["data"][start:]
+        self.send_response(206 if ranged else 200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body)))
+        if ranged:
+            self.send_header("Content-Range", f"bytes {start}-{len(st['data']) - 1}/{len(st['data'])}")
+        self.end_headers()
+        try:
+            if st["mode"] == "ok":
+                self.wfile.write(body)
+                return
+            if st["mode"] == "stall":  # a slow start, then nothing: a download to kill
+                for at in range(0, st["cut"], 16384):
+                    self.wfile.write(body[at:min(at + 16384, st["cut"])])
+                    self.wfile.flush()
+                    time.sleep(0.01)
+                st["release"].wait(60)
+            else:
+                self.wfile.write(body[:st["cut"]])
+                self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the client went away (yt-dlp's extractor reads only the start)
+
+
+@pytest.fixture
+def flaky(media):
+    data = media["story"].read_bytes()
+    state = {"data": data, "cut": len(data) // 3, "mode": "drop", "requests": [],
+             "release": threading.Event()}
+    handler = type("Handler", (_Origin,), {"state": state})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/stream.mp4", state
+    finally:
+        state["release"].set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_download_cut_short_goes_on_next_time_with_a_range_request(flaky, tmp_path):
+    url, state = flaky
+    work1, work2, partial = tmp_path / "work1", tmp_path / "work2", tmp_path / "resume"
+    for folder in (work1, work2, partial):
+        folder.mkdir()
+    with pytest.raises(MediaError) as info:
+        fetch(url, work1, "source0", ALLOW_LOOPBACK, partial=partial)
+    assert url in str(info.value)
+    part = partial / "source0.mp4.part"
+    assert part.stat().st_size == state["cut"], "the part file is kept for the next run"
+    assert not list(work1.iterdir())
+
+    state.update(mode="ok", requests=[])
+    path = fetch(url, work2, "source0", ALLOW_LOOPBACK, partial=partial)
+    assert path.parent == work2 and path.read_bytes() == state["data"]
+    assert f"bytes={state['cut']}-" in state["requests"], state["requests"]
+    assert not list(partial.glob("source0.*")), "the finished file moved into the work folder"
+
+    # Without a resume folder (a caller that gives none), a failure leaves nothing behind.
+    state.update(mode="drop", requests=[])
+    with pytest.raises(MediaError):
+        fetch(url, work1, "source1", ALLOW_LOOPBACK)
+    assert not list(work1.iterdir())
+
+
+def test_the_disk_check_counts_only_what_is_left_to_download(flaky, tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from afx.media import fetch as fetch_module
+    from afx.media import normalize
+
+    url, state = flaky
+    monkeypatch.setattr(fetch_module, "_expected_size", lambda info: len(state["data"]))  # the site says its size
+    partial = tmp_path / "resume"
+    partial.mkdir()
+    with pytest.raises(MediaError):
+        fetch(url, tmp_path, "source0", ALLOW_LOOPBACK, partial=partial)  # a third is on disk
+    size, have = len(state["data"]), state["cut"]
+    usage = namedtuple("usage", "total used free")
+    spare = normalize.SPARE
+    # Room for the two thirds left, not for the whole file: the download goes on.
+    monkeypatch.setattr(normalize.shutil, "disk_usage", lambda path: usage(10 ** 12, 0, spare + size - have + 10))
+    state["mode"] = "ok"
+    work = tmp_path / "work"
+    work.mkdir()
+    assert fetch(url, work, "source0", ALLOW_LOOPBACK, partial=partial).stat().st_size == size
+    monkeypatch.setattr(normalize.shutil, "disk_usage", lambda path: usage(10 ** 12, 0, spare + size - 10))
+    with pytest.raises(MediaError) as info:
+        fetch(url, work, "source1", ALLOW_LOOPBACK, partial=partial)  # nothing of this one yet
+    assert "not enough free disk for downloading it" in str(info.value), str(info.value)
+
+
+def test_afx_run_killed_mid_download_goes_on_with_a_range_request(flaky, tmp_path):
+    url, state = flaky
+    state["mode"] = "stall"
+    repo = SpecRepo(tmp_path / "repo")
+    repo.write("afx.yaml", "version: 1\nfetch:\n  allow_hosts: [127.0.0.1]\n")
+    repo.write("a.yaml", f"entry: fetch\nurl: {url}\ntopic: A long stream\n")
+    parts = repo.root / ".afx" / "resume"
+    proc = subprocess.Popen(_afx("run", "--until", "ingest"), cwd=repo.root, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: any(p.stat().st_size >= 100_000 for p in parts.glob("*/source0.*.part")),
+                  what="a part file")
+    finally:
+        _kill_group(proc)
+    time.sleep(0.3)  # the worker dies with afx run
+    part, = parts.glob("*/source0.*.part")
+    have = part.stat().st_size
+    assert 100_000 <= have < len(state["data"])
+    state["release"].set()
+    state.update(mode="ok", requests=[])
+    rerun = subprocess.run(_afx("run", "--until", "ingest"), cwd=repo.root, env=_env(), capture_output=True,
+                           text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"bytes={have}-" in state["requests"], (have, state["requests"])
+    digest = hashlib.sha256(state["data"]).hexdigest()
+    stored = [p for p in (repo.root / ".afx" / "objects").rglob("*") if p.is_file()
+              and hashlib.sha256(p.read_bytes()).hexdigest() == digest]
+    assert stored, "the whole file, spliced from two runs, is in the store"
+    assert not any(parts.iterdir())
