@@ -1,6 +1,6 @@
 """Long inputs hold (issue 14): analysis streams in bounded memory, in chunks a rerun resumes
-(kill -9 included), with an ETA; an interrupted download goes on with an HTTP Range request.
-Real ffmpeg, generated media."""
+(kill -9 included), with an ETA; an interrupted download goes on with an HTTP Range request;
+`afx cache gc` drops resume folders nobody will go on from. Real ffmpeg, generated media."""
 
 from __future__ import annotations
 
@@ -477,3 +477,29 @@ def test_afx_run_killed_mid_download_goes_on_with_a_range_request(flaky, tmp_pat
               and hashlib.sha256(p.read_bytes()).hexdigest() == digest]
     assert stored, "the whole file, spliced from two runs, is in the store"
     assert not any(parts.iterdir())
+
+
+# -- afx cache gc ------------------------------------------------------------------------------
+
+def test_cache_gc_drops_resume_folders_no_run_would_go_on_from(media, tmp_path):
+    repo = SpecRepo(tmp_path / "repo")
+    repo.write("media/a.mp4", media["plain"].read_bytes())
+    repo.write("media/b.mp4", media["story"].read_bytes())
+    repo.write("a.yaml", "entry: upload\nfile: media/a.mp4\ntopic: A\n")
+    repo.write("b.yaml", "entry: upload\nfile: media/b.mp4\ntopic: B\n")
+    plan = json.loads(repo.afx("plan", "--json").out)
+    keys = {job["job"]: job["stages"][0]["key"] for job in plan["jobs"]}
+    base = repo.root / ".afx" / "resume"
+    for key in (keys["a"], keys["b"], "0" * 64):
+        (base / key).mkdir(parents=True)
+        (base / key / "source0.mp4.part").write_bytes(b"x" * 1000)
+    week_ago = time.time() - 8 * 86400
+    for path in (base / keys["b"], base / keys["b"] / "source0.mp4.part"):
+        os.utime(path, (week_ago, week_ago))
+    info = json.loads(repo.afx("cache", "info", "--json").out)
+    assert info["resume_folders"] == 3 and info["resume_bytes"] == 3000
+    dry = json.loads(repo.afx("cache", "gc", "--dry-run", "--json").out)
+    assert dry["resume_folders"] == 2 and len(list(base.iterdir())) == 3
+    done = json.loads(repo.afx("cache", "gc", "--json").out)
+    assert done["resume_folders"] == 2 and done["bytes"] >= 2000
+    assert [p.name for p in base.iterdir()] == [keys["a"]], "kept: wanted by job a, and recent"
