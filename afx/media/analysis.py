@@ -186,33 +186,31 @@ class _Energy:
                     squares = samples * samples
                     rms = np.sqrt(np.mean(squares.reshape(whole, per), axis=1))
                     self._add([_db(float(r)) for r in rms])
-            if rest and self.windows < self.total:  # the last, shorter window
-                samples = np.frombuffer(rest[: len(rest) // 2 * 2], dtype=np.int16).astype(np.float32) / 32768.0
-                self._add([_db(float(np.sqrt(np.mean(samples * samples))))] if samples.size else [])
-            self._add([-100.0] * (self.total - self.windows))
-            self._finish()
+            if self.windows < self.total:  # the end of the audio: did ffmpeg get there?
+                self._check(self.proc.wait())
+                if rest:  # the last, shorter window
+                    samples = np.frombuffer(rest[: len(rest) // 2 * 2], dtype=np.int16).astype(np.float32) / 32768.0
+                    self._add([_db(float(np.sqrt(np.mean(samples * samples))))] if samples.size else [])
+                self._add([-100.0] * (self.total - self.windows))
+            elif self.proc.poll() is None:  # enough read: the rest of the audio is not needed
+                self.stopped = True
+                self.proc.kill()
+            self._check(self.proc.wait())
+            error = None
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
-            with self.cond:
-                self.error = exc
-                self.finished = True
-                self.cond.notify_all()
-
-    def _finish(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is None:  # enough read: the rest of the audio is not needed
-            self.stopped = True
-            self.proc.kill()
-        code = self.proc.wait()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
-        error = None
-        if code != 0 and not self.stopped:
-            error = MediaError(f"reading the audio of {self.path.name} failed (ffmpeg exit {code})",
-                               " | ".join(list(self.err_tail)[-4:]))
+            error = exc
         with self.cond:
             self.error, self.finished = error, True
             self.cond.notify_all()
+
+    def _check(self, code: int) -> None:
+        """A failed ffmpeg fails the analysis (before a window made of its silence is used)."""
+        if code != 0 and not self.stopped:
+            for thread in self._threads:
+                if thread is not threading.current_thread():
+                    thread.join(timeout=5)  # its last words
+            raise MediaError(f"reading the audio of {self.path.name} failed (ffmpeg exit {code})",
+                             " | ".join(list(self.err_tail)[-4:]))
 
     def until(self, window: int) -> list[float]:
         """Block until windows up to `window` (exclusive) are done; all values so far."""

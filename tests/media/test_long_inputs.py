@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from afx.media import analysis
 from afx.media.analysis import Chunking, analyse, audio_energy
 from afx.media.fetch import fetch
 from afx.media.ffmpeg import MediaError, ffmpeg_exe
@@ -114,6 +115,19 @@ def test_streamed_energy_equals_the_whole_array_result(media):
     longer = audio_energy(media["story"], info.duration + 3, info.has_audio)
     assert longer[:48] == streamed and longer[48:] == [-100.0] * 6
     assert audio_energy(media["silent"], 4.0, False) == [-90.0] * 8
+
+
+def test_an_audio_decoder_that_fails_fails_the_analysis_and_saves_no_chunk_of_it(media, tmp_path, monkeypatch):
+    # 1 s of audio, the pipe closed, and a moment later an error (a window padded with
+    # silence must not be used before the exit status is known).
+    fails = [sys.executable, "-c", "import os, sys, time; sys.stdout.buffer.write(bytes(32000)); "
+             "sys.stdout.flush(); os.close(1); sys.stderr.write('broken audio\\n'); time.sleep(1); sys.exit(3)"]
+    monkeypatch.setattr(analysis, "audio_command", lambda path, start=0.0: fails)
+    info = probe(media["story"])
+    with pytest.raises(MediaError) as err:
+        analyse(media["story"], info.duration, True, chunk=4.0, resume=tmp_path, stem="s")
+    assert "reading the audio of story.mp4 failed (ffmpeg exit 3): broken audio" in str(err.value)
+    assert not list(tmp_path.iterdir()), "no chunk made of the silence after the failure"
 
 
 # -- chunked, resumed analysis -----------------------------------------------------------------
