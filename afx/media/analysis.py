@@ -27,7 +27,7 @@ import math
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,7 +259,7 @@ def silences(energy: list[float], window: float = WINDOW) -> list[list[float]]:
 
 # -- video --------------------------------------------------------------------------------
 
-def _keyframes(path: Path, start: float = 0.0) -> Iterator[tuple[float, Any]]:
+def _keyframes(path: Path, start: float = 0.0) -> Generator[tuple[float, Any], None, None]:
     """(seconds from the container's start, frame) of each keyframe at or after `start`.
 
     Only key packets reach the decoder (about 2x faster than letting it skip the others; a
@@ -288,7 +288,7 @@ def _keyframes(path: Path, start: float = 0.0) -> Iterator[tuple[float, Any]]:
                     if frame.time is None:
                         continue
                     t = float(frame.time) - origin
-                    if t >= start - 1e-6 or start <= 0:
+                    if start <= 0 or t >= start:  # as a chunk's start is tested: a frame is in one chunk
                         yield t, frame
     except av.error.FFmpegError as exc:
         raise MediaError(f"analysing {path.name}", str(exc)) from None
@@ -492,8 +492,9 @@ def _run_chunks(path: Path, plan: Chunking, has_audio: bool, done: list[_Chunk],
         out.append(chunk)
         on_progress(min(plan.start(chunk.index + 1) / plan.duration, 1.0) if plan.duration else 1.0)
 
+    frames = _keyframes(path, plan.start(first))
     try:
-        for t, frame in _keyframes(path, plan.start(first)):
+        for t, frame in frames:
             while current.index < plan.count - 1 and t >= plan.start(current.index + 1):
                 finish(current)
                 current = _Chunk(current.index + 1)
@@ -506,6 +507,7 @@ def _run_chunks(path: Path, plan: Chunking, has_audio: bool, done: list[_Chunk],
                 break
             current = _Chunk(current.index + 1)
     finally:
+        frames.close()  # the file, at once
         energy.close()
     return out
 
