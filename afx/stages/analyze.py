@@ -12,11 +12,13 @@ time. Progress says where it is and how long is left, from the rate so far.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,26 @@ class Eta:
         return text + self.resumed
 
 
+@contextlib.contextmanager
+def claimed(folder: Path | None) -> Iterator[Path | None]:
+    """The resume folder, made, and held (an flock on its `.lock`) while the stage works in it.
+    None when none is given, or when another process holds it: two jobs that share this
+    stage's key, run at once (`afx run -j 2` of a matrix), would write the same chunk files;
+    the second works without resuming instead."""
+    if folder is None:
+        yield None
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as held:
+        try:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.info("another job is analysing the same source: this one works without resuming")
+            yield None
+            return
+        yield folder
+
+
 class AnalyzeStage:
     name = "analyze"
     version = str(ANALYSIS_VERSION)  # why afx.media.analysis (small) is imported up front
@@ -97,19 +119,18 @@ class AnalyzeStage:
 
         ingest = ctx.inputs["ingest"]
         sources = ingest.meta.get("sources", [])
-        if ctx.resume is not None:
-            ctx.resume.mkdir(parents=True, exist_ok=True)
         summary = []
-        for i, src in enumerate(sources):
-            info = Probe.from_dict(src["probe"])
-            eta = Eta(f"source {i + 1}/{len(sources)}", info.duration)
+        with claimed(ctx.resume) as resume:
+            for i, src in enumerate(sources):
+                info = Probe.from_dict(src["probe"])
+                eta = Eta(f"source {i + 1}/{len(sources)}", info.duration)
 
-            def progress(f: float, i: int = i, eta: Eta = eta) -> None:
-                ctx.progress((i + f) / len(sources), eta.message(f))
+                def progress(f: float, i: int = i, eta: Eta = eta) -> None:
+                    ctx.progress((i + f) / len(sources), eta.message(f))
 
-            result = analyse(source_path(ctx, src), info.duration, info.has_audio, progress,
-                             chunk=chunk_seconds(), resume=ctx.resume, stem=f"source{i}", on_resumed=eta.on_resumed)
-            ctx.output(f"analysis{i}.json").write_text(json.dumps(result.to_dict()))
-            summary.append({"cuts": len(result.cuts), "silences": len(result.silences),
-                            "keyframes": len(result.keyframes), "facecam": result.facecam})
+                result = analyse(source_path(ctx, src), info.duration, info.has_audio, progress,
+                                 chunk=chunk_seconds(), resume=resume, stem=f"source{i}", on_resumed=eta.on_resumed)
+                ctx.output(f"analysis{i}.json").write_text(json.dumps(result.to_dict()))
+                summary.append({"cuts": len(result.cuts), "silences": len(result.silences),
+                                "keyframes": len(result.keyframes), "facecam": result.facecam})
         return {"sources": summary}

@@ -223,6 +223,20 @@ def test_a_resumed_start_that_lost_the_last_frame_would_miss_the_cut(cuts_clip, 
     assert 6.0 not in cuts and 12.0 in cuts
 
 
+def test_a_resume_folder_in_use_is_not_shared(tmp_path):
+    """Two jobs with the same stage key at once (`afx run -j 2` of a matrix): the second
+    works without resuming rather than write the first one's files."""
+    from afx.stages.analyze import claimed
+
+    folder = tmp_path / "resume" / "key"
+    with claimed(folder) as first:
+        assert first == folder and folder.is_dir()
+        with claimed(folder) as second:
+            assert second is None
+    with claimed(folder) as again, claimed(None) as none:
+        assert again == folder and none is None
+
+
 # -- kill -9 during analysis, then a rerun ------------------------------------------------------
 
 @pytest.fixture(scope="module")
