@@ -58,19 +58,37 @@ def _after_stage(error: str, stage: str) -> str:
     return error[len(stage) + 2:] if error.startswith(f"{stage}: ") else error
 
 
+def _bars() -> Any:
+    """rich's Progress, with each stage's last progress message on a line of its own under
+    the bars (the whole width of the terminal, cut short with an ellipsis, never wrapped):
+    `analysing source 1/1: 42:10 of 3:00:00, about 1m20s left`."""
+    from rich.progress import Progress
+    from rich.text import Text
+
+    class Bars(Progress):
+        def get_renderables(self) -> Any:
+            yield self.make_tasks_table(self.tasks)
+            shown = [t for t in self.tasks if t.visible and t.fields.get("message")]
+            for task in shown:
+                who = f"{task.fields.get('job', '')}: " if len(shown) > 1 else ""
+                yield Text(f"  {who}{task.fields['message']}", no_wrap=True, overflow="ellipsis", style="dim")
+
+    return Bars
+
+
 class Live:
     """A terminal: a bar per running stage and one for the whole run, finished lines above."""
 
     def __init__(self, env: Environment) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         self.env = env
         self.console = Console(file=env.stderr, force_terminal=True, no_color=not env.color,
                                highlight=False)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=30),
-                                 TaskProgressColumn(), TimeElapsedColumn(), console=self.console,
-                                 transient=True)
+        self.progress = _bars()(TextColumn("{task.description}"), BarColumn(bar_width=30),
+                                TaskProgressColumn(), TimeElapsedColumn(), console=self.console,
+                                transient=True)
         self.total: Any = None
         self.tasks: dict[tuple[str, str], Any] = {}
         self.stages: list[str] = []
@@ -86,7 +104,7 @@ class Live:
             status = event.get("status")
             task_key = (job, stage)
             if status == "running":
-                self.tasks[task_key] = p.add_task(f"{job} [cyan]{stage}[/]", total=1.0)
+                self.tasks[task_key] = p.add_task(f"{job} [cyan]{stage}[/]", total=1.0, job=job)
             elif status in ("done", "failed", "cancelled") and task_key in self.tasks:
                 p.remove_task(self.tasks.pop(task_key))
             if status == "done":
@@ -97,7 +115,7 @@ class Live:
         elif kind == "progress":
             task = self.tasks.get((job, stage))
             if task is not None:
-                p.update(task, completed=float(event.get("fraction", 0)))
+                p.update(task, completed=float(event.get("fraction", 0)), message=str(event.get("message") or ""))
         elif kind == "job" and self.total is not None:
             p.advance(self.total)
             if event.get("status") == "skipped":

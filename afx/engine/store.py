@@ -284,6 +284,19 @@ class Store:
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
 
+    def resume_folders(self) -> dict[str, tuple[float, int]]:
+        """The resume folders there are, by stage key: (when it or a file in it last changed,
+        bytes in it), for `afx cache gc`."""
+        out: dict[str, tuple[float, int]] = {}
+        base = self.root / "resume"
+        for child in (base.iterdir() if base.is_dir() else ()):
+            try:
+                stats = [child.stat(), *(e.stat() for e in os.scandir(child) if e.is_file())]
+            except OSError:  # gone meanwhile, or not a folder
+                continue
+            out[child.name] = (max(st.st_mtime for st in stats), sum(st.st_size for st in stats[1:]))
+        return out
+
     def clean_tmp(self) -> int:
         """Remove work dirs whose process is gone. A live process's (another run, a server's
         job sharing this store) are left alone."""
