@@ -280,9 +280,22 @@ class Store:
         return self.root / "resume" / key
 
     def drop_resume(self, key: str) -> None:
+        """The stage with this key is stored: its resume folder goes, unless another job with
+        the same key is working in it now (it holds the folder's `.lock`): that one removes it
+        when it is done."""
+        import fcntl
+
         path = self.root / "resume" / key
-        if path.exists():
-            shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        try:
+            with open(path / ".lock", "a") as held:
+                fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(path, ignore_errors=True)  # (the lock goes with its file)
+        except BlockingIOError:
+            return
+        except OSError:  # removed meanwhile
+            return
 
     def resume_folders(self) -> dict[str, tuple[float, int]]:
         """The resume folders there are, by stage key: (when it or a file in it last changed,

@@ -531,3 +531,21 @@ def test_cache_gc_drops_resume_folders_no_run_would_go_on_from(media, tmp_path):
     done = json.loads(repo.afx("cache", "gc", "--json").out)
     assert done["resume_folders"] == 2 and done["bytes"] >= 2000
     assert [p.name for p in base.iterdir()] == [keys["a"]], "kept: wanted by job a, and recent"
+
+
+def test_a_resume_folder_another_job_holds_is_not_removed_under_it(tmp_path):
+    import fcntl
+
+    from afx.engine.store import Store
+
+    store = Store(tmp_path / "store")
+    folder = store.resume_dir("k" * 64)
+    folder.mkdir(parents=True)
+    (folder / "chunk0.json").write_text("{}")
+    with open(folder / ".lock", "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a job still working in it
+        store.drop_resume("k" * 64)
+        assert (folder / "chunk0.json").is_file()
+    store.drop_resume("k" * 64)  # now nobody holds it
+    assert not folder.exists()
+    store.close()
