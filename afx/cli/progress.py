@@ -45,6 +45,8 @@ class Plain:
                 env.debug(f"{job}: {stage}: up to date")
         elif kind == "job" and event.get("status") == "skipped":
             env.info(f"{job}: skipped (an earlier job failed; -k keeps going)")
+        elif kind == "fanout":
+            env.info(f"{job}: {fanned(event)}")
         elif kind in ("warning", "note"):
             env.info(("warning: " if kind == "warning" else "") + str(event.get("message", "")))
         elif kind == "waiting":
@@ -52,6 +54,13 @@ class Plain:
 
     def close(self) -> None:
         pass
+
+
+def fanned(event: dict[str, Any]) -> str:
+    """`5 clip jobs: vod-01 … vod-05`."""
+    jobs = list(event.get("jobs", []))
+    shown = ", ".join(jobs) if len(jobs) <= 3 else f"{jobs[0]} … {jobs[-1]}"
+    return f"{len(jobs)} clip job{'s' * (len(jobs) != 1)}: {shown}"
 
 
 def _after_stage(error: str, stage: str) -> str:
@@ -116,6 +125,12 @@ class Live:
             task = self.tasks.get((job, stage))
             if task is not None:
                 p.update(task, completed=float(event.get("fraction", 0)), message=str(event.get("message") or ""))
+        elif kind == "fanout":
+            if self.total is not None:  # the run has more jobs than it started with
+                task = next(t for t in p.tasks if t.id == self.total)
+                total = (task.total or 0) + len(event.get("jobs", []))
+                p.update(self.total, total=total, description=f"[bold]{int(total)} jobs")
+            self.console.print(f"[cyan]→[/] {job}: {fanned(event)}", markup=True)
         elif kind == "job" and self.total is not None:
             p.advance(self.total)
             if event.get("status") == "skipped":
