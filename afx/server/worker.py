@@ -359,7 +359,8 @@ class Workers:
         with db.read(self.engine) as conn:
             rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.fields, db.jobs.c.result,
                                        db.jobs.c.error)
-                                .where(db.jobs.c.status == "complete")).all()
+                                # (a job with clips publishes nothing: its clip jobs do)
+                                .where(db.jobs.c.status == "complete", db.jobs.c.clip_count.is_(None))).all()
         services: dict[str, Any] = {}  # account -> its PublishService (the ledger read once a tick)
         now = time.time()
         count = 0
