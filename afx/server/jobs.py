@@ -78,7 +78,8 @@ def create(engine: Engine, settings: Settings, account_id: str, job_id: str, bod
         active = _active(conn, account_id)
         if active >= settings.max_active:
             raise Refused(429, "too_many_active_jobs",
-                          f"{active} jobs are queued or running; the limit is {settings.max_active}",
+                          f"{active} jobs are queued or running (a job with clips and its clip jobs count as "
+                          f"one); the limit is {settings.max_active}",
                           limit=settings.max_active, retryAfter=5)
         # (a job with clips is debited clip by clip below, once the balance is known to cover them)
         enough = (balance or 0) >= cost if parent else accounts.debit(conn, account_id, job_id, cost)
