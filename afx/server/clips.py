@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from afx.server import accounts, db
 
 log = logging.getLogger("afx.server")
 CUT = ("source", "start", "end", "seconds")  # what a clip's view shows of its cut
+StatusOf = Callable[[RowMapping], str]  # a row's status as the API shows it (afx.server.jobs.public_status)
 
 
 def is_parent(fields: Mapping[str, Any]) -> bool:
@@ -192,15 +193,13 @@ def _cut(row: RowMapping) -> dict[str, Any]:
     return {k: cut.get(k) for k in CUT}
 
 
-def entry(row: RowMapping) -> dict[str, Any]:
+def entry(row: RowMapping, status_of: StatusOf) -> dict[str, Any]:
     """A clip as its parent's view lists it: id, rank, status, and its cut once known."""
-    from afx.server.jobs import public_status
-
-    return {"jobId": row["id"], "rank": row["clip_rank"], "status": public_status(row), **_cut(row)}
+    return {"jobId": row["id"], "rank": row["clip_rank"], "status": status_of(row), **_cut(row)}
 
 
-def parent_fields(row: RowMapping, kids: Sequence[RowMapping]) -> dict[str, Any]:
-    return {"clipCount": row["clip_count"], "clips": [entry(k) for k in kids]}
+def parent_fields(row: RowMapping, kids: Sequence[RowMapping], status_of: StatusOf) -> dict[str, Any]:
+    return {"clipCount": row["clip_count"], "clips": [entry(k, status_of) for k in kids]}
 
 
 def clip_fields(row: RowMapping) -> dict[str, Any]:
@@ -210,14 +209,15 @@ def clip_fields(row: RowMapping) -> dict[str, Any]:
     return out
 
 
-def result_view(row: RowMapping, kids: Sequence[RowMapping], base: str) -> dict[str, Any] | None:
+def result_view(row: RowMapping, kids: Sequence[RowMapping], base: str, status_of: StatusOf
+                ) -> dict[str, Any] | None:
     """GET /jobs/:id/result of a parent: its clips.json (every clip: name, rank, source, start,
     end, seconds, score, signals, why; every candidate), each clip with its jobId, status and
     result URL; None (202) until the parent's clips stage is done."""
     if row["status"] != "complete" or not row["result"]:
         return None
     doc = json.loads(row["result"])
-    status = {k["id"]: entry(k)["status"] for k in kids}
+    status = {k["id"]: status_of(k) for k in kids}
     for clip in doc.get("clips") or []:
         cid = clip.get("name")
         clip["jobId"] = cid

@@ -176,7 +176,7 @@ def status_view(row: RowMapping, base: str, kids: Sequence[RowMapping] = ()) -> 
     if row["error"]:
         out["error"] = row["error"]
     if row["clip_count"] is not None:
-        out.update(clips.parent_fields(row, kids))
+        out.update(clips.parent_fields(row, kids, public_status))
     elif result:
         out["publishResults"] = result.get("publishResults", [])
     if row["parent_id"]:
@@ -188,7 +188,7 @@ def result_view(row: RowMapping, base: str, kids: Sequence[RowMapping] = ()) -> 
     """GET /jobs/:id/result, or None while the job has no result (202). A job with clips:
     its clips (afx.server.clips.result_view)."""
     if row["clip_count"] is not None:
-        return clips.result_view(row, kids, base)
+        return clips.result_view(row, kids, base, public_status)
     status = public_status(row)
     if not row["result"] or status not in ("complete", "published"):
         return None
