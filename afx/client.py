@@ -159,10 +159,13 @@ class Client:
         response = self._request("GET", f"/jobs/{_seg(job_id)}/result")
         return response.status_code, self._decode(response)
 
-    def list_jobs(self, limit: int = 20, offset: int = 0, status: str | None = None) -> dict[str, Any]:
+    def list_jobs(self, limit: int = 20, offset: int = 0, status: str | None = None,
+                  parent_id: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
+        if parent_id:
+            params["parentId"] = parent_id  # afx serve: a job with clips' clip jobs, in rank order
         return self._json("GET", "/jobs", params=params)
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:

@@ -434,13 +434,15 @@ def remote() -> None:
               help="Only jobs in this state.")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--parent", "parent", metavar="JOB", help="Only the clip jobs of this job with clips (afx serve).")
 @output_options
 @click.pass_context
-def remote_jobs(ctx: click.Context, api_url: str | None, status: str | None, limit: int, offset: int) -> int:
-    """List the account's jobs, newest first."""
+def remote_jobs(ctx: click.Context, api_url: str | None, status: str | None, limit: int, offset: int,
+                parent: str | None) -> int:
+    """List the account's jobs, newest first (a parent's clip jobs in rank order)."""
     from afx.cli.commands.remote import jobs as jobs_cmd
 
-    return jobs_cmd(_env(ctx), api_url=api_url, status=status, limit=limit, offset=offset)
+    return jobs_cmd(_env(ctx), api_url=api_url, status=status, limit=limit, offset=offset, parent=parent)
 
 
 @remote.command("show")

@@ -203,6 +203,9 @@ def test_push_sends_a_job_with_clips_to_afx_serve_as_it_is_and_brings_its_clips_
     assert [(j["job"], j["jobId"], j["new"]) for j in json.loads(again.out)["jobs"]] == [
         (name, job["jobId"], False) for name, job in jobs.items()]
     # (the job's own result lists its clips' statuses: the first push fetched it before they were done)
+    listed = repo.afx("remote", "jobs", "--parent", "vod", "--json", environ=env)
+    assert listed.code == 0, listed.text
+    assert [j["jobId"] for j in json.loads(listed.out)["jobs"]] == [f"{parent}-0{n}" for n in (1, 2, 3)]
     assert all(f"out/vod-0{n}/ is up to date" in again.err for n in (1, 2, 3)) and total_jobs(api_server, key) == 4
     third = repo.afx("push", environ=env)
     assert third.code == 0 and third.err.count("is up to date") == 4, third.text

@@ -26,10 +26,13 @@ def _label(job_id_: str, name: str) -> str:
     return f"{job_id_} ({name})" if name else job_id_
 
 
-def jobs(env: Environment, *, api_url: str | None, status: str | None, limit: int, offset: int) -> int:
+def jobs(env: Environment, *, api_url: str | None, status: str | None, limit: int, offset: int,
+         parent: str | None = None) -> int:
     with open_client(env.environ, api_url) as client:
-        answer = client.list_jobs(limit=limit, offset=offset, status=status)
         names = records.names_by_id(client.api)
+        if parent and parent not in names:  # a local job's name: the id push sent it as
+            parent = next((i for i, n in names.items() if n == parent), parent)
+        answer = client.list_jobs(limit=limit, offset=offset, status=status, parent_id=parent)
     if env.json:
         env.emit_json(answer)
         return int(ExitStatus.OK)
