@@ -269,11 +269,14 @@ def finish_job(job: Job, pipeline: Pipeline, report: JobReport, out_root: Path) 
     if report.status == "complete" and (folder / "result.json").is_file():
         report.result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
         return
-    last = pipeline.names[-1] if pipeline.names else ""
+    own = [s.name for s in pipeline.stages_for(job)]
+    last = own[-1] if own else ""
     if report.status != "failed" or report.failed_stage != last or pipeline.result is None:
         return
+    if pipeline.fan_out(job) is not None:
+        return  # a job with clips has no result of its own: its clip jobs do
     artifacts = dict(report.artifacts)
-    if len(artifacts) != len(pipeline.names) - 1:
+    if len(artifacts) != len(own) - 1:
         return
     artifacts[last] = Artifacts(last, {}, dict(report.partial), {}, "", time.time())
     result = pipeline.result(job, artifacts)

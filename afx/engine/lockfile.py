@@ -14,6 +14,7 @@ is read and written on every run, and JSON's C parser keeps a 200-job no-op run 
           "published": {"tiktok": {"remoteId": "...", "url": "...", "publishedAt": "...",
                                    "content": "<sha256>", "video": "<sha256>"}},
           "superseded": ["<remoteId of a post `afx publish --again` replaced>"],
+          "clips": ["cs2-weekly-01", ...],                # a job with clips: the jobs it became
           "remote": {"https://api.auraflux.co/v1": {"jobId": "job_...", "spec": "<sha256>", ...}}
         }
       },
@@ -54,7 +55,7 @@ if TYPE_CHECKING:  # a type only: reading afx.lock imports no stage code
 LOCK_NAME = "afx.lock"
 LOCK_VERSION = 1
 _NOTE = "written by afx run; commit it; afx verify checks out/ against it"
-RUN_KEYS = frozenset({"spec", "stages", "files"})  # a job block's keys that afx run writes
+RUN_KEYS = frozenset({"spec", "stages", "files", "clips"})  # a job block's keys that afx run writes
 _OWN_KEYS = frozenset({"afx.lock", "version", "jobs"})
 
 

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 from afx.engine import outputs
 from afx.engine.keys import KeyParts, explain, fingerprint
@@ -71,12 +71,13 @@ class StageLock(TypedDict):
     outputs: dict[str, str]  # artifact name -> sha256
 
 
-class LockBlock(TypedDict):
+class LockBlock(TypedDict, total=False):
     """A complete job's block in afx.lock, as afx run writes it (afx.engine.lockfile)."""
 
-    spec: str  # the resolved job's digest
-    stages: dict[str, StageLock]
-    files: dict[str, str | None]  # out/<job>/ file name -> sha256
+    spec: Required[str]  # the resolved job's digest
+    stages: Required[dict[str, StageLock]]
+    files: Required[dict[str, str | None]]  # out/<job>/ file name -> sha256
+    clips: list[str]  # a job that fanned out (FansOut): the names of the jobs it became
 
 
 @dataclass
@@ -98,6 +99,10 @@ class JobReport:
     partial: dict[str, Any] = field(default_factory=dict)
     # The result document (result.json) of a job that was built, set by the executor.
     result: dict[str, Any] | None = None
+    # A job that fans out (afx.stages.base.FansOut): the jobs it became, once its last stage
+    # has run (or is cached); before that, `promise` says what it will become.
+    children: list[Job] = field(default_factory=list)
+    promise: str = ""
     # The stages that finished, by name (not serialised): what a caller can still use of a
     # job that failed late (its result, with a failed publish).
     artifacts: dict[str, Artifacts] = field(default_factory=dict, repr=False, compare=False)
@@ -107,8 +112,11 @@ class JobReport:
         return any(s.run for s in self.stages) or not self.out_current
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job": self.job, "status": self.status, "stale": self.stale, "error": self.error,
-                "out_current": self.out_current, "stages": [s.to_dict() for s in self.stages]}
+        out = {"job": self.job, "status": self.status, "stale": self.stale, "error": self.error,
+               "out_current": self.out_current, "stages": [s.to_dict() for s in self.stages]}
+        if self.children or self.promise:
+            out["clips"] = [c.name for c in self.children] if self.children else self.promise
+        return out
 
 
 @dataclass(frozen=True)
@@ -136,13 +144,16 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
     # Long (over 60 lines) on purpose: one walk over the stages for planning and running,
     # so `afx plan` and `afx run` can never disagree about what is stale or why.
     report = JobReport(job.name)
-    stages = list(pipeline.stages)
+    own = pipeline.stages_for(job)
+    stages = own
     if options.until:
-        stages = stages[: pipeline.index(options.until) + 1]
+        stop = pipeline.index(options.until)
+        stages = [s for s in own if pipeline.index(s.name) <= stop]
+    fan_out = pipeline.fan_out(job) if stages and stages[-1] is own[-1] else None
     artifacts: dict[str, Artifacts] = {}
     digests: dict[str, str | None] = {}  # stage -> manifest digest; None: will change
     lasts = store.lasts(job.name)
-    job_is_new = not any(s.name in lasts for s in pipeline.stages)
+    job_is_new = not any(s.name in lasts for s in own)
     for stage in stages:
         fp = fingerprint(stage, job, store, digests, config)
         key = fp.key  # None only when planning below a stage that will run
@@ -186,15 +197,19 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
             _remember(store, job.name, lasts, stage.name, fp.parts(), key, manifest.digest)
         artifacts[stage.name] = _artifacts(store, manifest)
         digests[stage.name] = manifest.digest
-    complete = len(stages) == len(pipeline.stages)
+    complete = len(stages) == len(own)
     folder = out_root / job.name
     if not execute:  # what a plan can show of the stages that are up to date (afx plan --json)
         report.artifacts = dict(artifacts)
     if len(artifacts) < len(stages):  # planning, with stages still to run
         report.out_current = False
+        if fan_out is not None:
+            report.promise = fan_out.promise(job)
         return report
+    if fan_out is not None:  # its last stage is done: the jobs it becomes are known
+        report.children = fan_out.children(job, artifacts)
     files = outputs.exported(artifacts)
-    result = pipeline.result(job, artifacts) if complete and pipeline.result else None
+    result = pipeline.result(job, artifacts) if complete and pipeline.result and fan_out is None else None
     if not execute:
         report.out_current = outputs.is_current(folder, files, result)
         return report
@@ -203,6 +218,8 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
     report.status = "complete" if complete else "partial"
     if complete:
         report.lock = _lock_block(job, store, artifacts, stages, [s.key for s in report.stages])
+        if fan_out is not None:
+            report.lock["clips"] = [c.name for c in report.children]
     return report
 
 

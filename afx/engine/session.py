@@ -12,12 +12,31 @@ from pathlib import Path
 from typing import Any
 
 from afx.engine.executor import Setup, job_event, run_jobs
-from afx.engine.lockfile import RunLock, retire_jobs, update_lock
+from afx.engine.lockfile import RunLock, read_lock, retire_jobs, update_lock
 from afx.engine.runner import NEEDS_WORKER, Emit, Event, JobReport, RunOptions, load_pipeline, process_job, store_dir
 from afx.engine.store import Store
 from afx.spec.job import Job
 
 OUT_DIR = "out"
+
+
+def adopt(report: JobReport, names: dict[str, Job]) -> list[Job]:
+    """The jobs a job fanned out into, now part of the run (`names`: every job's by name).
+    A name another job has already fails the parent: out/<name>/ cannot be both."""
+    kids = []
+    for child in report.children:
+        other = names.get(child.name)
+        if other is not None and other.parent == report.job:
+            continue  # already in the run (`afx publish vod` names the clip jobs too)
+        if other is not None:
+            report.status = "failed"
+            report.error_kind = "job"
+            report.error = (f"clips: the clip job {child.name!r} would have the name of the job in "
+                            f"{other.source}; rename one of them")
+            return []
+        names[child.name] = child
+        kids.append(child)
+    return kids
 
 
 @dataclass
@@ -36,10 +55,20 @@ class Engine:
         return Store(self.store_root)
 
     def plan(self, jobs: Sequence[Job], options: RunOptions = RunOptions()) -> list[JobReport]:
+        """Each job's plan; a job that fanned out (its clips are known) is followed by the
+        plans of the jobs it became."""
         store = self.store()
+        names = {j.name: j for j in jobs}
         try:
-            return [process_job(j, self.pipeline, store, self.out_root, execute=False, options=options,
-                                config=self.config) for j in jobs]
+            out: list[JobReport] = []
+            todo = list(jobs)
+            while todo:
+                job = todo.pop(0)
+                report = process_job(job, self.pipeline, store, self.out_root, execute=False, options=options,
+                                     config=self.config)
+                out.append(report)
+                todo[:0] = adopt(report, names)
+            return out
         finally:
             self.warnings = store.warnings
             store.close()
@@ -60,17 +89,70 @@ class Engine:
                 store.close()
             emit({"event": "start", "jobs": [j.name for j in jobs], "stages": self.pipeline.names})
             self.pipeline.begin_run()  # what a stage keeps for one run starts afresh (planning here)
-            reports = self._finish_cached(jobs, options, emit)
-            todo = [j for j in jobs if j.name not in reports]
-            if todo:  # stages run in worker processes only (afx.engine.executor)
-                setup = Setup(self.pipeline_ref, str(self.store_root), str(self.out_root), dict(self.config), options)
-                for report in run_jobs(setup, todo, parallel=parallel, keep_going=keep_going, emit=emit):
-                    reports[report.job] = report
-            ordered = [reports[j.name] for j in jobs]
-            self._update_lock(ordered, [j.name for j in jobs] if prune_lock else None)
+            ordered = self._run_rounds(jobs, options, parallel, keep_going, emit)
+            self._update_lock(ordered, [r.job for r in ordered] if prune_lock else None)
             return ordered
         finally:
             lock.release()
+
+    def expand(self, jobs: Sequence[Job]) -> list[Job]:
+        """`jobs`, each job with clips followed by the clip jobs it became (known once its
+        clips stage has run: from the store, without running anything)."""
+        if not any(self.pipeline.fan_out(j) is not None for j in jobs):
+            return list(jobs)
+        names = {j.name: j for j in jobs}
+        store = self.store()
+        out: list[Job] = []
+        try:
+            for job in jobs:
+                out.append(job)
+                if self.pipeline.fan_out(job) is not None:
+                    report = process_job(job, self.pipeline, store, self.out_root, execute=False,
+                                         config=self.config)
+                    out += adopt(report, names)
+        finally:
+            store.close()
+        return out
+
+    def _run_rounds(self, jobs: Sequence[Job], options: RunOptions, parallel: int, keep_going: bool,
+                    emit: Emit) -> list[JobReport]:
+        """Run jobs, then the jobs those fanned out into (a job with clips becomes its clip
+        jobs once its clip stage has run), round after round. Each job's report is followed
+        by those of the jobs it became."""
+        names = {j.name: j for j in jobs}
+        reports: dict[str, JobReport] = {}
+        born: dict[str, list[str]] = {}  # a parent -> the jobs it became
+        todo = list(jobs)
+        while todo:
+            done = self._finish_cached(todo, options, emit)
+            rest = [j for j in todo if j.name not in done]
+            if rest:  # stages run in worker processes only (afx.engine.executor)
+                setup = Setup(self.pipeline_ref, str(self.store_root), str(self.out_root), dict(self.config), options)
+                for report in run_jobs(setup, rest, parallel=parallel, keep_going=keep_going, emit=emit):
+                    done[report.job] = report
+            reports.update(done)
+            following: list[Job] = []
+            for job in todo:
+                report = done[job.name]
+                if report.children:
+                    kids = adopt(report, names)
+                    born[job.name] = [k.name for k in kids]
+                    following += kids
+                    if report.status == "failed":
+                        emit(job_event(report))
+            failed = any(r.status == "failed" for r in done.values())
+            todo = following if keep_going or not failed else []
+        ordered: list[JobReport] = []
+
+        def place(name: str) -> None:
+            if name in reports:
+                ordered.append(reports[name])
+                for child in born.get(name, []):
+                    place(child)
+
+        for job in jobs:
+            place(job.name)
+        return ordered
 
     def _finish_cached(self, jobs: Sequence[Job], options: RunOptions, emit: Emit) -> dict[str, JobReport]:
         """The jobs with no stage to run, finished here (their out/ brought up to date): a
@@ -99,6 +181,14 @@ class Engine:
         if keep_only is None and (self.root / "afx.lock").exists() and all(r.lock is None for r in reports):
             return
         if keep_only is not None:
+            # A job with clips that did not get as far as its clips this time keeps the clip
+            # jobs it had (a source missing for a day retires no post).
+            before = read_lock(self.root).get("jobs", {})
+            kept = set(keep_only)
+            for report in reports:
+                if report.lock is None and isinstance(before.get(report.job), dict):
+                    kept.update(c for c in before[report.job].get("clips", ()) if isinstance(c, str))
+            keep_only = sorted(kept)
             # Jobs gone from the specs: stages retire what they keep of them outside the store
             # (the publish ledger's rows) first, then afx.lock does (retried from afx.lock if
             # we stop in between).

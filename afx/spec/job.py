@@ -59,12 +59,13 @@ class Job:
     base_name: str = ""  # the name as written, before matrix expansion
     paths: Mapping[Path_, Path] = field(default_factory=lambda: MappingProxyType({}))  # local files, absolute
     origins: Origins = field(default_factory=Origins, compare=False, repr=False)
+    parent: str = ""  # a clip job: the job whose recording it was cut from (issue 14)
 
     def __reduce__(self) -> tuple[Callable[..., Job], tuple[Any, ...]]:
         # MappingProxyType does not pickle; parallel runs send jobs to worker processes.
         return (_rebuild, (self.name, thaw(self.fields), self.file, self.display, self.line, self.root,
                            self.template_chain, thaw(self.matrix), thaw(self.vars), self.base_name, self.origins,
-                           dict(self.paths)))
+                           dict(self.paths), self.parent))
 
     def __getitem__(self, key: str) -> Any:
         return self.fields[key]
@@ -80,6 +81,13 @@ class Job:
     def digest(self) -> str:
         """sha256 of the resolved document: equal digests mean equal jobs."""
         return hashlib.sha256(canonical_json(self.fields).encode()).hexdigest()
+
+    def derive(self, name: str, fields: Mapping[str, Any]) -> Job:
+        """A job made from this one (a clip job of a job with clips): its own name and fields,
+        this job's spec file, local files and provenance, and this job as its parent."""
+        return Job(name=name, fields=freeze(thaw(fields)), file=self.file, display=self.display, line=self.line,
+                   root=self.root, template_chain=self.template_chain, matrix=self.matrix, vars=self.vars,
+                   base_name=name, paths=self.paths, origins=self.origins, parent=self.name)
 
     def local_path(self, key: str = "file") -> Path | None:
         """A local file field, resolved (and checked) by the resolver against the spec that wrote it."""
@@ -148,7 +156,7 @@ def _drop(data: Any, path: Path_) -> None:
 
 def _rebuild(name: str, fields: dict[str, Any], file: Path, display: str, line: int, root: Path,
              chain: tuple[str, ...], matrix: dict[str, Any], variables: dict[str, Any], base_name: str,
-             origins: Origins, paths: dict[Path_, Path]) -> Job:
+             origins: Origins, paths: dict[Path_, Path], parent: str = "") -> Job:
     return Job(name=name, fields=freeze(fields), file=file, display=display, line=line, root=root,
                template_chain=chain, matrix=freeze(matrix), vars=freeze(variables), base_name=base_name,
-               origins=origins, paths=MappingProxyType(paths))
+               origins=origins, paths=MappingProxyType(paths), parent=parent)

@@ -73,6 +73,27 @@ class RetiresJobs(Protocol):
         keeps of them outside the store (the publish ledger's rows)."""
 
 
+@runtime_checkable
+class Applies(Protocol):
+    def applies(self, job: Job) -> bool:
+        """Whether the stage is one of this job's: a stage only some jobs have (the clip
+        picker, for a job with `clips`) is left out of the others' plans altogether."""
+
+
+@runtime_checkable
+class FansOut(Protocol):
+    """A checkpoint (Snakemake's word): the jobs a job becomes are known only once this
+    stage has run. For a job it applies to, it is the job's last stage; the engine then plans
+    and runs the jobs `children` makes from its artifacts, each cached like any job."""
+
+    def children(self, job: Job, artifacts: Mapping[str, Artifacts]) -> list[Job]:
+        """The jobs `job` becomes (a name each, unique in the repo), from the artifacts of
+        this stage and those before it."""
+
+    def promise(self, job: Job) -> str:
+        """What a plan says before the stage has run: `5 clips, after analysis`."""
+
+
 def pick(job: Job, *paths: str) -> dict[str, Any]:
     """Field values by dotted path (`render.captions`), absent ones left out: for Stage.fields."""
     out: dict[str, Any] = {}
@@ -173,10 +194,13 @@ class Pipeline:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate stage names: {names}")
+        optional = {s.name for s in self.stages if getattr(s, "applies", None) is not None}
         for i, stage in enumerate(self.stages):
             for dep in stage.after:
                 if dep not in names[:i]:
                     raise ValueError(f"stage {stage.name} reads {dep!r}, which does not run before it")
+                if dep in optional and getattr(stage, "applies", None) is None:
+                    raise ValueError(f"stage {stage.name} runs for every job but reads {dep!r}, which does not")
 
     def begin_run(self) -> None:
         """A new run (or server job) starts: stages drop what they kept of the last one."""
@@ -190,6 +214,24 @@ class Pipeline:
         for stage in self.stages:
             if isinstance(stage, RetiresJobs):
                 stage.retire_jobs(root, keep)
+
+    def stages_for(self, job: Job) -> list[Stage]:
+        """The stages of this job, in order: those that apply to it (Applies), up to the
+        first that fans it out (FansOut), which is its last."""
+        out: list[Stage] = []
+        for stage in self.stages:
+            applies = getattr(stage, "applies", None)  # (not isinstance: see keys.fingerprint)
+            if applies is not None and not applies(job):
+                continue
+            out.append(stage)
+            if getattr(stage, "children", None) is not None:
+                break
+        return out
+
+    def fan_out(self, job: Job) -> FansOut | None:
+        """The stage that fans this job out into others, if one does."""
+        own = self.stages_for(job)
+        return own[-1] if own and isinstance(own[-1], FansOut) else None
 
     @property
     def names(self) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 from afx.errors import StageError
 from afx.stages.analyze import AnalyzeStage
 from afx.stages.base import Pipeline, StageContext
+from afx.stages.clips import ClipsStage, MomentsStage
 from afx.stages.edit import EditStage
 from afx.stages.ingest import IngestStage
 from afx.stages.package import PackageStage
@@ -108,6 +109,40 @@ class Analyze(_Cheap, AnalyzeStage):
         return {"sources": 1}
 
 
+class Moments(_Cheap, MomentsStage):
+    """Moments of an hour-long source, one every 100 s, scored from the source's content:
+    the same source always has the same moments (AFX_TEST_MOMENTS: how many, 30)."""
+
+    _version = MomentsStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any]:
+        import hashlib
+
+        from afx.media.moments import Moment, Settings
+
+        settings = Settings.of(ctx.job.get("clips"))
+        seed = _read(ctx, "analyze", "analysis.json")
+        moments = []
+        for k in range(int(os.environ.get("AFX_TEST_MOMENTS", "30"))):
+            score = int(hashlib.sha256(f"{seed}{k}".encode()).hexdigest()[:6], 16) / 0xFFFFFF * 5
+            start = 100.0 * k + 10
+            moments.append(Moment(0, start + 20, start, start + min(settings.max, 40.0), score, score,
+                                  {"jump": score}, ["cheap"], heard=True))
+        moments.sort(key=lambda m: (-m.score, m.peak))
+        pool = moments[:settings.pool]
+        doc = {"pool": [m.to_dict() for m in pool], "rest": [m.to_dict() for m in moments[settings.pool:]],
+               "durations": [3600.0]}
+        ctx.output("moments.json").write_text(json.dumps(doc))
+        return {"moments": len(pool)}
+
+
+class Clips(_Cheap, ClipsStage):
+    _version = ClipsStage.version
+
+    def work(self, ctx: StageContext) -> Mapping[str, Any] | None:
+        return ClipsStage.run(self, ctx)
+
+
 class Edit(_Cheap, EditStage):
     _version = EditStage.version
 
@@ -163,7 +198,8 @@ class Publish(_Cheap, PublishStage):
         return {"results": results}
 
 
-PIPELINE = Pipeline((Ingest(), Analyze(), Edit(), Script(), Render(), Package(), Publish()), result=job_result)
+PIPELINE = Pipeline((Ingest(), Analyze(), Moments(), Clips(), Edit(), Script(), Render(), Package(), Publish()),
+                    result=job_result)
 # The real publish stage (ledger, publishers) over the cheap ones: for publishing tests.
-PUBLISHING = Pipeline((Ingest(), Analyze(), Edit(), Script(), Render(), Package(), PublishStage()),
-                      result=job_result)
+PUBLISHING = Pipeline((Ingest(), Analyze(), Moments(), Clips(), Edit(), Script(), Render(), Package(),
+                       PublishStage()), result=job_result)

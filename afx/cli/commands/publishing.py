@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from afx import times
 from afx.cli.env import Environment
+from afx.cli.targets import select_jobs as select
 from afx.errors import ExitStatus, UsageError
-from afx.spec.select import select
 
 if TYPE_CHECKING:
     from afx.spec.job import Job
@@ -102,11 +102,17 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
     for job in selected:
         standing = standings[job.name]
         older.extend(job.name for _ in standing["olderPosts"])
-        first = next((s for s in reports[job.name].stages if s.run), None)
-        rows_out.append({"job": job.name, "entry": job.get("entry"), "built": not reports[job.name].stale,
-                         "stale": f"{first.stage}: {first.reason}" if first else "",
-                         "publishMode": job.get("publishMode"), "scheduledAt": standing["scheduledAt"],
-                         "platforms": standing["platforms"], "olderPosts": standing["olderPosts"]})
+        report = reports[job.name]
+        first = next((s for s in report.stages if s.run), None)
+        row = {"job": job.name, "entry": job.get("entry"), "built": not report.stale,
+               "stale": f"{first.stage}: {first.reason}" if first else "",
+               "publishMode": job.get("publishMode"), "scheduledAt": standing["scheduledAt"],
+               "platforms": standing["platforms"], "olderPosts": standing["olderPosts"]}
+        if report.children or report.promise:  # a job with clips publishes nothing itself: its clips do
+            row.update({"platforms": {}, "clips": [c.name for c in report.children] or report.promise})
+        if job.parent:
+            row["parent"] = job.parent
+        rows_out.append(row)
     if env.json:
         env.emit_json({"jobs": rows_out})
         return int(ExitStatus.OK)
@@ -114,6 +120,9 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
         built = env.style("built", fg="green") if row["built"] else env.style("stale", fg="yellow")
         where = ", ".join(f"{p}: {s}" + (" (an older version)" if p in row["olderPosts"] else "")
                           for p, s in row["platforms"].items()) or "no platforms"
+        if "clips" in row:
+            clips = row["clips"]
+            where = f"→ {len(clips)} clips: {clips[0]} … {clips[-1]}" if isinstance(clips, list) else f"→ {clips}"
         when = f" at {row['scheduledAt']}" if row["scheduledAt"] else ""
         env.out(f"{row['job']:<28} {built:<6} {row['publishMode'] or '':<10}{when}  {where}")
     if older:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from afx.cli.env import Environment
+from afx.cli.targets import select_jobs as select
 from afx.errors import ExitStatus
 from afx.fsutil import atomic_write
-from afx.spec.select import select
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#0f1115;color:#e8e8ea}

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from afx.cli.env import Environment
 from afx.cli.progress import display
+from afx.cli.targets import select_roots as select
 from afx.errors import ExitStatus, UsageError
-from afx.spec.select import select
 
 if TYPE_CHECKING:  # imported when a command runs (afx --version must stay quick)
     from afx.engine.runner import RunOptions
@@ -56,11 +56,11 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
                 state = env.style("stale", fg="yellow") + "  out/ needs updating"
             else:
                 state = env.style("up to date", fg="green")
-            env.out(f"{r.job:<32} {state}")
+            env.out(f"{r.job:<32} {state}{_fans(r, '  ')}")
     else:
         width = max((len(s.stage) for r in reports for s in r.stages), default=8)
         for r in reports:
-            env.out(env.style(r.job, bold=True))
+            env.out(env.style(r.job, bold=True) + _fans(r, ": "))
             for s in r.stages:
                 status = env.style("will run", fg="yellow") if s.run else env.style("up to date", fg="green")
                 env.out(f"  {s.stage:<{width}}  {status}{'  ' + s.reason if s.reason else ''}")
@@ -69,6 +69,17 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
     if not env.json:
         env.info(f"{len(stale)} of {len(reports)} job{'s' * (len(reports) != 1)} stale")
     return int(ExitStatus.STALE if (check and stale) else ExitStatus.OK)
+
+
+def _fans(report: Any, sep: str) -> str:
+    """What a job with clips becomes: `5 clips, after analysis`, or the clip jobs it became."""
+    if report.promise:
+        return sep + report.promise
+    if report.children:
+        names = [c.name for c in report.children]
+        shown = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
+        return f"{sep}{len(names)} clip{'s' * (len(names) != 1)} ({shown})"
+    return ""
 
 
 def run(env: Environment, targets: Sequence[str], *, jobs: int, keep_going: bool, force: Sequence[str],

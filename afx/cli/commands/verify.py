@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from afx.cli.env import Environment
+from afx.cli.targets import select_jobs as select
 from afx.digest import sha256_file
 from afx.engine.lockfile import read_lock
 from afx.errors import ExitStatus
-from afx.spec.select import select
 
 
 def verify(env: Environment, targets: Sequence[str]) -> int:
