@@ -191,34 +191,47 @@ def covers(clip: dict, moment: dict) -> bool:
     return float(clip["start"]) <= moment["event"] <= float(clip["end"])
 
 
-def judge(doc: dict, moments: list[dict], distractors: list[dict]) -> tuple[int, list[str]]:
-    """(planted moments found among the clips, lines describing clips and misses)."""
+def judge(doc: dict, moments: list[dict], distractors: list[dict], changes: list[int]
+          ) -> tuple[int, int, list[str]]:
+    """(planted moments found among the clips, moments a clip overlaps but whose loud event
+    it leaves out, lines describing the clips and the misses)."""
     clips, candidates = doc.get("clips", []), doc.get("candidates", [])
-    lines, found = [], 0
+    lines, found, partly = [], 0, 0
     for clip in clips:
-        hit = [m["index"] for m in moments if covers(clip, m)]
-        near = [m["index"] for m in moments if float(clip["start"]) < m["end"] and m["start"] < float(clip["end"])]
-        noise = [d for d in distractors if float(clip["start"]) - 2 <= d["time"] <= float(clip["end"])]
-        what = (f"planted {hit[0]}" if hit else f"overlaps planted {near[0]} but misses its event" if near
-                else f"not planted ({', '.join(d['kind'] for d in noise)} inside)" if noise else "not planted")
-        lines.append(f"  #{clip.get('rank', '?'):>2} {clip.get('name', '?'):>8} {float(clip['start']):8.1f}-"
-                     f"{float(clip['end']):8.1f} score {float(clip.get('score', 0)):6.2f}: {what}")
+        a, b = float(clip["start"]), float(clip["end"])
+        hit = [m for m in moments if covers(clip, m)]
+        near = [m for m in moments if a < m["end"] and m["start"] < b]
+        noise = [d["kind"] for d in distractors if a - 2 <= d["time"] <= b]
+        noise += ["scene change"] * sum(a <= t <= b for t in changes)
+        if hit:
+            what = f"planted {hit[0]['index']}"
+        elif near:
+            m = near[0]
+            what = (f"overlaps planted {m['index']} but starts {a - m['event']:.1f} s after its loud event"
+                    if a > m["event"] else f"overlaps planted {m['index']} but ends before its loud event")
+        else:
+            what = "not planted" + (f" ({', '.join(noise)} inside)" if noise else "")
+        lines.append(f"  #{clip.get('rank', '?'):>2} {clip.get('name', '?'):>8} {a:8.1f}-{b:8.1f} "
+                     f"score {float(clip.get('score', 0)):5.2f}: {what}")
     ranked = sorted(candidates, key=lambda c: -float(c.get("score", 0)))
     for m in moments:
         if any(covers(c, m) for c in clips):
             found += 1
             continue
+        partly += any(float(c["start"]) < m["end"] and m["start"] < float(c["end"]) for c in clips)
         near = [(i + 1, c) for i, c in enumerate(ranked)
                 if float(c["start"]) - 10 <= m["event"] <= float(c["end"]) + 10]
-        lines.append(f"  missed planted {m['index']} at {m['event']:.1f} s ({m['kind']}, "
-                     f"{m['start']:.1f}-{m['end']:.1f}):")
+        lines.append(f"  missed planted {m['index']}: loud event at {m['event']:.1f} s ({m['kind']}, "
+                     f"{m['start']:.1f}-{m['end']:.1f} s); candidates near it, by score:")
         if not near:
-            lines.append("      no candidate within 10 s of it")
-        for place, c in near[:3]:
-            lines.append(f"      candidate #{place} of {len(ranked)} {float(c['start']):.1f}-{float(c['end']):.1f} "
-                         f"peak {c.get('peak')} score {float(c.get('score', 0)):.2f} taken {c.get('taken')}: "
-                         f"{str(c.get('why', ''))[:200]} signals {json.dumps(c.get('signals', {}))[:300]}")
-    return found, lines
+            lines.append("      none within 10 s")
+        for place, c in near[:4]:
+            sig = ", ".join(f"{k} {v:.2f}" for k, v in (c.get("signals") or {}).items())
+            lines.append(f"      #{place}/{len(ranked)} {float(c['start']):.1f}-{float(c['end']):.1f} "
+                         f"peak {c.get('peak')} score {float(c.get('score', 0)):.2f} "
+                         f"(cut: {'; '.join(c.get('notes', []))}) taken {c.get('taken')}: {c.get('why', '')}\n"
+                         f"         signals: {sig}")
+    return found, partly, lines
 
 
 def verdict(ok: bool) -> str:
@@ -263,7 +276,7 @@ def main() -> int:
     for s in r["stages"]:
         per_stage.setdefault(s["stage"], []).append(float(s.get("seconds", 0)))
     wall_goal = WALL_RATIO * seconds
-    found, lines = judge(doc, moments, distractors) if doc else (0, [])
+    found, partly, lines = judge(doc, moments, distractors, info.get("scene_changes", [])) if doc else (0, 0, [])
     need = math.ceil(FOUND_SHARE * min(count, len(moments)))
     peak_mb, single_mb = mem.peak_total / 2**20, mem.peak_single / 2**20
 
@@ -289,8 +302,10 @@ def main() -> int:
           f"{mem.peak_processes} processes (goal < {MEMORY_MB} MB): {verdict(peak_mb < MEMORY_MB)}; "
           f"largest single process {single_mb:.0f} MB ({mem.peak_single_name})")
     print(f"planted moments among the {count} clips: {found} of {len(moments)} (goal >= {need}): "
-          f"{verdict(found >= need)}")
+          f"{verdict(found >= need)}" + (f"; {partly} more overlapped by a clip that leaves out the loud event"
+                                         if partly else ""))
     result = {"minutes": args.minutes, "count": count, "planted": len(moments), "found": found,
+              "overlapped_only": partly,
               "wall_s": round(r["wall"], 1), "wall_vs_source": round(r["wall"] / seconds, 4),
               "analyze_s": analyze[0] if analyze else None,
               "analyze_x_realtime": round(seconds / analyze[0], 1) if analyze else None,

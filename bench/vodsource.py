@@ -460,7 +460,7 @@ def plan(minutes: int, seed: int, planted: int, bank: Bank) -> tuple[list[Sound]
             j += 1
         moments.append({"index": i + 1, "event": round(event, 2), "start": round(start, 2), "end": round(end, 2),
                         "kind": kind, "lines": lines})
-        busy.append((start - 3, end + 3))
+        busy.append((start - 1, end + 2))
 
     def clear(t0: float, t1: float, pad: float = 0.0) -> bool:
         return all(t1 + pad <= a or t0 - pad >= b for a, b in busy)
@@ -582,6 +582,36 @@ def mix(total: int, sounds: list[Sound], segments: list[tuple[int, int, int]], b
         yield out.astype(np.float32)
 
 
+def timeline(minutes: int, seed: int, moments: list[dict], scenes: int) -> tuple[list[tuple[int, int, int]],
+                                                                                list[int]]:
+    """The video as pieces (scene, inpoint, outpoint) of the scene files, 2 to 60 s each, on
+    keyframes (even seconds): a scene plays on (restarting: a small jump) or another comes
+    (a scene change) at irregular times, never within 8 s of a planted moment (a highlight
+    is not cut off by a loading screen). Also the times of the scene changes."""
+    rng = np.random.default_rng([seed, 3])
+    keep_out = [(m["start"] - 8, m["end"] + 8) for m in moments]
+    total = minutes * 60
+    pieces, changes = [], []
+    t, scene = 0, int(rng.integers(scenes))
+    while t < total:
+        offset = 2 * int(rng.integers(0, 20))
+        end = t + min(2 * int(rng.integers(5, 31)), SCENE_SECONDS - offset)
+        for a, b in keep_out:
+            if a < end < b:
+                before, after = 2 * math.floor(a / 2), 2 * math.ceil(b / 2)
+                if before - t >= 2:
+                    end = before
+                else:
+                    offset, end = 0, after
+        pieces.append((scene, offset, offset + end - t))
+        t = end
+        nxt = scene if rng.random() < 0.5 else int(rng.integers(scenes))
+        if nxt != scene and t < total:
+            changes.append(t)
+        scene = nxt
+    return pieces, changes
+
+
 # ---------------------------------------------------------------------------------------------
 
 def key(minutes: int, seed: int, planted: int) -> str:
@@ -628,9 +658,10 @@ def source(minutes: int = 180, seed: int = 14, planted: int | None = None, log: 
         if enc.wait() != 0:
             raise RuntimeError(f"ffmpeg (audio) failed: {enc.returncode}")
     t_audio = time.perf_counter() - t_audio
+    pieces, cuts = timeline(minutes, seed, info["planted"], len(files))
+    info["scene_changes"] = cuts
     listing = work / "scenes.txt"
-    listing.write_text("".join(f"file '{files[i % len(files)]}'\n"
-                               for i in range(math.ceil(minutes * 60 / SCENE_SECONDS))))
+    listing.write_text("".join(f"file '{files[k]}'\ninpoint {a}\noutpoint {b}\n" for k, a, b in pieces))
     t_mux = time.perf_counter()
     subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
                     "-i", str(listing), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
