@@ -1,9 +1,10 @@
 """A generated stream recording with planted moments, for bench/vod.py (issue 14).
 
-Video: four game-like 1920x1080 30 fps scenes of a minute each (a shooter over an evolving
+Video: four game-like 1920x1080 30 fps scenes of 2.5 minutes each (a shooter over an evolving
 automaton, a top-down racer, a space shooter over a zooming fractal, a strategy map; moving
 shapes, a HUD), encoded once with libx264 ultrafast at 4 Mb/s with a keyframe every 2 s (as
-stream recordings have) and repeated, without re-encoding, by the concat demuxer.
+stream recordings have) and joined, without re-encoding, by the concat demuxer: pieces of
+them at random (a scene change every ~1.5 minutes), none within 8 s of a planted moment.
 
 Audio (the realistic part): 48 kHz stereo, built in 10 s chunks straight into ffmpeg's AAC
 encoder (bounded memory): a streamer talking in calm sentences (afx's own offline TTS,
@@ -47,7 +48,7 @@ from bench._util import DATA, ffmpeg  # noqa: E402
 CACHE = DATA / "vod"
 SR = 48000
 CHUNK = 10 * SR
-SCENE_SECONDS = 60
+SCENE_SECONDS = 150
 VIDEO_ARGS = ["-c:v", "libx264", "-preset", "ultrafast", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M",
               "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-r", "30"]
 
@@ -227,6 +228,9 @@ def scene_files() -> list[Path]:
     graphs = scenes(font)
     key = hashlib.sha256(json.dumps([graphs, VIDEO_ARGS]).encode()).hexdigest()[:10]
     folder = CACHE / f"scenes-{key}"
+    if not folder.exists():
+        for old in CACHE.glob("scenes-*"):  # scenes of an older version of this file
+            shutil.rmtree(old, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name, graph in graphs.items():
@@ -584,9 +588,9 @@ def mix(total: int, sounds: list[Sound], segments: list[tuple[int, int, int]], b
 
 def timeline(minutes: int, seed: int, moments: list[dict], scenes: int) -> tuple[list[tuple[int, int, int]],
                                                                                 list[int]]:
-    """The video as pieces (scene, inpoint, outpoint) of the scene files, 2 to 60 s each, on
-    keyframes (even seconds): a scene plays on (restarting: a small jump) or another comes
-    (a scene change) at irregular times, never within 8 s of a planted moment (a highlight
+    """The video as pieces (scene, inpoint, outpoint) of the scene files, on keyframes (even
+    seconds), each 20 s to a whole scene long and followed by another scene: a scene change
+    every ~1.5 minutes, at irregular times, never within 8 s of a planted moment (a highlight
     is not cut off by a loading screen). Also the times of the scene changes."""
     rng = np.random.default_rng([seed, 3])
     keep_out = [(m["start"] - 8, m["end"] + 8) for m in moments]
@@ -594,21 +598,20 @@ def timeline(minutes: int, seed: int, moments: list[dict], scenes: int) -> tuple
     pieces, changes = [], []
     t, scene = 0, int(rng.integers(scenes))
     while t < total:
-        offset = 2 * int(rng.integers(0, 20))
-        end = t + min(2 * int(rng.integers(5, 31)), SCENE_SECONDS - offset)
+        offset = 2 * int(rng.integers(0, 16))
+        end = t + min(2 * int(rng.integers(20, 76)), SCENE_SECONDS - offset)
         for a, b in keep_out:
             if a < end < b:
                 before, after = 2 * math.floor(a / 2), 2 * math.ceil(b / 2)
-                if before - t >= 2:
+                if before - t >= 20:
                     end = before
                 else:
                     offset, end = 0, after
         pieces.append((scene, offset, offset + end - t))
         t = end
-        nxt = scene if rng.random() < 0.5 else int(rng.integers(scenes))
-        if nxt != scene and t < total:
+        if t < total:
             changes.append(t)
-        scene = nxt
+        scene = (scene + int(rng.integers(1, scenes))) % scenes
     return pieces, changes
 
 
