@@ -9,8 +9,8 @@ them at random (a scene change every ~1.5 minutes), none within 8 s of a planted
 Audio (the realistic part): 48 kHz stereo, built in 10 s chunks straight into ffmpeg's AAC
 encoder (bounded memory): a streamer talking in calm sentences (afx's own offline TTS,
 afx/media/tts.py, a bank reused with varied gaps and volumes, and quiet stretches), game
-sound (music loops that come and go, a wind bed, footsteps, distant gunfire, UI blips), and
-louder-than-average events that are not planted (small bursts every minute or two, a bigger
+sound (an ambience bed that never stops, music loops that come and go, footsteps, distant
+gunfire, UI blips), and louder-than-average events that are not planted (small bursts every minute or two, a bigger
 explosion every ~20 minutes with no one excited about it). At seeded, spread-out times (not
 in the first or last 2 minutes) a planted moment: a loud event (an explosion, or a gunfight
 ending in one) with excited speech around it (exclamations synthesised faster, higher and
@@ -126,10 +126,11 @@ TENSE = ["Wait, wait, wait!", "Careful, he is right there!", "Okay, okay, here w
 
 # Levels in dBFS. Speech, laughter and beds: RMS; other sounds: the RMS of their loudest half
 # second (what a loudness analysis sees). Calm talk -24, excited -13; the planted event -7, a
-# distractor explosion -15, a small burst -19.
+# distractor explosion -15, a small burst -19. The game's ambience never stops (-36, music
+# over it -31): a stream has no silence.
 CALM_DB, EXCITED_DB, TENSE_DB, LAUGH_DB = -24.0, -13.0, -17.0, -15.0
 PLANTED_DB, GUNFIGHT_DB, MEDIUM_DB, SMALL_DB = -7.0, -12.0, -15.0, -19.0
-SHOT_DB, STEP_DB, BLIP_DB, MUSIC_DB, WIND_DB = -30.0, -36.0, -36.0, -31.0, -44.0
+SHOT_DB, STEP_DB, BLIP_DB, MUSIC_DB, WIND_DB = -30.0, -36.0, -36.0, -31.0, -36.0
 
 
 def _db(x: float) -> float:
@@ -536,7 +537,7 @@ def plan(minutes: int, seed: int, planted: int, bank: Bank) -> tuple[list[Sound]
     while t < total:
         length = rng.uniform(120, 420)
         segments.append((int(t * SR), int(min(t + length, total) * SR), int(rng.integers(len(bank.tracks)))))
-        t += length + rng.uniform(30, 200)
+        t += length + rng.uniform(20, 120)
 
     sounds.sort(key=lambda s: s.start)
     info = {"minutes": minutes, "seed": seed, "planted": moments, "distractors": distractors,
