@@ -45,6 +45,8 @@ class Plain:
                 env.debug(f"{job}: {stage}: up to date")
         elif kind == "job" and event.get("status") == "skipped":
             env.info(f"{job}: skipped (an earlier job failed; -k keeps going)")
+        elif kind == "fanout":
+            env.info(f"{job}: {fanned(event)}")
         elif kind in ("warning", "note"):
             env.info(("warning: " if kind == "warning" else "") + str(event.get("message", "")))
         elif kind == "waiting":
@@ -54,8 +56,33 @@ class Plain:
         pass
 
 
+def fanned(event: dict[str, Any]) -> str:
+    """`5 clip jobs: vod-01 … vod-05`."""
+    jobs = list(event.get("jobs", []))
+    shown = ", ".join(jobs) if len(jobs) <= 3 else f"{jobs[0]} … {jobs[-1]}"
+    return f"{len(jobs)} clip job{'s' * (len(jobs) != 1)}: {shown}"
+
+
 def _after_stage(error: str, stage: str) -> str:
     return error[len(stage) + 2:] if error.startswith(f"{stage}: ") else error
+
+
+def _bars() -> Any:
+    """rich's Progress, with each stage's last progress message on a line of its own under
+    the bars (the whole width of the terminal, cut short with an ellipsis, never wrapped):
+    `analysing source 1/1: 42:10 of 3:00:00, about 1m20s left`."""
+    from rich.progress import Progress
+    from rich.text import Text
+
+    class Bars(Progress):
+        def get_renderables(self) -> Any:
+            yield self.make_tasks_table(self.tasks)
+            shown = [t for t in self.tasks if t.visible and t.fields.get("message")]
+            for task in shown:
+                who = f"{task.fields.get('job', '')}: " if len(shown) > 1 else ""
+                yield Text(f"  {who}{task.fields['message']}", no_wrap=True, overflow="ellipsis", style="dim")
+
+    return Bars
 
 
 class Live:
@@ -63,14 +90,14 @@ class Live:
 
     def __init__(self, env: Environment) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         self.env = env
         self.console = Console(file=env.stderr, force_terminal=True, no_color=not env.color,
                                highlight=False)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=30),
-                                 TaskProgressColumn(), TimeElapsedColumn(), console=self.console,
-                                 transient=True)
+        self.progress = _bars()(TextColumn("{task.description}"), BarColumn(bar_width=30),
+                                TaskProgressColumn(), TimeElapsedColumn(), console=self.console,
+                                transient=True)
         self.total: Any = None
         self.tasks: dict[tuple[str, str], Any] = {}
         self.stages: list[str] = []
@@ -86,7 +113,7 @@ class Live:
             status = event.get("status")
             task_key = (job, stage)
             if status == "running":
-                self.tasks[task_key] = p.add_task(f"{job} [cyan]{stage}[/]", total=1.0)
+                self.tasks[task_key] = p.add_task(f"{job} [cyan]{stage}[/]", total=1.0, job=job)
             elif status in ("done", "failed", "cancelled") and task_key in self.tasks:
                 p.remove_task(self.tasks.pop(task_key))
             if status == "done":
@@ -97,7 +124,13 @@ class Live:
         elif kind == "progress":
             task = self.tasks.get((job, stage))
             if task is not None:
-                p.update(task, completed=float(event.get("fraction", 0)))
+                p.update(task, completed=float(event.get("fraction", 0)), message=str(event.get("message") or ""))
+        elif kind == "fanout":
+            if self.total is not None:  # the run has more jobs than it started with
+                task = next(t for t in p.tasks if t.id == self.total)
+                total = (task.total or 0) + len(event.get("jobs", []))
+                p.update(self.total, total=total, description=f"[bold]{int(total)} jobs")
+            self.console.print(f"[cyan]→[/] {job}: {fanned(event)}", markup=True)
         elif kind == "job" and self.total is not None:
             p.advance(self.total)
             if event.get("status") == "skipped":

@@ -140,6 +140,8 @@ class Engine:
                     following += kids
                     if report.status == "failed":
                         emit(job_event(report))
+                    elif kids:
+                        emit({"event": "fanout", "job": job.name, "jobs": [k.name for k in kids]})
             failed = any(r.status == "failed" for r in done.values())
             todo = following if keep_going or not failed else []
         ordered: list[JobReport] = []

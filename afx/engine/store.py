@@ -280,9 +280,35 @@ class Store:
         return self.root / "resume" / key
 
     def drop_resume(self, key: str) -> None:
+        """The stage with this key is stored: its resume folder goes, unless another job with
+        the same key is working in it now (it holds the folder's `.lock`): that one removes it
+        when it is done."""
+        import fcntl
+
         path = self.root / "resume" / key
-        if path.exists():
-            shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        try:
+            with open(path / ".lock", "a") as held:
+                fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(path, ignore_errors=True)  # (the lock goes with its file)
+        except BlockingIOError:
+            return
+        except OSError:  # removed meanwhile
+            return
+
+    def resume_folders(self) -> dict[str, tuple[float, int]]:
+        """The resume folders there are, by stage key: (when it or a file in it last changed,
+        bytes in it), for `afx cache gc`."""
+        out: dict[str, tuple[float, int]] = {}
+        base = self.root / "resume"
+        for child in (base.iterdir() if base.is_dir() else ()):
+            try:
+                stats = [child.stat(), *(e.stat() for e in os.scandir(child) if e.is_file())]
+            except OSError:  # gone meanwhile, or not a folder
+                continue
+            out[child.name] = (max(st.st_mtime for st in stats), sum(st.st_size for st in stats[1:]))
+        return out
 
     def clean_tmp(self) -> int:
         """Remove work dirs whose process is gone. A live process's (another run, a server's

@@ -77,6 +77,41 @@ def first_sentences(text: str, limit: int) -> str:
     return out or cut(text, limit)
 
 
+# Words that mark a line worth quoting: what people say when something happens.
+LIVELY = ("oh my god", "no way", "let's go", "wow", "insane", "crazy", "holy", "unbelievable", "haha", "oh no",
+          "clutch", "are you kidding", "did you see", "i can't believe", "amazing", "incredible", "never")
+
+
+def quote(words: Sequence[Mapping[str, Any]], limit: int = 70) -> str:
+    """The clip's most quotable line, from its speech (words with text, start, end): the
+    liveliest whole sentence of 2 to 14 words that fits `limit` characters ("" when none)."""
+    sentences: list[list[str]] = [[]]
+    last_end = None
+    for w in words:
+        text = str(w.get("text", "")).strip()
+        if not text:
+            continue
+        if sentences[-1] and last_end is not None and float(w.get("start", 0)) - last_end >= 0.7:
+            sentences.append([])
+        sentences[-1].append(text)
+        last_end = float(w.get("end", 0))
+        if text.endswith((".", "!", "?", "…")):
+            sentences.append([])
+    best, best_score = "", 0.0
+    for parts in sentences:
+        line = " ".join(parts).strip()
+        if not 3 <= len(parts) <= 14 or len(line) > limit:
+            continue
+        plain = re.sub(r"[^\w' ]+", " ", line.lower())
+        score = sum(2.0 for x in LIVELY if re.search(rf"\b{re.escape(x)}\b", plain))
+        score += 1.0 * line.endswith(("!", "?")) + 0.15 * min(len(parts), 10)
+        if score > best_score:
+            best, best_score = line, score
+    if best and best[-1] not in ".!?…":
+        best += "!"
+    return best[0].upper() + best[1:] if best else ""
+
+
 def write(topic: str, tone: str | None, script: str, fmt: str, platform: str | None,
           overrides: Mapping[str, Any] | None = None) -> Copy:
     """Copy for one platform: the spec's overrides (platform block, then general), else afx's."""

@@ -11,11 +11,14 @@ feature named, as the input's fault (issue 11). ffmpeg only merges local files.
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from afx.fsutil import atomic_write
 from afx.media.ffmpeg import MediaError, ffmpeg_exe
 from afx.media.netguard import BlockedAddress, BlockedURL, Policy
 from afx.media.normalize import check_room
@@ -105,14 +108,41 @@ def _expected_size(info: Mapping[str, Any]) -> int | None:
     return int(sum(sizes)) if sizes and all(sizes) else None
 
 
+def _partial_bytes(folder: Path, stem: str) -> int:
+    """What an interrupted download of `stem` left in `folder`: part files, finished formats."""
+    return sum(p.stat().st_size for p in folder.glob(f"{stem}.*") if p.is_file())
+
+
+def _same_download(folder: Path, stem: str, url: str, size: int | None) -> None:
+    """Partial files are continued only for the download they were made for: the same URL and
+    the same announced size (a file changed on the server since would be spliced together)."""
+    note = folder / f".{stem}.fetch.json"
+    wanted = {"url": url, "size": size}
+    try:
+        same = json.loads(note.read_text()) == wanted
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        _remove(folder, stem)
+        atomic_write(note, json.dumps(wanted))
+
+
 def fetch(url: str, dest: Path, stem: str, policy: Policy,
           on_progress: Callable[[float], None] = lambda f: None, *,
-          max_bytes: int = int(DEFAULT_MAX_GB * GB)) -> Path:
+          max_bytes: int = int(DEFAULT_MAX_GB * GB), partial: Path | None = None) -> Path:
     """Download `url` into dest/<stem>.<ext>; MediaError naming the URL on any failure.
 
     A download whose size is known beforehand is refused over `max_bytes`, or when the disk
-    cannot hold it, before a byte is fetched; one whose size is not known is stopped by
-    yt-dlp at `max_bytes` and checked again once it is on disk."""
+    cannot hold what is left of it, before a byte is fetched; one whose size is not known is
+    stopped by yt-dlp at `max_bytes` and checked again once it is on disk.
+
+    `partial`: a folder that outlives an interrupted run (the ingest stage's
+    StageContext.resume). yt-dlp downloads there, and a part file an interrupted run left is
+    continued (an HTTP Range request from where it stopped; HLS from its last fragment); a
+    download that failed on the way (the connection lost) keeps it for the next run. The
+    finished file is moved into `dest`."""
+    # Long (over 60 lines) on purpose: yt-dlp's options and every guard around one download
+    # (address policy, size limit, free disk, what is kept for resuming) read in one place.
     import yt_dlp
     from yt_dlp.networking.exceptions import RequestError
     from yt_dlp.utils import DownloadError
@@ -133,9 +163,10 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
             on_progress(min(d.get("downloaded_bytes", 0) / total, 1.0))
 
     logger = _Logger()
+    where = partial if partial is not None else dest
     opts = {
         "outtmpl": {"default": f"{stem}.%(ext)s"},
-        "paths": {"home": str(dest), "temp": str(dest)},
+        "paths": {"home": str(where), "temp": str(where)},
         "format": "bv*[height<=1080]+ba/b[height<=1080]/bv*+ba/b",
         "merge_output_format": "mp4",
         "ffmpeg_location": ffmpeg_exe(),
@@ -153,41 +184,59 @@ def fetch(url: str, dest: Path, stem: str, policy: Policy,
         "proxy": "",
         "hls_prefer_native": True,
         "cachedir": False,
-        "overwrites": True,
+        "overwrites": partial is None,  # resuming: a format finished last time is kept
+        "continuedl": True,
         "restrictfilenames": True,
     }
     try:
         with confined(policy), _YDL(opts) as ydl:
             info = ydl.extract_info(url, download=False)
             size = _expected_size(info or {})
+            if partial is not None:
+                _same_download(partial, stem, url, size)
             if size is not None:
                 if size > max_bytes:
+                    _remove(where, stem)
                     raise MediaError(f"cannot fetch {url}", f"it is {size_text(size)}, over {_limit_text(max_bytes)}")
-                check_room(dest, size, f"cannot fetch {url}", "downloading it")
+                left = max(size - _partial_bytes(where, stem), 0)
+                check_room(where, left, f"cannot fetch {url}",
+                           "downloading it" if left == size else f"the {size_text(left)} left to download")
             ydl.process_ie_result(info, download=True)
     except Refused as exc:
-        _remove(dest, stem)
+        _remove(where, stem)
         raise MediaError(f"cannot fetch {url}", str(exc)) from None
     except (DownloadError, RequestError, OSError) as exc:
-        _remove(dest, stem)
-        blocked = _blocked_cause(exc)
+        blocked, refused = _blocked_cause(exc), _refused_cause(exc)
+        if partial is None or blocked is not None or refused is not None or logger.too_big:
+            _remove(where, stem)  # else a lost connection: the next run goes on from the part file
         if blocked is not None:
             raise MediaError(f"cannot fetch {url}", str(blocked)) from None
-        refused = _refused_cause(exc)
         if refused is not None:
             raise MediaError(f"cannot fetch {url}", str(refused)) from None
         text = str(exc).replace("ERROR: ", "").strip()
         raise MediaError(f"cannot fetch {url}", text[:300]) from None
-    found = sorted(p for p in dest.glob(f"{stem}.*") if not p.name.endswith((".part", ".ytdl", ".temp")))
+    return _finished(url, where, dest, stem, max_bytes, logger.too_big)
+
+
+def _finished(url: str, where: Path, dest: Path, stem: str, max_bytes: int, too_big: bool) -> Path:
+    """The downloaded file, checked, in `dest` (moved there from `where`)."""
+    found = sorted(p for p in where.glob(f"{stem}.*") if not p.name.endswith((".part", ".ytdl", ".temp")))
     if not found:
-        raise MediaError(f"cannot fetch {url}", f"the download is over {_limit_text(max_bytes)}" if logger.too_big
+        _remove(where, stem)  # a download stopped at the size limit leaves its part file
+        raise MediaError(f"cannot fetch {url}", f"the download is over {_limit_text(max_bytes)}" if too_big
                          else "nothing was downloaded")
     path = found[0]
     if path.stat().st_size == 0:
+        _remove(where, stem)
         raise MediaError(f"cannot fetch {url}", "the download is empty (0 bytes)")
     if path.stat().st_size > max_bytes:
-        path.unlink(missing_ok=True)
+        _remove(where, stem)
         raise MediaError(f"cannot fetch {url}", f"the download is over {_limit_text(max_bytes)}")
     for extra in found[1:]:
         extra.unlink(missing_ok=True)
+    if where != dest:
+        moved = dest / path.name
+        shutil.move(str(path), str(moved))  # a rename: the resume folder is in the same store
+        (where / f".{stem}.fetch.json").unlink(missing_ok=True)
+        path = moved
     return path

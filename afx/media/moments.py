@@ -37,9 +37,10 @@ LEVEL_SPAN = 60.0  # seconds of the source whose median level a jump is measured
 EXCITE_SPAN = 6.0  # seconds a level must hold to count as excitement
 SETUP = 4.0  # seconds of set-up kept before the sound starts rising
 REACTION = 3.0  # seconds kept after the peak at the least (the reaction)
-BEFORE_WORD = 0.2  # a cut this long before a word's start (recognised times are a little late)
-AFTER_WORD = 0.3  # and this long after a word's end
+BEFORE_WORD = 0.35  # a cut this long before a word's start (Whisper's starts are up to 0.2 s late)
+AFTER_WORD = 0.35  # and this long after a word's end
 SENTENCE_GAP = 0.7  # a pause this long ends a sentence even without punctuation
+TIGHT = 0.45  # a pause shorter than this between two sentences is a poor place to cut
 EXCLAIM = ("oh my god", "oh my gosh", "no way", "let's go", "lets go", "what", "wow", "insane", "crazy",
            "holy", "unbelievable", "yes", "haha", "hahaha", "lol", "oh no", "clutch", "are you kidding")
 WEIGHTS = {"jump": 0.30, "excited": 0.30, "bursty": 0.15, "motion": 0.15, "cuts": 0.10}
@@ -211,9 +212,13 @@ def _ends_sentence(w: Word) -> bool:
     return w.text.rstrip("\"')”’»").endswith((".", "!", "?", "…"))
 
 
-def _starts(words: Sequence[Word]) -> list[int]:
+def _starts(words: Sequence[Word], heard_from: float = 0.0) -> list[int]:
+    """The words that start a sentence. The first word heard starts one only when a pause
+    lies before it within what was heard: recognition that began mid-sentence hears its
+    rest as a sentence of its own."""
     return [i for i, w in enumerate(words)
-            if i == 0 or _ends_sentence(words[i - 1]) or w.start - words[i - 1].end >= SENTENCE_GAP]
+            if (w.start - heard_from >= SENTENCE_GAP or heard_from <= 0.0 if i == 0 else
+                _ends_sentence(words[i - 1]) or w.start - words[i - 1].end >= SENTENCE_GAP)]
 
 
 def _cut_before(ws: Sequence[Word], i: int) -> float:
@@ -244,10 +249,10 @@ def _clear(words: Sequence[Word], t: float, later: bool) -> float:
 
 
 def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: int = 30,
-        sig: dict[str, Any] | None = None) -> Moment:
+        sig: dict[str, Any] | None = None, heard: tuple[float, float] | None = None) -> Moment:
     """Moment m with its clip placed: from the set-up to a sentence end after the reaction,
     `settings.min` to `settings.max` seconds, never inside a word. `words` are the source's
-    around the moment (source time, sorted).
+    in `heard` (source time, sorted: by default the whole source).
 
     Every pair of a sentence start and a sentence end that holds the peak and is min..max
     long is a choice; the one nearest the wanted start (SETUP seconds before the sound
@@ -269,15 +274,23 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
     want_start = max(min(rise * w, m.peak) - SETUP, 0.0)
     want_end = min(max((fall + 1) * w, m.peak + REACTION), duration)
     ws = sorted(words, key=lambda x: x.start)
-    starts = _starts(ws)
-    ends = [k - 1 for k in starts[1:]] + ([len(ws) - 1] if ws else [])
+    heard_from, heard_to = heard if heard is not None else (0.0, duration)
+    starts = _starts(ws, heard_from)
+    ends = [k - 1 for k in starts if k > 0]
+    if ws and (heard_to >= duration - 1e-6 or heard_to - ws[-1].end >= SENTENCE_GAP):
+        ends.append(len(ws) - 1)  # the last word heard ends a sentence only if a pause follows
     # (time, cost, how): sentence boundaries cost nothing; a cut between words of a sentence does
     first = ws[0].start if ws else duration
     last = ws[-1].end if ws else 0.0
-    begin = [(_cut_before(ws, k), 0.0, "starts on a sentence") for k in starts]
+    def tight(gap: float) -> float:  # a boundary with hardly a pause: a weak place to cut
+        return 2.5 if gap < TIGHT else 0.0
+
+    begin = [(_cut_before(ws, k), tight(ws[k].start - ws[k - 1].end) if k else 0.0, "starts on a sentence")
+             for k in starts]
     begin.append((0.0, 0.0 if first >= 0.3 else 4.0, "starts with the recording"))
     begin.append((_clear(ws, want_start, later=False), 0.0 if not ws else 6.0, "starts before the sound rises"))
-    finish = [(min(_cut_after(ws, k), duration), 0.0, "ends on a sentence end") for k in ends]
+    finish = [(min(_cut_after(ws, k), duration), tight(ws[k + 1].start - ws[k].end) if k + 1 < len(ws) else 0.0,
+               "ends on a sentence end") for k in ends]
     finish.append((duration, 0.0 if last <= duration - 0.3 else 4.0, "ends with the recording"))
     finish.append((_clear(ws, want_end, later=True), 0.0 if not ws else 6.0, "ends as the sound dies down"))
     best: tuple[float, float, float, str, str] | None = None
@@ -343,7 +356,7 @@ def find(analyses: Sequence[Analysis], settings: Settings, hear: Callable[[int, 
         a = analyses[m.source]
         lo, hi = hear_span(m, settings, a.duration)
         words = hear(m.source, lo, hi)
-        out.append(rate(cut(m, words, a, settings, fps, sigs[m.source]), words, settings.keywords))
+        out.append(rate(cut(m, words, a, settings, fps, sigs[m.source], (lo, hi)), words, settings.keywords))
         on_progress((k + 1) / max(len(pool), 1), f"listening to moment {k + 1}/{len(pool)}")
     out.sort(key=lambda m: (-m.score, m.source, m.peak))
     return out, rest

@@ -7,6 +7,7 @@
 - `events`: what a push reports as it goes (the CLI renders them).
 - `results`: a finished job's result brought into out/<job>/.
 - `push`: the upload/submit/poll/download state machine, on an injected clock.
+- `clips`: a job with clips made into its clip jobs here, for an API without `clips`.
 
 Nothing here imports `afx.cli` or prints.
 """

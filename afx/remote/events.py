@@ -30,6 +30,41 @@ class Converted(Event):
 
 
 @dataclass(frozen=True)
+class Analysing(Event):
+    """A job with clips, for an API without them: its stages up to its clips run here."""
+    what: str  # what it will become: `5 clips, after analysis`
+
+
+@dataclass(frozen=True)
+class LocalStage(Event):
+    """One of those stages, run or found in the cache here (status running, done, cached, failed)."""
+    stage: str
+    status: str
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Note(Event):
+    """What a stage run here warns about (fewer clips than asked for, say)."""
+    message: str
+
+
+@dataclass(frozen=True)
+class Cut(Event):
+    """A clip cut out of its job's recording into a file of its own, for upload."""
+    file: str  # relative to the repo
+    start: float
+    end: float
+    current: bool  # cut by an earlier push, and still the same
+
+
+@dataclass(frozen=True)
+class Following(Event):
+    """An afx serve job with clips is done: its clip jobs are followed (and downloaded) too."""
+    clips: tuple[str, ...]  # the remote clip jobs' ids
+
+
+@dataclass(frozen=True)
 class Uploading(Event):
     file: str
     size: int  # bytes

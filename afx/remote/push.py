@@ -19,6 +19,12 @@ A server that refuses a job for now (429 too_many_active_jobs) gets it again whe
 ours finishes, or after a backoff of its own. Errors that would be the same for every job
 (no connection, 401, 403, a 429 of the rate limit, 5xx) stop the push at once: they raise.
 
+A job with `clips` goes to afx serve as it is (the server makes its clip jobs); when it is
+done, its clip jobs are followed and downloaded like the others, each into out/<job>-NN/.
+For an API without clips, the job is made into its clip jobs here first (afx/remote/clips.py:
+its stages up to its clips run locally, each clip is cut into a file of its own), and each
+goes as an upload job `<job>-NN`.
+
 Time is the injected `Clock`'s (deadlines and waits on its monotonic time, afx.lock's
 stamps on its wall time); what happens is told to `on_event` (afx/remote/events.py).
 """
@@ -26,7 +32,7 @@ stamps on its wall time); what happens is told to `on_event` (afx/remote/events.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +41,7 @@ from afx import times
 from afx.client import ApiError
 from afx.digest import sha256_file
 from afx.engine.lockfile import read_lock
-from afx.errors import UsageError
+from afx.errors import AfxError, UsageError
 from afx.remote import events as ev
 from afx.remote import records, results
 from afx.remote.api import Api
@@ -83,8 +89,11 @@ def _ignore(event: ev.Event) -> None:
 
 class Pusher:
     def __init__(self, client: Api, root: Path, *, wait: bool, clock: times.Clock = times.SYSTEM,
-                 polling: Polling = Polling(), on_event: Callable[[ev.Event], None] = _ignore) -> None:
+                 polling: Polling = Polling(), on_event: Callable[[ev.Event], None] = _ignore,
+                 config: Mapping[str, Any] | None = None) -> None:
         self.client, self.root, self.wait = client, root, wait
+        self.config = dict(config or {})  # the repo's afx.yaml, for the stages a job with clips runs here
+        self.items: list[Item] = []  # the push's items (run() keeps the caller's list here)
         self.clock, self.polling, self.emit = clock, polling, on_event
         self.api = client.api
         lock = read_lock(root)
@@ -109,6 +118,51 @@ class Pusher:
     def save(self, items: Sequence[Item]) -> None:
         records.save(self.root, self.api, items, uploaded=self.uploaded, forgotten=self.forgotten,
                      now=self.now_iso())
+
+    # -- 0. jobs with clips, for an API without them ----------------------------------------
+    def expand(self, items: list[Item]) -> None:
+        """For an API that is not afx serve: each job with clips replaced, in `items`, by the
+        upload jobs of its clips, made here (afx/remote/clips.py). A job whose stages fail here
+        stays, failed; the others go on."""
+        from afx.stages.clips import has_clips
+
+        if not any(has_clips(i.job) for i in items) or self.extensions:
+            return
+        from afx.remote.clips import clip_jobs
+
+        out: list[Item] = []
+        for item in items:
+            if not has_clips(item.job):
+                out.append(item)
+                continue
+            try:
+                out += [Item(job) for job in clip_jobs(item.job, self.root, self.config, self.emit)]
+            except AfxError as exc:
+                item.status, item.error = "failed", str(exc)
+                self.emit(ev.Failed(item.name, "failed", str(exc)))
+                out.append(item)
+        items[:] = out
+
+    def follow_clips(self, item: Item, result: Mapping[str, Any]) -> None:
+        """An afx serve job with clips is done: its clip jobs (in its result) are followed
+        from now on, as `<job>-NN`, each downloaded into out/<job>-NN/ when done."""
+        from afx.stages.clips import clip_name
+
+        known = {i.job_id for i in self.items if i.job_id}
+        fields = {k: v for k, v in item.job.fields.items() if k != "clips"}
+        added = []
+        for clip in result.get("clips") or []:
+            job_id, rank = (clip.get("jobId"), clip.get("rank")) if isinstance(clip, dict) else (None, None)
+            if not isinstance(job_id, str) or not job_id or not isinstance(rank, int) or job_id in known:
+                continue
+            name = clip_name(item.name, rank)
+            follower = Item(item.job.derive(name, {**fields, "name": name}), job_id=job_id, status="queued",
+                            submitted=item.submitted)
+            follower.delay, follower.due = self.polling.start, self.clock.monotonic()
+            added.append(follower)
+        if added:
+            self.items.extend(added)
+            self.emit(ev.Following(item.name, tuple(f.job_id for f in added)))
 
     # -- 1. upload and body ---------------------------------------------------------------
     def prepare(self, item: Item) -> None:
@@ -305,6 +359,8 @@ class Pusher:
             return False
         current = results.download(self.client, self.root, item, result, self.previous.get(item.name))
         self.emit(ev.Downloaded(item.name, item.status, f"{OUT_DIR}/{item.name}/", tuple(item.files), current))
+        if self.extensions and isinstance(result.get("clips"), list) and not result.get("videoUrl"):
+            self.follow_clips(item, result)  # (its result is its clips: theirs are to come)
         return True
 
     # -- the whole push ---------------------------------------------------------------------
@@ -312,6 +368,8 @@ class Pusher:
         """Submit every item, then (when waiting) follow them to the end or for `timeout`
         seconds of the clock's. API errors that concern every job raise; KeyboardInterrupt
         passes through (save() then keeps what was learned)."""
+        self.items = items
+        self.expand(items)  # (the work done here for jobs with clips is not waiting: not timed)
         deadline = self.clock.monotonic() + timeout
         for item in items:
             item.delay = self.polling.start
@@ -331,6 +389,8 @@ class Pusher:
         """Prepare and submit (or find) each item; returns those waiting for a free slot."""
         waiting: list[Item] = []
         for item in items:
+            if item.status == "failed":  # (a job with clips whose stages failed here)
+                continue
             try:
                 self.prepare(item)
                 if not self.start(item, may_submit=not waiting):  # the server is full: wait in line

@@ -4,6 +4,7 @@
     db         SQLAlchemy tables and migrations (SQLite WAL by default, Postgres by URL)
     accounts   API keys (hashed), credits (an append-only ledger), GET /account
     jobs       submission (resolve -> debit -> insert, in one transaction), status shapes
+    clips      a job with clips and its clip jobs: made together, settled when it has run
     uploads    streaming multipart upload with the 500 MB limit enforced as bytes arrive
     limits     per-key request rate limit
     worker     background workers: claim queued jobs, run each in an executor worker

@@ -120,11 +120,20 @@ jobs = Table(
     Column("progress", Float),
     Column("error", Text),
     Column("error_kind", String(10)),  # job (the input's fault) | server
-    Column("result", Text),  # JSON: out/<job>/result.json when complete
+    Column("result", Text),  # JSON: out/<job>/result.json when complete (a job with clips: its clips.json)
     Column("score", Integer),
+    # Clips (v4, afx.server.clips). A job with `clips` (a parent) has clip_count; each of its
+    # clip jobs, made with it at submission, has parent_id and clip_rank, and waiting_for (the
+    # parent's id) while its fields are not known: a worker claims no job that is waiting.
+    Column("parent_id", String(40)),
+    Column("clip_rank", Integer),
+    Column("waiting_for", String(40)),
+    Column("clip_count", Integer),
+    Column("clip", Text),  # JSON: a clip job's cut ({source, start, end, seconds, score}), once known
 )
 Index("jobs_account_created", jobs.c.account_id, jobs.c.created)
 Index("jobs_status", jobs.c.status)
+Index("jobs_parent", jobs.c.parent_id)
 
 idempotency = Table(
     "idempotency", metadata,
@@ -168,9 +177,23 @@ def _v3(conn: Connection) -> None:
     rate_counts.create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    # Clips (issue 14): a job with clips and the clip jobs it is made into.
+    if not inspect(conn).has_table("jobs"):
+        jobs.create(conn)  # (with them already)
+        return
+    have = {c["name"] for c in inspect(conn).get_columns("jobs")}
+    for name, kind in (("parent_id", "VARCHAR(40)"), ("clip_rank", "INTEGER"), ("waiting_for", "VARCHAR(40)"),
+                       ("clip_count", "INTEGER"), ("clip", "TEXT")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {name} {kind}"))
+    if "jobs_parent" not in {i["name"] for i in inspect(conn).get_indexes("jobs")}:
+        conn.execute(text("CREATE INDEX jobs_parent ON jobs (parent_id)"))
+
+
 # Append only: a released migration is never edited; a change is a new function, written so
 # it also runs on a database that v1 created from newer table definitions.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
 def connect(url: str) -> Engine:

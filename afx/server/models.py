@@ -32,22 +32,47 @@ class ErrorAnswer(BaseModel):
     error: ErrorBody
 
 
+def afx(description: str) -> Any:
+    """An afx field of an answer, left out of it when it does not apply (null)."""
+    return Field(None, description=description, exclude_if=lambda value: value is None)
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """A route's `responses=`: these statuses answer with the one error shape."""
     return {code: {"model": ErrorAnswer} for code in codes}
 
 
+class ClipRef(BaseModel):
+    jobId: str = Field(examples=["job_abc123-01"])
+    rank: int = Field(examples=[1])
+    status: str = Field(examples=["queued"])
+
+
 class JobCreated(BaseModel):
     jobId: str = Field(examples=["job_abc123"])
     status: str = Field(examples=["queued"])
-    creditCost: int = Field(examples=[1])
+    creditCost: int = Field(examples=[1], description="for a job with `clips`: count x a single clip of its "
+                                                      "format (short 1, long 2)")
     balance: int = Field(examples=[46])
+    clips: list[ClipRef] | None = afx(
+        "afx: a job with `clips` — its clip jobs, made now, in rank order; each is `queued` "
+                          "(with `waitingFor`) until the job's clips stage has found its cut")
 
 
 class PublishCopy(BaseModel):
     title: str = ""
     description: str = ""
     hashtags: list[str] = []
+
+
+class ClipEntry(BaseModel):
+    jobId: str
+    rank: int
+    status: str
+    source: int | None = Field(None, description="which of the job's sources the clip is cut from (0: url)")
+    start: float | None = Field(None, description="seconds into the source; null until the clips stage has run")
+    end: float | None = None
+    seconds: float | None = None
 
 
 class JobStatus(BaseModel):
@@ -61,6 +86,13 @@ class JobStatus(BaseModel):
     publishing: Literal["queued", "running"] | None = Field(
         None, description="afx: a complete job's publish run (after approve-publish or its schedule) "
                           "is waiting or under way; the job stays complete and its result readable")
+    clipCount: int | None = afx("afx: a job with `clips` — how many clips were asked for")
+    clips: list[ClipEntry] | None = afx(
+        "afx: a job with `clips` — its clip jobs in rank order, with their cut once known")
+    parentId: str | None = afx("afx: a clip job — the job with `clips` it is cut from")
+    rank: int | None = afx("afx: a clip job — its rank among its parent's clips (1: best)")
+    waitingFor: str | None = afx("afx: a clip job that is queued until its parent's clips "
+                                                     "stage has found its cut (no worker takes it before)")
     model_config = {"extra": "allow"}
 
 
@@ -75,6 +107,33 @@ class JobResult(BaseModel):
     model_config = {"extra": "allow"}
 
 
+class ClipResult(BaseModel):
+    jobId: str
+    name: str
+    rank: int
+    source: int = 0
+    start: float
+    end: float
+    seconds: float | None = None
+    score: float | None = None
+    status: str | None = None
+    resultUrl: str | None = None
+    model_config = {"extra": "allow"}
+
+
+class ClipsResult(BaseModel):
+    """afx: the result of a job with `clips` — its clips.json: the clips taken (each a clip job
+    of its own), and every candidate moment with its score and why it was or was not taken."""
+
+    jobId: str
+    status: str
+    completedAt: str | None = None
+    count: int | None = None
+    clips: list[ClipResult]
+    candidates: list[dict[str, Any]] = []
+    model_config = {"extra": "allow"}
+
+
 class JobList(BaseModel):
     jobs: list[JobStatus]
     total: int
@@ -82,10 +141,19 @@ class JobList(BaseModel):
     offset: int
 
 
+class ClipCancelled(BaseModel):
+    jobId: str
+    status: str
+    refunded: bool
+
+
 class Cancelled(BaseModel):
     jobId: str
     status: str
     refunded: bool
+    clips: list[ClipCancelled] | None = afx(
+        "afx: a job with `clips` — its clip jobs cancelled with it (those that never started "
+                          "refunded); the job itself stays complete when its clips stage was done")
 
 
 class Approved(BaseModel):

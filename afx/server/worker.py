@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from afx import procs
 from afx.engine.runner import JobReport
-from afx.server import accounts, db
+from afx.server import accounts, clips, db
 from afx.server.jobs import requeue_publish, upload_path
 from afx.server.settings import Settings
 
@@ -124,7 +124,8 @@ class Workers:
             mine = set(self.children) | self.starting
         with db.write(self.engine) as conn:
             rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.attempts, db.jobs.c.worker,
-                                       db.jobs.c.run_kind, db.jobs.c.updated, db.jobs.c.result)
+                                       db.jobs.c.run_kind, db.jobs.c.updated, db.jobs.c.result,
+                                       db.jobs.c.clip_count)
                                 .where(db.jobs.c.status == "running")).all()
             for row in rows:
                 if row.id in mine or procs.alive_here(row.worker):
@@ -144,6 +145,8 @@ class Workers:
                                         .values(**values, worker=None, finished=now, updated=now))
                     if done.rowcount == 1 and refund:
                         accounts.refund(conn, row.account_id, row.id, "failed: server stopped repeatedly")
+                    if done.rowcount == 1 and row.clip_count is not None:
+                        clips.fail_waiting(conn, row.account_id, row.id, why, now)
                 else:
                     conn.execute(update(db.jobs).where(db.jobs.c.id == row.id, db.jobs.c.status == "running")
                                  .values(status="queued", worker=None, updated=now))
@@ -191,7 +194,8 @@ class Workers:
 
     def claim(self) -> RowMapping | None:
         with db.write(self.engine) as conn:
-            row = conn.execute(select(db.jobs.c.id).where(db.jobs.c.status == "queued")
+            # (a clip job waiting for its parent's clips stage is queued, but not to be claimed)
+            row = conn.execute(select(db.jobs.c.id).where(db.jobs.c.status == "queued", db.jobs.c.waiting_for.is_(None))
                                .order_by(db.jobs.c.created, db.jobs.c.id).limit(1)).first()
             if row is None:
                 return None
@@ -308,15 +312,32 @@ class Workers:
         self._finish(row, JobReport(row["id"], status="failed", error=why, error_kind="server", crashed=True))
 
     def _finish(self, row: RowMapping, report: JobReport) -> None:
+        """Record a job's outcome. A job with clips that completed settles its clip jobs (they
+        become claimable, or cancelled and refunded); one that failed fails them, refunded:
+        in the same transaction, and only if it was still running (so once)."""
         job_id, account_id = row["id"], row["account_id"]
         now = time.time()
         values, refund = outcome(row["run_kind"], report)
+        parent = row["clip_count"] is not None and row["run_kind"] == "build"
+        doc = None
+        if parent and values["status"] in ("complete", "published"):
+            doc = clips.document(self.settings.account_root(account_id), job_id, report.children)
+            values.update(status="complete", result=json.dumps(doc), score=None)
         values.update(worker=None, updated=now, finished=now, stage=None, progress=None)
         with db.write(self.engine) as conn:
             done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
                                 .values(**values))
             if done.rowcount == 1 and refund:
                 accounts.refund(conn, account_id, job_id, "failed for a server-side reason")
+            if done.rowcount == 1 and parent:
+                if doc is not None:
+                    settled = clips.settle(conn, row, report.children, doc, now)
+                    log.info("job %s: %d clip job(s) ready, %d not made", job_id, settled["filled"],
+                             settled["cancelled"])
+                else:
+                    clips.fail_waiting(conn, account_id, job_id, values.get("error"), now)
+        if parent:
+            self.notify()  # its clip jobs can be claimed now
 
     # -- scheduler ------------------------------------------------------------------------
     def _scheduler(self) -> None:
@@ -338,7 +359,8 @@ class Workers:
         with db.read(self.engine) as conn:
             rows = conn.execute(select(db.jobs.c.id, db.jobs.c.account_id, db.jobs.c.fields, db.jobs.c.result,
                                        db.jobs.c.error)
-                                .where(db.jobs.c.status == "complete")).all()
+                                # (a job with clips publishes nothing: its clip jobs do)
+                                .where(db.jobs.c.status == "complete", db.jobs.c.clip_count.is_(None))).all()
         services: dict[str, Any] = {}  # account -> its PublishService (the ledger read once a tick)
         now = time.time()
         count = 0

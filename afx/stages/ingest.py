@@ -75,20 +75,42 @@ class IngestStage:
         return {"sources": []}
 
     def _fetch(self, ctx: StageContext, urls: list[str]) -> list[dict[str, Any]]:
+        import contextlib
+        import fcntl
+        import shutil
+
         from afx.media.fetch import fetch, max_bytes_of
         from afx.media.netguard import Policy
         from afx.media.probe import probe
 
         policy = Policy.from_config(dict(ctx.config))
         limit = max_bytes_of(ctx.config)
-        sources = []
-        for i, url in enumerate(urls):
-            def progress(f: float, i: int = i) -> None:
-                ctx.progress((i + f) / len(urls), f"downloading {i + 1}/{len(urls)}")
+        # Downloads go to the resume folder, which outlives an interrupted run: a download cut
+        # short is continued next run, and finished ones stay there until all are done. Held
+        # (an flock) meanwhile: another job with this stage's key, run at once, downloads into
+        # its own work folder instead of into the same part files.
+        with contextlib.ExitStack() as stack:
+            resume = ctx.resume
+            if resume is not None:
+                resume.mkdir(parents=True, exist_ok=True)
+                held = stack.enter_context(open(resume / ".lock", "a"))
+                try:
+                    fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    resume = None
+            keep = resume if resume is not None else ctx.workdir
+            sources, paths = [], []
+            for i, url in enumerate(urls):
+                def progress(f: float, i: int = i) -> None:
+                    ctx.progress((i + f) / len(urls), f"downloading {i + 1}/{len(urls)}")
 
-            path = fetch(url, ctx.workdir, f"source{i}", policy, progress, max_bytes=limit)
-            info = probe(path, label=url)
-            sources.append({"name": path.name, "origin": url, "probe": info.to_dict()})
+                path = fetch(url, keep, f"source{i}", policy, progress, max_bytes=limit, partial=resume)
+                info = probe(path, label=url)
+                sources.append({"name": path.name, "origin": url, "probe": info.to_dict()})
+                paths.append(path)
+            for path in paths:
+                if path.parent != ctx.workdir:
+                    shutil.move(str(path), str(ctx.workdir / path.name))
         return sources
 
     def _upload(self, ctx: StageContext) -> dict[str, Any]:

@@ -23,8 +23,8 @@ class PackageStage:
     after: tuple[str, ...] = ("edit", "script", "render")
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "entry", "topic", "tone", "platforms", "format", "durationMins", "copy",
-                    "render.thumbnail", "render.seconds")
+        return {**pick(job, "entry", "topic", "tone", "platforms", "format", "durationMins", "copy",
+                       "render.thumbnail", "render.seconds"), **({"clip": True} if job.parent else {})}
 
     def files(self, job: Job) -> Mapping[str, Path]:
         path = job.local_path_at(("render", "thumbnail", "file"))
@@ -44,9 +44,10 @@ class PackageStage:
         info = probe(video, check_complete=False)
         opts = thaw((job.get("render") or {}).get("thumbnail") or {})
         fmt = job.get("format", "short")
+        line = _clip_line(ctx)
         # thumbnail
         size = (info.width, info.height) if fmt == "short" else LONG_THUMB
-        text = opts.get("text", thumbnail.short_text(job.get("topic") or ""))
+        text = opts.get("text", thumbnail.short_text(line or job.get("topic") or ""))
         faces: tuple[Any, ...] = ()  # of the chosen frame: the title keeps off them
         if "file" in opts:
             picture, chosen = ctx.files["thumbnail"].read_bytes(), {"file": opts["file"]}
@@ -73,6 +74,9 @@ class PackageStage:
         script_text = script.path("script.txt").read_text(encoding="utf-8")
         overrides = thaw(job.get("copy") or {})
         topic, tone = job.get("topic") or "", job.get("tone")
+        if line and "title" not in overrides:
+            joined = f"{line} | {topic}" if topic else line
+            overrides["title"] = joined if len(joined) <= 90 else line
         per_platform, warnings = {}, []
         general = copywriter.write(topic, tone, script_text, fmt, None, overrides)
         warnings += general.warnings
@@ -124,3 +128,14 @@ class PackageStage:
                      max_seconds=min(x.max_seconds for x in profiles), speech=speech, captioned=captioned,
                      text_in_hook=hook_text, seams=seams, heard=heard, caption_text=caption_text,
                      voice=[(w["start"], w["end"]) for w in words], faces=edit.meta.get("faces"))
+
+
+def _clip_line(ctx: StageContext) -> str:
+    """A clip job (issue 14) is one of many from a recording: its title and thumbnail say its
+    own liveliest line, not only the topic every clip shares ("" for other jobs)."""
+    from afx.media.copy import quote
+
+    edit = ctx.inputs["edit"]
+    if not ctx.job.parent or "transcript.json" not in edit.files:
+        return ""
+    return quote(json.loads(edit.path("transcript.json").read_text()))

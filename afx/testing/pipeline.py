@@ -148,7 +148,8 @@ class Edit(_Cheap, EditStage):
 
     def work(self, ctx: StageContext) -> Mapping[str, Any]:
         ctx.output("transcript.json").write_text("[]")
-        return {"segments": [], "seconds": 1.0}
+        pinned = (ctx.job.get("render") or {}).get("segments") or ()
+        return {"segments": [dict(s) for s in pinned], "seconds": 1.0}  # a clip job's cut: its own
 
 
 class Script(_Cheap, ScriptStage):

@@ -229,3 +229,20 @@ def test_report_loads_in_headless_chromium(reported, tmp_path):
                     page.as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and Image.open(shot).size == (1280, 900)
     os.environ.get("AFX_KEEP_SCREENSHOT") and shutil.copy(shot, os.environ["AFX_KEEP_SCREENSHOT"])
+
+
+def test_a_clip_jobs_title_quotes_its_liveliest_line():
+    from afx.media.copy import quote
+
+    def words(text, start=0.0):
+        out = []
+        for i, w in enumerate(text.split()):
+            out.append({"text": w, "start": start + 0.4 * i, "end": start + 0.4 * i + 0.3})
+        return out
+
+    said = words("So we go left here. The map is quiet today.") + words("No way, did you see that?", 10.0)
+    assert quote(said) == "No way, did you see that?"
+    assert quote(words("Okay then.")) == ""  # nothing worth quoting: the topic stays the title
+    long_line = words("and then we kept walking along the river for a very long time until the evening came")
+    assert quote(long_line) == ""
+    assert quote(words("that was insane", 0.0)) == "That was insane!"  # no end mark heard: one is added

@@ -1,6 +1,9 @@
 """An in-memory AuraFlux-compatible API on a ManualClock, for driving afx/remote/push.py.
 
 Jobs run for `run_for` seconds of the clock from their submission, then are `complete`.
+With `afx=False` it is an API that is not afx serve (no X-Afx-Version): it is sent only the
+reference's fields, and a job with clips is made into its clips before it is sent. The
+bodies it was sent are kept in `bodies` (by job id), the uploaded files in `files`.
 With `max_active`, a POST beyond that many running jobs is refused as a full server
 refuses it (429 too_many_active_jobs, no Retry-After), and the refusal is stored under
 its Idempotency-Key. Every request is logged in `calls` with the clock's time.
@@ -28,8 +31,9 @@ class FakeApi:
     api = "https://api.example.com/v1"
 
     def __init__(self, clock: ManualClock, *, run_for: float = 2.0, max_active: int | None = None,
-                 fail: frozenset[str] = frozenset()) -> None:
-        self.clock, self.run_for, self.max_active, self.fail = clock, run_for, max_active, fail
+                 fail: frozenset[str] = frozenset(), afx: bool = True) -> None:
+        self.clock, self.run_for, self.max_active, self.fail, self.afx = clock, run_for, max_active, fail, afx
+        self.bodies: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any] | ApiError] = {}  # Idempotency-Key -> what its first use got
         self.files: dict[str, str] = {}  # fileIds this server knows
@@ -38,7 +42,7 @@ class FakeApi:
 
     # -- what the pusher calls ---------------------------------------------------------------
     def afx_version(self) -> str | None:
-        return "0-test"
+        return "0-test" if self.afx else None
 
     def upload(self, path: str | Path, idempotency_key: str | None = None) -> dict[str, Any]:
         self._log("UPLOAD", str(idempotency_key))
@@ -66,6 +70,7 @@ class FakeApi:
             raise refused
         job_id = f"job_{len(self.jobs) + 1}"
         self.jobs[job_id] = {"jobId": job_id, "topic": body.get("topic"), "started": self.clock.monotonic()}
+        self.bodies[job_id] = dict(body)
         answer = {"jobId": job_id, "status": "queued", "creditCost": 1, "balance": 99 - len(self.jobs)}
         self.keys[key] = answer
         return answer

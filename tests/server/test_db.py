@@ -28,10 +28,41 @@ def test_a_version_1_database_is_migrated(tmp_path):
     try:
         assert "owner" in {c["name"] for c in inspect(engine).get_columns("idempotency")}
         with db.read(engine) as conn:
-            assert [r[0] for r in conn.execute(select(db.schema_migrations.c.version))] == [1, 2, 3]
+            assert [r[0] for r in conn.execute(select(db.schema_migrations.c.version))] == [1, 2, 3, 4]
             assert conn.execute(select(db.idempotency.c.key)).scalar() == "k"  # kept
         assert "rate_counts" in inspect(engine).get_table_names()
-        assert db.migrate(engine) == 3  # again: nothing to do
+        assert db.migrate(engine) == 4  # again: nothing to do
+    finally:
+        engine.dispose()
+
+
+# The jobs table as versions 1-3 made it (before clips).
+V3_JOBS = """
+    CREATE TABLE jobs (id VARCHAR(40) PRIMARY KEY, account_id VARCHAR(40) NOT NULL, status VARCHAR(20) NOT NULL,
+        run_kind VARCHAR(10) NOT NULL, body TEXT NOT NULL, fields TEXT NOT NULL, upload_id VARCHAR(40),
+        credit_cost INTEGER NOT NULL, staging BOOLEAN NOT NULL, scheduled_at VARCHAR(40), created FLOAT NOT NULL,
+        updated FLOAT NOT NULL, started FLOAT, finished FLOAT, attempts INTEGER NOT NULL, worker VARCHAR(80),
+        stage VARCHAR(20), progress FLOAT, error TEXT, error_kind VARCHAR(10), result TEXT, score INTEGER);
+    INSERT INTO jobs (id, account_id, status, run_kind, body, fields, credit_cost, staging, created, updated,
+        attempts) VALUES ('job_old', 'acct_1', 'complete', 'build', '{}', '{}', 1, 0, 0, 0, 1);
+"""
+
+
+def test_a_version_3_database_gets_the_clip_columns(tmp_path):
+    path = tmp_path / "v3.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied FLOAT NOT NULL);"
+                      "INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0);" + V3_JOBS)
+    con.close()
+    engine = db.connect(f"sqlite:///{path}")
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+        assert {"parent_id", "clip_rank", "waiting_for", "clip_count", "clip"} <= columns
+        assert "jobs_parent" in {i["name"] for i in inspect(engine).get_indexes("jobs")}
+        with db.read(engine) as conn:
+            old = conn.execute(select(db.jobs).where(db.jobs.c.id == "job_old")).mappings().one()
+        assert old["status"] == "complete" and old["parent_id"] is None and old["clip_count"] is None
+        assert db.migrate(engine) == 4
     finally:
         engine.dispose()
 

@@ -69,8 +69,38 @@ def test_migrations_are_the_same_and_idempotent(postgres_url):
         assert versions == list(range(1, len(db.MIGRATIONS) + 1))
         tables = set(inspect(engine).get_table_names())
         assert tables >= {t.name for t in db.metadata.sorted_tables}
+        # A version 3 database (before clips) gets the clip columns and index from version 4.
+        from sqlalchemy import text
+
+        with engine.begin() as conn:
+            conn.execute(text("DROP INDEX jobs_parent"))
+            for column in ("parent_id", "clip_rank", "waiting_for", "clip_count", "clip"):
+                conn.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
+            conn.execute(text("DELETE FROM schema_migrations WHERE version = 4"))
+        assert db.migrate(engine) == 4
+        assert {"parent_id", "clip_rank", "waiting_for", "clip_count", "clip"} <= {
+            c["name"] for c in inspect(engine).get_columns("jobs")}
+        assert "jobs_parent" in {i["name"] for i in inspect(engine).get_indexes("jobs")}
     finally:
         engine.dispose()
+
+
+def test_a_job_with_clips_on_postgres(postgres_url, tmp_path):
+    env = {"AFX_DATABASE_URL": postgres_url}
+    with Server(tmp_path / "data", "--max-active", "1", "--rate-limit", "100000", env=env) as srv, \
+            srv.client(srv.key(credits=20)) as api:
+        created = api.post("/jobs", json={"entry": "fetch", "url": "https://example.com/vod.mp4", "topic": "Vod",
+                                          "clips": {"count": 2, "min": 15, "max": 30}})
+        assert created.status_code == 201, created.text
+        parent = created.json()["jobId"]
+        r = api.post("/jobs", json={"entry": "compose", "topic": "Busy"})
+        assert r.status_code == 429  # the job and its clips are the one active submission
+        assert wait_for(api, parent, ("complete", "failed"))["status"] == "complete"
+        for clip in (f"{parent}-01", f"{parent}-02"):
+            assert wait_for(api, clip, ("complete", "failed"))["status"] == "complete"
+        listed = api.get("/jobs", params={"parentId": parent, "status": "complete"}).json()
+        assert [j["jobId"] for j in listed["jobs"]] == [f"{parent}-01", f"{parent}-02"]
+        assert api.get("/account").json()["credits"]["balance"] == 18
 
 
 def test_a_job_and_the_active_cap_on_postgres(postgres_url, tmp_path):

@@ -174,6 +174,48 @@ def test_afx_run_and_verify_keep_the_remote_blocks(api_server, repo, clip, monke
     assert repo.afx("run").code == 0 and lock(repo) == after  # a no-op run writes nothing
 
 
+def test_push_sends_a_job_with_clips_to_afx_serve_as_it_is_and_brings_its_clips_home(api_server, repo):
+    repo.write("vod.yaml", "entry: fetch\nurl: https://example.com/vod.mp4\ntopic: Stream\nplatforms: [tiktok]\n"
+                           "clips: {count: 3, min: 15, max: 30}\n")
+    key = api_server.new_key(credits=10)
+    env = api_server.env(key)
+    r = repo.afx("push", "--json", environ=env)
+    assert r.code == 0, r.text
+    jobs = {j["job"]: j for j in json.loads(r.out)["jobs"]}
+    assert list(jobs) == ["vod", "vod-01", "vod-02", "vod-03"]
+    parent = jobs["vod"]["jobId"]
+    assert [jobs[f"vod-0{n}"]["jobId"] for n in (1, 2, 3)] == [f"{parent}-0{n}" for n in (1, 2, 3)]
+    assert jobs["vod"]["status"] == "complete" and {jobs[f"vod-0{n}"]["status"] for n in (1, 2, 3)} == {"published"}
+    assert "vod: submitted as" in r.err and "(3 credits, balance 7)" in r.err and "its clip jobs:" in r.err
+    assert not (repo.root / ".afx" / "push" / "clips").exists(), "the server made the clips, not push"
+    result = json.loads((repo.root / "out" / "vod" / "result.json").read_text())
+    assert [c["jobId"] for c in result["clips"]] == [jobs[f"vod-0{n}"]["jobId"] for n in (1, 2, 3)]
+    for n in (1, 2, 3):
+        folder = repo.root / "out" / f"vod-0{n}"
+        assert (folder / "video.mp4").read_bytes().startswith(b"VIDEO short")
+        assert json.loads((folder / "result.json").read_text())["jobId"] == f"{parent}-0{n}"
+    block = lock(repo)["jobs"]["vod-02"]["remote"][api_server.url]
+    assert block["jobId"] == f"{parent}-02" and set(block["files"]) == {"video.mp4", "thumb.jpg", "result.json"}
+    assert total_jobs(api_server, key) == 4
+
+    again = repo.afx("push", "--json", environ=env)
+    assert again.code == 0, again.text
+    assert [(j["job"], j["jobId"], j["new"]) for j in json.loads(again.out)["jobs"]] == [
+        (name, job["jobId"], False) for name, job in jobs.items()]
+    # (the job's own result lists its clips' statuses: the first push fetched it before they were done)
+    assert all(f"out/vod-0{n}/ is up to date" in again.err for n in (1, 2, 3)) and total_jobs(api_server, key) == 4
+    third = repo.afx("push", environ=env)
+    assert third.code == 0 and third.err.count("is up to date") == 4, third.text
+
+    shown = repo.afx("remote", "show", "vod", environ=env)
+    assert shown.code == 0, shown.text
+    assert re.search(rf"clip 2 +{parent}-02  published  \d+(\.\d+)?-\d+(\.\d+)? s", shown.out), shown.out
+    shown = repo.afx("remote", "show", "vod-02", environ=env)
+    assert re.search(rf"clip of +{parent} \(rank 2\)", shown.out) and re.search(r"cut +\d", shown.out), shown.out
+    with api_server.client(key) as api:
+        assert api.get("/account").json()["credits"]["balance"] == 7
+
+
 def test_no_wait_then_wait(api_server, repo):
     repo.write("promo.yaml", "entry: compose\ntopic: Later\nplatforms: [tiktok]\n")
     env = api_server.env(api_server.new_key())

@@ -48,6 +48,23 @@ CASES = {
     "absolute file": ({"a.yaml": "entry: upload\nfile: /etc/passwd\n"}, "a.yaml", 2, "file", "absolute path"),
     "file url scheme": ({"a.yaml": "url: file:///etc/passwd\n"}, "a.yaml", 1, "url", "http:// or https://"),
     "template-only fields": ({"a.yaml": "url: https://x.org/v\nid: x\n"}, "a.yaml", 2, "id", "unknown field"),
+    # clips (issue 14)
+    "clips count 0": ({"a.yaml": "url: https://x.org/v\nclips:\n  count: 0\n"},
+                      "a.yaml", 3, "clips.count", "0 is less than the minimum of 1"),
+    "clips count 51": ({"a.yaml": "url: https://x.org/v\nclips: {count: 51}\n"},
+                       "a.yaml", 2, "clips.count", "51 is greater than the maximum of 50"),
+    "clips min over max": ({"a.yaml": "url: https://x.org/v\nclips:\n  count: 3\n  min: 40\n  max: 20\n"},
+                           "a.yaml", 4, "clips.min", "the shortest clip (40 s) is longer than the longest (20 s)"),
+    "clips min over the default max": ({"a.yaml": "url: https://x.org/v\nclips: {count: 3, min: 50}\n"},
+                                       "a.yaml", 2, "clips.min", "longer than the longest (45 s)"),
+    "clips longer than a short": ({"a.yaml": "url: https://x.org/v\nclips: {count: 3, max: 90}\n"},
+                                  "a.yaml", 2, "clips.max", "a short is at most 60 s"),
+    "clips on compose": ({"a.yaml": "entry: compose\ntopic: hi\nclips: {count: 3}\n"},
+                         "a.yaml", 3, "clips", "only for entry fetch or upload"),
+    "clips on generate": ({"a.yaml": "entry: generate\ntopic: hi\nclips: {count: 3}\n"},
+                          "a.yaml", 3, "clips", "only for entry fetch or upload"),
+    "clips without count": ({"a.yaml": "url: https://x.org/v\nclips: {min: 20}\n"},
+                            "a.yaml", 2, "clips.count", "is required"),
 }
 
 

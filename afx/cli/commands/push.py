@@ -44,6 +44,20 @@ class Show:
                 return f"{', '.join(e.fields)} not sent ({why})"
             case ev.Converted():
                 return f"{e.file}: {e.how}"
+            case ev.Analysing():
+                return f"this API has no clips: running the job here up to its clips ({e.what})"
+            case ev.LocalStage():
+                if e.status == "running":
+                    return None
+                took = f" in {e.seconds:.1f}s" if e.seconds is not None and e.status == "done" else ""
+                return f"{e.stage}: {e.status}{took}"
+            case ev.Note():
+                return style(e.message, fg="yellow")
+            case ev.Cut():
+                how = "cut already" if e.current else "cut"
+                return f"{how} {e.start:g}-{e.end:g} s into {e.file}"
+            case ev.Following():
+                return f"its clip jobs: {', '.join(e.clips)}"
             case ev.Uploading():
                 return f"uploading {e.file} ({_size(e.size)})"
             case ev.Uploaded():
@@ -92,7 +106,8 @@ def push(env: Environment, targets: Sequence[str], *, api_url: str | None = None
     result, jobs = select(targets)
     started = clock.monotonic()
     client = Client(url, key)
-    pusher = Pusher(client, result.root, wait=wait, clock=clock, polling=polling, on_event=Show(env))
+    pusher = Pusher(client, result.root, wait=wait, clock=clock, polling=polling, on_event=Show(env),
+                    config=result.config)
     items = [Item(job) for job in jobs]
     try:
         outcome = pusher.run(items, timeout)

@@ -73,10 +73,29 @@ def show(env: Environment, job: str, *, api_url: str | None) -> int:
     for result in view.get("publishResults") or []:
         where = result.get("url") or result.get("remoteId") or result.get("error") or ""
         rows.append((f"publish {result.get('platform')}", f"{result.get('status')}{'  ' + where if where else ''}"))
+    rows += _clip_rows(view)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         env.out(f"{key:<{width}}  {value}")
     return int(ExitStatus.OK)
+
+
+def _clip_rows(view: dict[str, Any]) -> list[tuple[str, Any]]:
+    """afx serve's clips: a clip job's parent and cut, a job with clips' clip jobs."""
+    def cut(entry: dict[str, Any]) -> str:
+        start, end = entry.get("start"), entry.get("end")
+        if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+            return f"{start:g}-{end:g} s"
+        return "cut not known yet"
+
+    rows: list[tuple[str, Any]] = []
+    if view.get("parentId"):
+        rows.append(("clip of", f"{view['parentId']} (rank {view.get('rank')})"))
+        rows.append(("cut", cut(view) if not view.get("waitingFor") else "waiting for its parent's clips stage"))
+    for clip in view.get("clips") or []:
+        if isinstance(clip, dict):
+            rows.append((f"clip {clip.get('rank')}", f"{clip.get('jobId')}  {clip.get('status')}  {cut(clip)}"))
+    return rows
 
 
 def cancel(env: Environment, job: str, *, api_url: str | None) -> int:
@@ -87,7 +106,9 @@ def cancel(env: Environment, job: str, *, api_url: str | None) -> int:
         env.emit_json(answer)
     else:
         refunded = " (credits refunded)" if answer.get("refunded") else ""
-        env.out(f"{_label(remote_id, name)}: {answer.get('status', 'cancelled')}{refunded}")
+        clips = answer.get("clips") or []
+        also = f", with {len(clips)} clip job{'s' * (len(clips) != 1)}" if clips else ""
+        env.out(f"{_label(remote_id, name)}: {answer.get('status', 'cancelled')}{also}{refunded}")
     return int(ExitStatus.OK)
 
 

@@ -46,8 +46,35 @@ def _rel(target: Path, page: Path) -> str:
     return Path(os.path.relpath(target, page.parent)).as_posix()
 
 
+def _clock(t: float) -> str:
+    t = int(round(t))
+    return f"{t // 3600}:{t // 60 % 60:02d}:{t % 60:02d}" if t >= 3600 else f"{t // 60}:{t % 60:02d}"
+
+
+def clips_section(name: str, doc: dict[str, Any]) -> str:
+    """A job with clips: its clips in rank order with why each was taken (links to their
+    sections), and the moments not taken, with why not."""
+    rows = []
+    for c in doc.get("clips", []):
+        rows.append(f'<tr><td class="n">{_e(c["rank"])}</td><td><a href="#{_e(c["name"])}">{_e(c["name"])}</a></td>'
+                    f'<td class="n">{_e(_clock(c["start"]))}–{_e(_clock(c["end"]))}</td>'
+                    f'<td class="n">{c["seconds"]:.1f} s</td><td class="n">{c["score"]:.2f}</td>'
+                    f'<td>{_e(c["why"])}</td></tr>')
+    left = [c for c in doc.get("candidates", []) if not c.get("taken")]
+    others = "".join(f'<tr><td class="n">{_e(_clock(c["start"]))}–{_e(_clock(c["end"]))}</td>'
+                     f'<td class="n">{c["score"]:.2f}</td><td>{_e(c["why"])}</td></tr>' for c in left)
+    more = (f'<details><summary>{len(left)} moment{"s" * (len(left) != 1)} not taken</summary>'
+            f'<table class="parts">{others}</table></details>') if left else ""
+    head = "<tr><td>#</td><td>clip</td><td>in the source</td><td>length</td><td>score</td><td>why</td></tr>"
+    return (f'<section class="job clips" id="{_e(name)}"><h2>{_e(name)}<small>{len(rows)} clip'
+            f'{"s" * (len(rows) != 1)} of {_e(doc.get("count", len(rows)))} asked for</small></h2>'
+            f'<div style="grid-column:1/-1"><table class="parts">{head}{"".join(rows)}</table>{more}</div></section>')
+
+
 def job_section(name: str, folder: Path, page: Path) -> str:
     result_path = folder / "result.json"
+    if not result_path.is_file() and (folder / "clips.json").is_file():
+        return clips_section(name, json.loads((folder / "clips.json").read_text(encoding="utf-8")))
     if not result_path.is_file():
         return (f'<section class="job" id="{_e(name)}"><h2>{_e(name)}</h2>'
                 '<p class="missing">not built yet: run <code>afx run</code></p></section>')

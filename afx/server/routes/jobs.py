@@ -18,6 +18,7 @@ from afx.server.jobs import Refused
 from afx.server.models import (
     Approved,
     Cancelled,
+    ClipsResult,
     JobCreated,
     JobList,
     JobResult,
@@ -60,25 +61,34 @@ async def submit_job(request: Request, acct: Account = Depends(account),
             responses=errors(401, 422, 429))
 def list_jobs(request: Request, acct: Account = Depends(account), srv: Services = Depends(services),
               limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=10**9),
-              status: JobState | None = Query(None)) -> dict[str, Any]:
-    return jobs.list_jobs(srv.engine, acct.id, base(request), limit=limit, offset=offset, status=status)
+              status: JobState | None = Query(None),
+              parentId: str | None = Query(None, max_length=60, description=(  # noqa: N803 - the API's name
+                  "afx: only the clip jobs of this job (a job with `clips`), in rank order"))) -> dict[str, Any]:
+    return jobs.list_jobs(srv.engine, acct.id, base(request), limit=limit, offset=offset, status=status,
+                          parent_id=parentId)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobStatus, tags=["jobs"], summary="Get job status",
             responses=errors(401, 404, 429))
 def get_job(job_id: str, request: Request, acct: Account = Depends(account),
             srv: Services = Depends(services)) -> dict[str, Any]:
-    return jobs.status_view(jobs.get_row(srv.engine, acct.id, job_id), base(request))
+    row, kids = jobs.get_rows(srv.engine, acct.id, job_id)
+    return jobs.status_view(row, base(request), kids)
 
 
-@router.get("/v1/jobs/{job_id}/result", response_model=JobResult, tags=["jobs"], summary="Get full job result",
+@router.get("/v1/jobs/{job_id}/result", response_model=JobResult | ClipsResult, tags=["jobs"],
+            summary="Get full job result",
+            description="A job's video, thumbnail, publish copy and publish results; for a job with `clips` "
+                        "(afx), its clips instead (ClipsResult). 202 with the job's status until it is complete.",
             responses={202: {"model": JobStatus, "description": "Not complete yet"}, **errors(401, 404, 429)})
 def get_result(job_id: str, request: Request, acct: Account = Depends(account),
                srv: Services = Depends(services)) -> Any:
-    row = jobs.get_row(srv.engine, acct.id, job_id)
-    result = jobs.result_view(row, base(request))
+    row, kids = jobs.get_rows(srv.engine, acct.id, job_id)
+    result = jobs.result_view(row, base(request), kids)
     if result is None:
-        return SafeJSON(jobs.status_view(row, base(request)), status_code=202)
+        return SafeJSON(jobs.status_view(row, base(request), kids), status_code=202)
+    if row["clip_count"] is not None:
+        return SafeJSON(result)  # (its own shape: not validated as a video's result)
     return result
 
 
@@ -86,7 +96,8 @@ def get_result(job_id: str, request: Request, acct: Account = Depends(account),
                responses=errors(401, 404, 409, 429))
 def cancel_job(job_id: str, acct: Account = Depends(account), srv: Services = Depends(services)) -> dict[str, Any]:
     answer = jobs.cancel(srv.engine, acct.id, job_id)
-    srv.workers.cancel(job_id)
+    for stopped in jobs.cancelled_ids(answer):
+        srv.workers.cancel(stopped)
     return answer
 
 
