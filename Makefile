@@ -51,6 +51,7 @@ bench: $(BENCH_STAMP)
 	cd bench && ../$(BIN)/python api.py
 	cd bench && ../$(BIN)/python ingest.py
 	cd bench && ../$(BIN)/python speech.py
+	cd bench && ../$(BIN)/python vod.py
 
 # schemathesis against afx serve's /openapi.json with a real budget (make test runs 8 examples).
 FUZZ_EXAMPLES ?= 100
