@@ -32,7 +32,7 @@ from afx.media.analysis import Analysis
 from afx.media.highlights import snap as frame_snap
 from afx.media.words import Word
 
-POOL = 12  # candidates recognised at least (the pool grows with count: count + 4)
+POOL = 20  # candidates recognised at least (the pool grows with count: twice count)
 LEVEL_SPAN = 60.0  # seconds of the source whose median level a jump is measured against
 EXCITE_SPAN = 6.0  # seconds a level must hold to count as excitement
 SETUP = 4.0  # seconds of set-up kept before the sound starts rising
@@ -43,7 +43,7 @@ SENTENCE_GAP = 0.7  # a pause this long ends a sentence even without punctuation
 TIGHT = 0.45  # a pause shorter than this between two sentences is a poor place to cut
 EXCLAIM = ("oh my god", "oh my gosh", "no way", "let's go", "lets go", "what", "wow", "insane", "crazy",
            "holy", "unbelievable", "yes", "haha", "hahaha", "lol", "oh no", "clutch", "are you kidding")
-WEIGHTS = {"jump": 0.30, "excited": 0.30, "bursty": 0.15, "motion": 0.15, "cuts": 0.10}
+WEIGHTS = {"loud": 0.25, "jump": 0.20, "excited": 0.25, "bursty": 0.12, "motion": 0.10, "cuts": 0.08}
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ class Settings:
 
     @property
     def pool(self) -> int:
-        """How many candidates are recognised: a count of up to POOL - 4 shares one pool, so
+        """How many candidates are recognised: a count of up to POOL / 2 shares one pool, so
         raising it within that range reuses the recognition as well as the clips."""
-        return max(POOL, self.count + 4)
+        return max(POOL, 2 * self.count)
 
 
 @dataclass
@@ -147,6 +147,23 @@ def _local_level(energy: Any, window: float) -> Any:
     return np.repeat(medians, block)[:n]
 
 
+def _motion(a: Analysis, n: int) -> Any:
+    """Keyframe motion per window, a scene cut's frame counting none: a cut changes every
+    pixel, but a stream switching scenes is not a moment (bench/vod.py)."""
+    np = _np()
+    if not a.keyframes or not a.motion:
+        return np.zeros(n)
+    times = np.asarray(a.keyframes, dtype=np.float64)
+    motion = np.asarray(a.motion, dtype=np.float64)[:times.size]
+    for t in a.cuts:
+        k = int(np.searchsorted(times, t - 1e-3))
+        if k < motion.size and abs(times[k] - t) < 1e-2:
+            motion[k] = 0.0
+    centres = (np.arange(n) + 0.5) * a.window
+    k = np.clip(np.searchsorted(times, centres, side="right"), 0, motion.size - 1)  # the next keyframe's
+    return motion[k]
+
+
 def signals(a: Analysis) -> dict[str, Any]:
     """Per 0.5 s window of `a`: each signal as a robust z-score, and their blend ("score")."""
     np = _np()
@@ -155,25 +172,27 @@ def signals(a: Analysis) -> dict[str, Any]:
     if energy.size == 0:
         energy = np.full(max(1, math.ceil(a.duration / w)), -60.0)
     n = energy.size
-    jump = energy - _local_level(energy, w)
-    motion = np.asarray(a.motion_per_window(), dtype=np.float64)[:n]
-    if motion.size < n:
-        motion = np.pad(motion, (0, n - motion.size))
+    jump = energy - _local_level(energy, w)  # over the minute around
+    above = energy - float(np.median(energy))  # over the source's usual level
     cuts = np.zeros(n)
     for t in a.cuts:
         cuts[min(int(t / w), n - 1)] += 1.0
+    around = _rolling(cuts, round(10.0 / w), "mean") * round(10.0 / w)
     raw = {
+        "loud": _rolling(above, round(4.0 / w), "mean"),
         "jump": _rolling(jump, round(2.0 / w), "max"),
         "excited": _rolling(jump, round(EXCITE_SPAN / w), "mean"),
         "bursty": _rolling(energy, round(3.0 / w), "std"),
-        "motion": _rolling(motion, round(4.0 / w), "mean"),
-        "cuts": _rolling(cuts, round(10.0 / w), "mean") * round(10.0 / w),
+        "motion": _rolling(_motion(a, n), round(4.0 / w), "mean"),
+        "cuts": np.maximum(around - 1.0, 0.0),  # quick changes; one cut is a scene switch
     }
     out = {name: _robust_z(values) for name, values in raw.items()}
     quiet = energy <= -50.0  # silence is never a moment, however much the picture moves
     blend = sum(WEIGHTS[name] * out[name] for name in WEIGHTS)
     out["score"] = np.where(quiet, -3.0, _rolling(blend, round(2.0 / w), "mean"))
-    out["level_db"] = jump
+    out["level_db"] = _rolling(jump, round(2.0 / w), "max")
+    out["loud_db"] = raw["loud"]
+    out["onset"] = jump
     return out
 
 
@@ -196,7 +215,7 @@ def candidates(analyses: Sequence[Analysis], settings: Settings, limit: int) -> 
             found.append(Moment(source, round(peak, 3), max(peak - settings.max * 0.6, 0.0),
                                 min(peak + settings.max * 0.4, a.duration), float(sig["score"][i]),
                                 signals={k: float(sig[k][i]) for k in WEIGHTS} |
-                                {"level_db": float(sig["level_db"][i])}))
+                                {"level_db": float(sig["level_db"][i]), "loud_db": float(sig["loud_db"][i])}))
             score[max(i - radius, 0):i + radius + 1] = -10.0
     found.sort(key=lambda m: (-m.acoustic, m.source, m.peak))
     return found[:limit]
@@ -271,7 +290,15 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
     fall = i  # where it has died down
     while fall < n - 1 and sig["excited"][fall + 1] > 0.5 and (fall - i) * w < hi_len * 0.5:
         fall += 1
-    want_start = max(min(rise * w, m.peak) - SETUP, 0.0)
+    # The loud event's onset: the clip starts before it, whatever sentence is there.
+    jump = sig["onset"]
+    lo_i, hi_i = max(i - 8, 0), min(i + 8, n - 1)
+    top = lo_i + int(_np().argmax(jump[lo_i:hi_i + 1]))
+    onset = top
+    while onset > 0 and (top - onset) * w < hi_len * 0.6 and jump[onset - 1] >= jump[top] - 8.0:
+        onset -= 1
+    onset_t = min(onset * w, m.peak)
+    want_start = max(min(rise * w, onset_t) - SETUP, 0.0)
     want_end = min(max((fall + 1) * w, m.peak + REACTION), duration)
     ws = sorted(words, key=lambda x: x.start)
     heard_from, heard_to = heard if heard is not None else (0.0, duration)
@@ -296,7 +323,7 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
     best: tuple[float, float, float, str, str] | None = None
     for lo_len_try in (lo_len, 0.0):  # a clip shorter than min only when nothing else holds the peak
         for t0, c0, how0 in begin:
-            if t0 > m.peak - 1.0 or t0 < 0:
+            if t0 > onset_t - 0.3 or t0 < 0:
                 continue
             for t1, c1, how1 in finish:
                 length = t1 - t0
@@ -351,13 +378,31 @@ def find(analyses: Sequence[Analysis], settings: Settings, hear: Callable[[int, 
     rough = candidates(analyses, settings, settings.pool * 3)
     pool, rest = rough[:settings.pool], rough[settings.pool:]
     sigs = {i: signals(a) for i, a in enumerate(analyses) if any(m.source == i for m in pool)}
+    # Each stretch of the source is recognised once: candidates' windows that overlap are
+    # heard together (on a short source they all do).
+    spans: dict[int, list[list[float]]] = {}
+    for m in sorted(pool, key=lambda m: (m.source, m.peak)):
+        lo, hi = hear_span(m, settings, analyses[m.source].duration)
+        runs = spans.setdefault(m.source, [])
+        if runs and lo <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], hi)
+        else:
+            runs.append([lo, hi])
+    total = sum(hi - lo for runs in spans.values() for lo, hi in runs) or 1.0
+    heard: dict[tuple[int, float, float], list[Word]] = {}
+    done = 0.0
+    for source, runs in spans.items():
+        for lo, hi in runs:
+            heard[(source, lo, hi)] = hear(source, lo, hi)
+            done += hi - lo
+            on_progress(done / total, f"listening to the {len(pool)} best moments")
     out = []
-    for k, m in enumerate(pool):
+    for m in pool:
         a = analyses[m.source]
         lo, hi = hear_span(m, settings, a.duration)
-        words = hear(m.source, lo, hi)
-        out.append(rate(cut(m, words, a, settings, fps, sigs[m.source], (lo, hi)), words, settings.keywords))
-        on_progress((k + 1) / max(len(pool), 1), f"listening to moment {k + 1}/{len(pool)}")
+        (source, start, end), words = next((key, ws) for key, ws in heard.items()
+                                           if key[0] == m.source and key[1] <= lo + 1e-9 and hi <= key[2] + 1e-9)
+        out.append(rate(cut(m, words, a, settings, fps, sigs[m.source], (start, end)), words, settings.keywords))
     out.sort(key=lambda m: (-m.score, m.source, m.peak))
     return out, rest
 
@@ -418,6 +463,8 @@ def explain(m: Moment) -> str:
     parts = []
     if s.get("level_db", 0.0) >= 6:
         parts.append(f"a jump of {s['level_db']:+.0f} dB over the minute around it at {_clock(m.peak)}")
+    if s.get("loud_db", 0.0) >= 6:
+        parts.append(f"{s['loud_db']:.0f} dB louder than the recording's usual level")
     if s.get("excited", 0.0) >= 1:
         parts.append("sustained excitement")
     if s.get("bursty", 0.0) >= 1:
