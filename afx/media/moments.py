@@ -187,7 +187,9 @@ def signals(a: Analysis) -> dict[str, Any]:
         "cuts": np.maximum(around - 1.0, 0.0),  # quick changes; one cut is a scene switch
     }
     out = {name: _robust_z(values) for name, values in raw.items()}
-    quiet = energy <= -50.0  # silence is never a moment, however much the picture moves
+    # Silence is never a moment, however much the picture moves; a source that is silent
+    # throughout (a screen recording, no sound track) is judged by its picture alone.
+    quiet = energy <= -50.0 if float(np.median(energy)) > -50.0 else np.zeros(n, dtype=bool)
     blend = sum(WEIGHTS[name] * out[name] for name in WEIGHTS)
     out["score"] = np.where(quiet, -3.0, _rolling(blend, round(2.0 / w), "mean"))
     out["level_db"] = _rolling(jump, round(2.0 / w), "max")
@@ -297,7 +299,8 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
     onset = top
     while onset > 0 and (top - onset) * w < hi_len * 0.6 and jump[onset - 1] >= jump[top] - 8.0:
         onset -= 1
-    onset_t = min(onset * w, m.peak)
+    # (no loud event, a jump of under 6 dB: the peak itself is what the clip must hold)
+    onset_t = min(onset * w, m.peak) if jump[top] >= 6.0 else m.peak - 0.7
     want_start = max(min(rise * w, onset_t) - SETUP, 0.0)
     want_end = min(max((fall + 1) * w, m.peak + REACTION), duration)
     ws = sorted(words, key=lambda x: x.start)
@@ -320,6 +323,14 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
                "ends on a sentence end") for k in ends]
     finish.append((duration, 0.0 if last <= duration - 0.3 else 4.0, "ends with the recording"))
     finish.append((_clear(ws, want_end, later=True), 0.0 if not ws else 6.0, "ends as the sound dies down"))
+    # Cuts between words on a one-second grid, for where no sentence boundary fits (no
+    # speech, or one long run-on): a last resort when there are words.
+    for k in range(int(2 * hi_len) + 1):
+        t = m.peak - hi_len + k
+        if 0.0 <= t <= onset_t - 0.3:
+            begin.append((_clear(ws, t, later=False), 7.0 if ws else 0.5, "starts before the sound rises"))
+        if m.peak + 1.0 <= t <= duration:
+            finish.append((_clear(ws, t, later=True), 7.0 if ws else 0.5, "ends as the sound dies down"))
     best: tuple[float, float, float, str, str] | None = None
     for lo_len_try in (lo_len, 0.0):  # a clip shorter than min only when nothing else holds the peak
         for t0, c0, how0 in begin:

@@ -154,3 +154,19 @@ def test_a_source_shorter_than_one_clip_is_one_clip_with_a_warning(tmp_path, med
     assert "shorter than one clip" in r.err and "one clip of the whole source" in r.err
     (clip,) = json.loads((repo.root / "out" / "vod" / "clips.json").read_text())["clips"]
     assert clip["start"] == 0.0 and clip["end"] == pytest.approx(4.0, abs=0.05)
+
+
+def test_a_silent_recording_is_cut_by_its_picture(tmp_path):
+    """A screen recording with no sound track: its one busy stretch (30-40 s) is the clip."""
+    repo = SpecRepo(tmp_path / "repo")
+    (repo.root / "media").mkdir(parents=True)
+    ff("-f", "lavfi", "-i", "color=c=0x203040:s=480x270:r=30:d=30", "-f", "lavfi", "-i", "testsrc2=s=480x270:r=30:d=10",
+       "-f", "lavfi", "-i", "color=c=0x203040:s=480x270:r=30:d=30",
+       "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]", "-map", "[v]", "-c:v", "libx264",
+       "-preset", "ultrafast", "-g", "15", "-pix_fmt", "yuv420p", str(repo.root / "media" / "screen.mp4"))
+    repo.write("screen.yaml", "entry: upload\nfile: media/screen.mp4\ntopic: x\nclips: {count: 1, min: 6, max: 10}\n")
+    r = repo.afx("run", "--until", "clips")
+    assert r.code == 0, r.text
+    (clip,) = json.loads((repo.root / "out" / "screen" / "clips.json").read_text())["clips"]
+    overlap = min(clip["end"], 40.0) - max(clip["start"], 30.0)
+    assert 6 - 1e-6 <= clip["end"] - clip["start"] <= 10 + 1e-6 and overlap >= 5, clip
