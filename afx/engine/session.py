@@ -33,9 +33,11 @@ def adopt(report: JobReport, names: dict[str, Job]) -> list[Job]:
             report.error_kind = "job"
             report.error = (f"clips: the clip job {child.name!r} would have the name of the job in "
                             f"{other.source}; rename one of them")
+            report.lock = None  # afx.lock keeps the clip jobs it had
             return []
-        names[child.name] = child
         kids.append(child)
+    for child in kids:  # registered only once none collides
+        names[child.name] = child
     return kids
 
 
@@ -123,11 +125,17 @@ class Engine:
         reports: dict[str, JobReport] = {}
         born: dict[str, list[str]] = {}  # a parent -> the jobs it became
         todo = list(jobs)
+        shared: set[str] = set()  # stages a parent ran, whose keys its clip jobs share
         while todo:
-            done = self._finish_cached(todo, options, emit)
+            # --force forces a stage once: not again for the clip jobs of a parent that ran it
+            # (a 3-hour source is analysed once, not once per clip).
+            now = options if not shared else RunOptions(
+                force=frozenset((set(self.pipeline.names) if "*" in options.force else set(options.force)) - shared),
+                until=options.until, verbose=options.verbose)
+            done = self._finish_cached(todo, now, emit)
             rest = [j for j in todo if j.name not in done]
             if rest:  # stages run in worker processes only (afx.engine.executor)
-                setup = Setup(self.pipeline_ref, str(self.store_root), str(self.out_root), dict(self.config), options)
+                setup = Setup(self.pipeline_ref, str(self.store_root), str(self.out_root), dict(self.config), now)
                 for report in run_jobs(setup, rest, parallel=parallel, keep_going=keep_going, emit=emit):
                     done[report.job] = report
             reports.update(done)
@@ -142,8 +150,14 @@ class Engine:
                         emit(job_event(report))
                     elif kids:
                         emit({"event": "fanout", "job": job.name, "jobs": [k.name for k in kids]})
+            shared.update(s.name for job in todo if job.name in born for s in self.pipeline.stages_for(job))
             failed = any(r.status == "failed" for r in done.values())
-            todo = following if keep_going or not failed else []
+            if failed and not keep_going:
+                for job in following:  # reported (afx.lock keeps them), not run
+                    reports[job.name] = JobReport(job.name, status="skipped")
+                    emit(job_event(reports[job.name]))
+                following = []
+            todo = following
         ordered: list[JobReport] = []
 
         def place(name: str) -> None:

@@ -213,7 +213,7 @@ def candidates(analyses: Sequence[Analysis], settings: Settings, limit: int) -> 
             i = int(np.argmax(score))
             if score[i] <= -2.5:
                 break
-            peak = (i + 0.5) * w
+            peak = min((i + 0.5) * w, a.duration)
             found.append(Moment(source, round(peak, 3), max(peak - settings.max * 0.6, 0.0),
                                 min(peak + settings.max * 0.4, a.duration), float(sig["score"][i]),
                                 signals={k: float(sig[k][i]) for k in WEIGHTS} |
@@ -325,8 +325,7 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
     finish.append((_clear(ws, want_end, later=True), 0.0 if not ws else 6.0, "ends as the sound dies down"))
     # Cuts between words on a one-second grid, for where no sentence boundary fits (no
     # speech, or one long run-on): a last resort when there are words.
-    for k in range(int(2 * hi_len) + 1):
-        t = m.peak - hi_len + k
+    for t in [m.peak - hi_len + k for k in range(int(2 * hi_len) + 1)] + [duration - hi_len, duration - lo_len]:
         if 0.0 <= t <= onset_t - 0.3:
             begin.append((_clear(ws, t, later=False), 7.0 if ws else 0.5, "starts before the sound rises"))
         if m.peak + 1.0 <= t <= duration:
@@ -338,7 +337,7 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
                 continue
             for t1, c1, how1 in finish:
                 length = t1 - t0
-                if t1 < m.peak + 1.0 or not lo_len_try - 1e-6 <= length <= hi_len + 1e-6:
+                if t1 < min(m.peak + 1.0, duration) or not lo_len_try - 1e-6 <= length <= hi_len + 1e-6:
                     continue
                 cost = c0 + c1 + 0.5 * abs(t0 - want_start) + 0.7 * abs(t1 - want_end)
                 if best is None or cost < best[0]:
@@ -347,7 +346,7 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
             break
     notes: list[str] = []
     if best is None:  # nothing holds the peak within max: the max around it, out of words
-        start = _clear(ws, max(min(want_start, m.peak - hi_len / 2), 0.0), later=True)
+        start = _clear(ws, max(min(want_start, m.peak - hi_len / 2, duration - hi_len), 0.0), later=True)
         end = _clear(ws, min(start + hi_len, duration), later=False)
         notes.append(f"{hi_len:g} s around the moment (no sentence boundaries fit)")
     else:
@@ -448,7 +447,7 @@ def choose(moments: Sequence[Moment], count: int, gap: float, pinned: Sequence[M
     `gap` seconds of) nothing taken."""
     taken: list[Pick] = []
     left: list[Pick] = []
-    for k, m in enumerate(pinned[:count]):
+    for k, m in enumerate(pinned):  # every pinned part, even beyond count (the stage warns)
         taken.append(Pick(m, len(taken) + 1, f"pinned by hand (render.segments[{k}])", pinned=k))
     for m in moments:
         clash = _clash(m, taken, gap)

@@ -66,6 +66,10 @@ class MomentsStage:
         analyses = [Analysis.from_dict(json.loads(ctx.inputs["analyze"].path(f"analysis{i}.json").read_text()))
                     for i in range(len(sources))]
         total = sum(a.duration for a in analyses)
+        for i, a in enumerate(analyses):
+            if a.duration < settings.min and total > settings.min + 0.5 / FPS:
+                log.warning("%s: source %d is %.1f s long, shorter than one clip (clips.min %g s): a clip of it "
+                            "is at most that long", ctx.job.name, i, a.duration, settings.min)
         if total <= settings.min + 0.5 / FPS:
             longest = max(range(len(analyses)), key=lambda i: analyses[i].duration)
             log.warning("%s: the source is %.1f s long, shorter than one clip (clips.min %g s): one clip of "
@@ -95,7 +99,10 @@ class ClipsStage:
         return has_clips(job)
 
     def fields(self, job: Job) -> Mapping[str, Any]:
-        return pick(job, "name", "clips.count", "clips.minGap", "render.segments")
+        # (min, max and keywords are in clips.json too: moments that come out the same for
+        # other settings must not leave the old ones there)
+        return pick(job, "name", "clips.count", "clips.minGap", "clips.min", "clips.max", "clips.keywords",
+                    "render.segments")
 
     def files(self, job: Job) -> Mapping[str, Path]:
         return {}
@@ -109,6 +116,9 @@ class ClipsStage:
         pool = [Moment.from_dict(m) for m in doc["pool"]]
         rest = [Moment.from_dict(m) for m in doc["rest"]]
         pins = _pins(job, doc["durations"])
+        if len(pins) > settings.count:
+            log.warning("%s: %d parts pinned in render.segments, more than clips.count (%d): each is a clip",
+                        job.name, len(pins), settings.count)
         taken, left = choose(pool, settings.count, settings.gap, pins, lambda rank: clip_name(job.name, rank))
         if len(taken) < settings.count:
             log.warning("%s: %d of the %d clips asked for: the source has no more moments that do not overlap "

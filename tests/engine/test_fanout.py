@@ -156,3 +156,44 @@ def test_json_events_announce_the_clip_jobs(erepo):
     done = [e["job"] for e in events if e["event"] == "job"]
     assert done == ["vod", "vod-01", "vod-02"]
     assert events.index(fan[0]) < min(i for i, e in enumerate(events) if e.get("job") == "vod-01")
+
+
+def test_a_failure_elsewhere_keeps_the_clip_jobs_in_afx_lock(erepo, monkeypatch):
+    _vod(erepo, 3)
+    erepo.write("zz.yaml", "entry: compose\ntopic: Other\n")
+    assert erepo.afx("run").code == 0
+    erepo.write("zz.yaml", "entry: compose\ntopic: Other, changed\n")
+    monkeypatch.setenv("AFX_TEST_FAIL", "script:zz")
+    r = erepo.afx("run")
+    assert r.code == 3 and "skipped" in r.err
+    lock = json.loads((erepo.root / "afx.lock").read_text())["jobs"]
+    assert sorted(lock) == ["vod", "vod-01", "vod-02", "vod-03", "zz"]  # none retired
+
+
+def test_a_name_collision_keeps_the_clip_jobs_it_had(erepo):
+    _vod(erepo, 3)
+    assert erepo.afx("run").code == 0
+    erepo.write("vod-02.yaml", "entry: compose\ntopic: Other\n")
+    assert erepo.afx("run").code == 3
+    lock = json.loads((erepo.root / "afx.lock").read_text())["jobs"]
+    assert {"vod-01", "vod-03"} <= set(lock) and lock["vod"]["clips"] == ["vod-01", "vod-02", "vod-03"]
+
+
+def test_clips_json_follows_the_settings_even_when_the_moments_do_not_change(erepo):
+    _vod(erepo, 2)
+    assert erepo.afx("run").code == 0
+    _vod(erepo, 2, ", keywords: [clutch]")
+    assert erepo.afx("run").code == 0
+    assert _clips(erepo)["settings"]["keywords"] == ["clutch"]
+
+
+def test_force_runs_a_shared_stage_once_not_once_per_clip(erepo):
+    _vod(erepo, 2)
+    assert erepo.afx("run").code == 0
+    erepo.runs()
+    assert erepo.afx("run", "--force", "analyze").code == 0
+    assert [j for (j, s) in erepo.runs() if s == "analyze"] == ["vod"]
+    assert erepo.afx("run", "--force").code == 0
+    runs = erepo.runs()
+    assert {s for (j, s) in runs if j == "vod-01"} == set(CLIP_STAGES)  # its own stages, forced
+    assert [j for (j, s) in runs if s == "ingest"] == ["vod"]

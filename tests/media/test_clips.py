@@ -170,3 +170,27 @@ def test_a_silent_recording_is_cut_by_its_picture(tmp_path):
     (clip,) = json.loads((repo.root / "out" / "screen" / "clips.json").read_text())["clips"]
     overlap = min(clip["end"], 40.0) - max(clip["start"], 30.0)
     assert 6 - 1e-6 <= clip["end"] - clip["start"] <= 10 + 1e-6 and overlap >= 5, clip
+
+
+@pytest.mark.parametrize("low, high", [(15, 45), (20, 20), (30, 32)])
+def test_a_moment_at_the_very_end_still_gets_a_full_clip(low, high):
+    from afx.media import moments
+    from afx.media.analysis import Analysis
+
+    energy = [-30.0] * 1200
+    energy[1194:] = [-8.0] * 6  # a bang in the last three seconds of ten minutes
+    a = Analysis(duration=600.0, energy_db=energy, keyframes=[i * 2.0 for i in range(300)], motion=[0.01] * 300,
+                 motion_x=[0.5] * 300)
+    pool, _ = moments.find([a], moments.Settings(1, low, high), lambda source, start, end: [])
+    best = pool[0]
+    assert best.peak <= 600.0 and best.end == pytest.approx(600.0, abs=0.05)
+    assert low - 1e-6 <= best.end - best.start <= high + 1e-6 and best.start <= 597.0
+
+
+def test_every_pinned_part_is_a_clip_even_beyond_count():
+    from afx.media.moments import Moment, choose
+
+    pins = [Moment(0, 5.0 + 20 * k, 20.0 * k, 20.0 * k + 10, 0.0) for k in range(3)]
+    auto = [Moment(0, 205.0, 200.0, 215.0, 3.0, 3.0)]
+    taken, left = choose(auto, 2, 0.0, pins)
+    assert [p.pinned for p in taken] == [0, 1, 2] and left[0].why.startswith("scored below")
