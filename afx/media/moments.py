@@ -30,6 +30,7 @@ from typing import Any
 
 from afx.media.analysis import Analysis
 from afx.media.highlights import snap as frame_snap
+from afx.media.speech import cut_after, cut_before, ends_sentence
 from afx.media.words import Word
 
 POOL = 20  # candidates recognised at least (the pool grows with count: twice count)
@@ -229,31 +230,13 @@ def hear_span(m: Moment, settings: Settings, duration: float) -> tuple[float, fl
     return max(m.peak - settings.max - 2.0, 0.0), min(m.peak + settings.max * 0.6 + 2.0, duration)
 
 
-def _ends_sentence(w: Word) -> bool:
-    return w.text.rstrip("\"')”’»").endswith((".", "!", "?", "…"))
-
-
 def _starts(words: Sequence[Word], heard_from: float = 0.0) -> list[int]:
     """The words that start a sentence. The first word heard starts one only when a pause
     lies before it within what was heard: recognition that began mid-sentence hears its
     rest as a sentence of its own."""
     return [i for i, w in enumerate(words)
             if (w.start - heard_from >= SENTENCE_GAP or heard_from <= 0.0 if i == 0 else
-                _ends_sentence(words[i - 1]) or w.start - words[i - 1].end >= SENTENCE_GAP)]
-
-
-def _cut_before(ws: Sequence[Word], i: int) -> float:
-    t = ws[i].start - BEFORE_WORD
-    if i > 0 and t < ws[i - 1].end + 0.02:
-        t = (ws[i - 1].end + ws[i].start) / 2
-    return max(t, 0.0)
-
-
-def _cut_after(ws: Sequence[Word], i: int) -> float:
-    t = ws[i].end + AFTER_WORD
-    if i + 1 < len(ws) and t > ws[i + 1].start - 0.02:
-        t = (ws[i].end + ws[i + 1].start) / 2
-    return t
+                ends_sentence(words[i - 1]) or w.start - words[i - 1].end >= SENTENCE_GAP)]
 
 
 def in_word(words: Sequence[Word], t: float) -> bool:
@@ -315,12 +298,12 @@ def cut(m: Moment, words: Sequence[Word], a: Analysis, settings: Settings, fps: 
     def tight(gap: float) -> float:  # a boundary with hardly a pause: a weak place to cut
         return 2.5 if gap < TIGHT else 0.0
 
-    begin = [(_cut_before(ws, k), tight(ws[k].start - ws[k - 1].end) if k else 0.0, "starts on a sentence")
-             for k in starts]
+    begin = [(cut_before(ws, k, BEFORE_WORD), tight(ws[k].start - ws[k - 1].end) if k else 0.0,
+              "starts on a sentence") for k in starts]
     begin.append((0.0, 0.0 if first >= 0.3 else 4.0, "starts with the recording"))
     begin.append((_clear(ws, want_start, later=False), 0.0 if not ws else 6.0, "starts before the sound rises"))
-    finish = [(min(_cut_after(ws, k), duration), tight(ws[k + 1].start - ws[k].end) if k + 1 < len(ws) else 0.0,
-               "ends on a sentence end") for k in ends]
+    finish = [(min(cut_after(ws, k, AFTER_WORD), duration),
+               tight(ws[k + 1].start - ws[k].end) if k + 1 < len(ws) else 0.0, "ends on a sentence end") for k in ends]
     finish.append((duration, 0.0 if last <= duration - 0.3 else 4.0, "ends with the recording"))
     finish.append((_clear(ws, want_end, later=True), 0.0 if not ws else 6.0, "ends as the sound dies down"))
     # Cuts between words on a one-second grid, for where no sentence boundary fits (no
@@ -370,7 +353,7 @@ def rate(m: Moment, words: Sequence[Word], keywords: Sequence[str]) -> Moment:
     exclaims += sum(len(re.findall(rf"\b{re.escape(x)}\b", plain)) for x in EXCLAIM)
     hits = {k: len(re.findall(rf"\b{re.escape(k.lower())}\b", plain)) for k in keywords}
     hits = {k: v for k, v in hits.items() if v}
-    sentences = sum(_ends_sentence(w) for w in inside)
+    sentences = sum(ends_sentence(w) for w in inside)
     m.signals.update({"words_per_s": density, "exclaims": float(exclaims), "sentences": float(sentences),
                       "keywords": float(sum(hits.values()))})
     m.score = (m.acoustic + 0.3 * min(density / 2.5, 1.2) + 0.2 * min(exclaims, 5)

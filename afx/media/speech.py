@@ -110,10 +110,10 @@ def place(hook: float, cta: float, words: Sequence[Word], seconds: float, limit:
 # -- cuts on sentence boundaries -------------------------------------------------------------
 def sentence_starts(words: Sequence[Word]) -> list[int]:
     return [i for i, w in enumerate(words)
-            if i == 0 or _ends_sentence(words[i - 1]) or w.start - words[i - 1].end >= SENTENCE_GAP]
+            if i == 0 or ends_sentence(words[i - 1]) or w.start - words[i - 1].end >= SENTENCE_GAP]
 
 
-def _ends_sentence(w: Word) -> bool:
+def ends_sentence(w: Word) -> bool:
     return w.text.rstrip("\"')”’»").endswith((".", "!", "?", "…"))
 
 
@@ -124,7 +124,7 @@ def _inside(words: Sequence[Word], t: float) -> bool:
             return True
         if i + 1 < len(words) and w.end <= t <= words[i + 1].start:
             nxt = words[i + 1]
-            return not (_ends_sentence(w) or nxt.start - w.end >= SENTENCE_GAP)
+            return not (ends_sentence(w) or nxt.start - w.end >= SENTENCE_GAP)
     return False
 
 
@@ -147,8 +147,8 @@ def snap(segments: Sequence[Segment], words: Sequence[Sequence[Word]], durations
             back = max((i for i in starts if ws[i].start <= start + BEFORE_WORD), default=None,
                        key=lambda i: ws[i].start)
             fwd = min((i for i in starts if ws[i].start > start), default=None, key=lambda i: ws[i].start)
-            earlier = _before(ws, back) if back is not None else None
-            later = _before(ws, fwd) if fwd is not None else None
+            earlier = cut_before(ws, back) if back is not None else None
+            later = cut_before(ws, fwd) if fwd is not None else None
             if earlier is not None and start - earlier <= REACH and total + (start - earlier) <= target:
                 total += start - earlier
                 start = max(earlier, 0.0)
@@ -158,8 +158,8 @@ def snap(segments: Sequence[Segment], words: Sequence[Sequence[Word]], durations
         if _inside(ws, end):
             fwd_end = min((i for i in ends if ws[i].end >= end - 0.05), default=None, key=lambda i: ws[i].end)
             back_end = max((i for i in ends if ws[i].end < end - 0.05), default=None, key=lambda i: ws[i].end)
-            later = _after(ws, fwd_end) if fwd_end is not None else None
-            earlier = _after(ws, back_end) if back_end is not None else None
+            later = cut_after(ws, fwd_end) if fwd_end is not None else None
+            earlier = cut_after(ws, back_end) if back_end is not None else None
             if later is not None and later - end <= REACH and total + (later - end) <= target:
                 total += later - end
                 end = min(later, durations[seg.source])
@@ -171,17 +171,17 @@ def snap(segments: Sequence[Segment], words: Sequence[Sequence[Word]], durations
     return _merge([s for s in out if s.duration > 0])
 
 
-def _before(ws: Sequence[Word], i: int) -> float:
-    """A cut just before word i: BEFORE_WORD ahead of it, but not into the word before."""
-    t = ws[i].start - BEFORE_WORD
+def cut_before(ws: Sequence[Word], i: int, margin: float = BEFORE_WORD) -> float:
+    """A cut just before word i: `margin` ahead of it, but not into the word before."""
+    t = ws[i].start - margin
     if i > 0 and t < ws[i - 1].end + 0.02:
         t = (ws[i - 1].end + ws[i].start) / 2
     return max(t, 0.0)
 
 
-def _after(ws: Sequence[Word], i: int) -> float:
-    """A cut just after word i: AFTER_WORD past it, but not into the word after."""
-    t = ws[i].end + AFTER_WORD
+def cut_after(ws: Sequence[Word], i: int, margin: float = AFTER_WORD) -> float:
+    """A cut just after word i: `margin` past it, but not into the word after."""
+    t = ws[i].end + margin
     if i + 1 < len(ws) and t > ws[i + 1].start - 0.02:
         t = (ws[i].end + ws[i + 1].start) / 2
     return t
