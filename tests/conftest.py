@@ -85,3 +85,27 @@ def _fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Media fixtures (generated clips, a loopback HTTP server) for every test folder.
 from tests.mediafix import media, origin, server  # noqa: E402, F401
+
+
+# Real servers on loopback (afx/testing/services.py), one per test session, skipped cleanly
+# where this machine cannot run them.
+@pytest.fixture(scope="session")
+def postgres_url():
+    from afx.testing import services
+
+    try:
+        with services.postgres() as url:
+            yield url
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from afx.testing import services
+
+    try:
+        with services.s3() as server:
+            yield server
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))

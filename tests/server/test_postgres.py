@@ -1,59 +1,23 @@
-"""The same server on PostgreSQL (AFX_DATABASE_URL): a throwaway cluster made by the test.
+"""The same server on PostgreSQL (AFX_DATABASE_URL): a throwaway cluster (afx/testing/services.py).
 
 Skipped where PostgreSQL's server binaries (initdb, pg_ctl) or psycopg are missing.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
-from pathlib import Path
 
 import pytest
 
-from tests.server.serverproc import Server, free_port, wait_for
-
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (folder / name).exists():
-            return str(folder / name)
-    return None
-
-
-INITDB, PG_CTL = _binary("initdb"), _binary("pg_ctl")
-pytestmark = pytest.mark.skipif(not (INITDB and PG_CTL), reason="PostgreSQL server binaries are not installed")
+from tests.server.serverproc import Server, wait_for
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
-    pytest.importorskip("psycopg")
-    folder = Path(tempfile.mkdtemp(prefix="afx-pg-", dir="/tmp"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
-    try:
-        subprocess.run([*as_user, INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True)
-        subprocess.run([*as_user, PG_CTL, "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                       check=True, capture_output=True, timeout=60)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.skip(f"could not start PostgreSQL: {exc}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, PG_CTL, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+def postgres_url(postgres_url):
+    """A fresh database of the session's cluster (tests/conftest.py) for this module."""
+    from afx.testing.services import new_database
+
+    return new_database(postgres_url, "afx_server_tests")
 
 
 def test_migrations_are_the_same_and_idempotent(postgres_url):
