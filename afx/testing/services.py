@@ -114,16 +114,18 @@ def s3() -> Iterator[S3Server]:
     except ImportError as exc:
         raise Unavailable(f"s3fs is not installed ({exc})") from None
     folder = Path(tempfile.mkdtemp(prefix="afx-s3-", dir="/tmp"))
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    # The master and filer also listen on port + 10000 for gRPC: pick ports whose twin is free.
-    for name in ("master", "volume", "filer"):
-        while ports[name] + 10000 > 65535 or not _free(ports[name] + 10000):
-            ports[name] = free_port()
+    # Every port weed would listen on is chosen here (its defaults are fixed numbers, and
+    # two weed servers at once, say two test runs, would take each other's), and the
+    # services afx does not use (IAM, Iceberg, Lance) are off.
+    names = ("master", "volume", "filer", "s3")
+    ports = {name: free_port() for name in names}
+    grpc = {name: free_port() for name in names}
     log = open(folder / "weed.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [weed, "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-         f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}", "-volume.max=0",
+         *(f"-{name}.port={ports[name]}" for name in names),
+         *(f"-{name}.port.grpc={grpc[name]}" for name in names),
+         "-s3", "-iam=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0",
          "-master.volumeSizeLimitMB=64"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{ports['s3']}")
@@ -152,15 +154,6 @@ def s3() -> Iterator[S3Server]:
             proc.wait()
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
