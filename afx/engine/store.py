@@ -27,12 +27,15 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 # engine.store has always offered them (re-exported: `x as x`)
 from afx.digest import canonical as canonical
 from afx.digest import digest_of as digest_of
 from afx.digest import sha256_file as sha256_file
+
+if TYPE_CHECKING:  # a type only (afx.engine.remote reads the store)
+    from afx.engine.remote import RemoteCache
 
 STORE_FORMAT = 1
 PICKLE_PROTOCOL = 5  # pinned: the index must read the same on every Python >= 3.8
@@ -98,6 +101,9 @@ class Store:
         self._index: _Index | None = None
         self.warnings: list[str] = []
         self._manifests: dict[str, Manifest] = {}  # read this run (keys are content hashes)
+        # A shared remote cache (afx.engine.remote), which the runner reads on a local miss
+        # and publishes each stored stage to; None for a store of its own.
+        self.remote: RemoteCache | None = None
 
     # -- index ----------------------------------------------------------------------------
     @property
@@ -180,9 +186,10 @@ class Store:
     def _object_str(self, digest: str) -> str:
         return f"{self.objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}"
 
-    def put_object(self, src: Path) -> StoredFile:
-        """Move a finished file into the store (or drop it if the store has it already)."""
-        digest = sha256_file(src)
+    def put_object(self, src: Path, digest: str | None = None) -> StoredFile:
+        """Move a finished file into the store (or drop it if the store has it already).
+        `digest`: its sha256, when the caller has just checked it (a fetched object)."""
+        digest = digest or sha256_file(src)
         dst = self.object_path(digest)
         if dst.exists() and dst.stat().st_size == src.stat().st_size:
             src.unlink()
