@@ -13,7 +13,7 @@ from typing import Any
 
 from afx.engine.executor import Setup, job_event, run_jobs
 from afx.engine.lockfile import RunLock, read_lock, retire_jobs, update_lock
-from afx.engine.remote import RemoteCache, remote_for
+from afx.engine.remote import RemoteCache
 from afx.engine.runner import NEEDS_WORKER, Emit, Event, JobReport, RunOptions, load_pipeline, process_job, store_dir
 from afx.engine.store import Store
 from afx.spec.job import Job
@@ -61,9 +61,10 @@ class Engine:
     def remote(self) -> RemoteCache | None:
         """The remote cache, once it has answered (ObjectStoreError, exit 4, if it cannot be
         reached: a run that starts with it must not quietly build everything)."""
-        cache = remote_for(self.cache)
-        if cache is not None and not cache.down:
-            cache.check()
+        if not self.cache:
+            return None
+        cache = RemoteCache.open(self.cache)  # afresh: one failed in an earlier run may answer now
+        cache.check()
         return cache
 
     def plan(self, jobs: Sequence[Job], options: RunOptions = RunOptions()) -> list[JobReport]:

@@ -51,8 +51,11 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
     elif brief:
         for r in reports:
             first = next((s for s in r.stages if s.run), None)
-            if first and all(s.fetch for s in r.stages if s.run):
-                state = env.style("stale", fg="yellow") + "  in the remote cache (afx run fetches it, builds nothing)"
+            built = next((s for s in r.stages if s.run and not s.fetch), None)
+            fetch = sum(s.fetch for s in r.stages)
+            if first and fetch:  # a fresh clone with a warm remote cache: say so, not "needs to run"
+                state = env.style("stale", fg="yellow") + f"  {fetch} stage{'s' * (fetch != 1)} in the remote cache" + (
+                    f", then {built.stage}: {built.reason}" if built else " (afx run fetches them, builds nothing)")
             elif first:
                 state = env.style("stale", fg="yellow") + f"  {first.stage}: {first.reason}"
             elif not r.out_current:
