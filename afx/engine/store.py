@@ -27,15 +27,12 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict
 
 # engine.store has always offered them (re-exported: `x as x`)
 from afx.digest import canonical as canonical
 from afx.digest import digest_of as digest_of
 from afx.digest import sha256_file as sha256_file
-
-if TYPE_CHECKING:  # a type only (afx.engine.remote reads the store)
-    from afx.engine.remote import RemoteCache
 
 STORE_FORMAT = 1
 PICKLE_PROTOCOL = 5  # pinned: the index must read the same on every Python >= 3.8
@@ -89,6 +86,14 @@ class Manifest:
                    data.get("seconds", 0.0), data.get("created", 0.0))
 
 
+class Remote(Protocol):
+    """What the runner uses of a shared remote cache (afx.engine.remote.RemoteCache)."""
+
+    def record(self, key: str, stage: str, store: Store) -> Manifest | None: ...
+    def fetch(self, key: str, stage: str, store: Store) -> Manifest | None: ...
+    def push(self, m: Manifest, store: Store) -> bool: ...
+
+
 class StoreProblem(Exception):
     """A cached entry that cannot be used; the message names it."""
 
@@ -103,7 +108,7 @@ class Store:
         self._manifests: dict[str, Manifest] = {}  # read this run (keys are content hashes)
         # A shared remote cache (afx.engine.remote), which the runner reads on a local miss
         # and publishes each stored stage to; None for a store of its own.
-        self.remote: RemoteCache | None = None
+        self.remote: Remote | None = None
 
     # -- index ----------------------------------------------------------------------------
     @property
