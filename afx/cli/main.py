@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -183,6 +184,11 @@ _force_option = click.option(
     help="Rerun STAGE even if it is up to date (every stage without a value); later stages rerun "
          "only if its output changes.")
 _until_option = click.option("--until", metavar="STAGE", help="Stop after STAGE (ingest, script, render, package).")
+_cache_option = click.option(
+    "--cache", "cache", metavar="URL",
+    help="A remote stage cache shared by every clone and runner: s3://bucket/prefix, any fsspec URL, "
+         "or a folder (wins over afx.yaml's cache.remote). Finished stages are fetched from it, new ones "
+         "published to it.")
 
 
 @cli.command("run")
@@ -194,10 +200,15 @@ _until_option = click.option("--until", metavar="STAGE", help="Stop after STAGE 
 @_until_option
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would run and why; run nothing.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another run holds this repo (exit 3).")
+@_cache_option
+@click.option("--shard", metavar="I/N",
+              help="Run only the I-th of N parts of the jobs (by a stable hash of each job's name), for N CI "
+                   "runners; `afx lock merge` joins their afx.lock files.")
 @output_options
 @click.pass_context
 def run_command(ctx: click.Context, targets: tuple[str, ...], jobs: int, keep_going: bool,
-                force: tuple[str, ...], until: str | None, dry_run: bool, no_wait: bool) -> int:
+                force: tuple[str, ...], until: str | None, dry_run: bool, no_wait: bool, cache: str | None,
+                shard: str | None) -> int:
     """Run the stale stages of jobs (default: every job) and update out/ and afx.lock.
 
     TARGETS are job names, matrix base names, or spec files and folders. Each stage reruns
@@ -207,7 +218,7 @@ def run_command(ctx: click.Context, targets: tuple[str, ...], jobs: int, keep_go
 
     stages, targets_ = _split_force(force, targets)
     return run_cmd(_env(ctx), targets_, jobs=jobs, keep_going=keep_going, force=stages, until=until,
-                   dry_run=dry_run, wait=not no_wait)
+                   dry_run=dry_run, wait=not no_wait, cache=cache, shard=shard)
 
 
 @cli.command()
@@ -215,27 +226,29 @@ def run_command(ctx: click.Context, targets: tuple[str, ...], jobs: int, keep_go
 @_force_option
 @_until_option
 @click.option("--check", is_flag=True, help="Exit 1 if anything would run.")
+@_cache_option
 @output_options
 @click.pass_context
 def plan(ctx: click.Context, targets: tuple[str, ...], force: tuple[str, ...], until: str | None,
-         check: bool) -> int:
+         check: bool, cache: str | None) -> int:
     """Show, per job and stage, `up to date` or `will run` with the first reason."""
     from afx.cli.commands.run import plan as plan_cmd
 
     stages, targets_ = _split_force(force, targets)
-    return plan_cmd(_env(ctx), targets_, force=stages, until=until, check=check)
+    return plan_cmd(_env(ctx), targets_, force=stages, until=until, check=check, cache=cache)
 
 
 @cli.command()
 @click.argument("targets", nargs=-1)
 @click.option("--check", is_flag=True, help="Exit 1 if any job is stale (for CI).")
+@_cache_option
 @output_options
 @click.pass_context
-def status(ctx: click.Context, targets: tuple[str, ...], check: bool) -> int:
+def status(ctx: click.Context, targets: tuple[str, ...], check: bool, cache: str | None) -> int:
     """One line per job: up to date, or stale with the first reason."""
     from afx.cli.commands.run import plan as plan_cmd
 
-    return plan_cmd(_env(ctx), targets, check=check, brief=True)
+    return plan_cmd(_env(ctx), targets, check=check, brief=True, cache=cache)
 
 
 @cli.command()
@@ -340,6 +353,23 @@ def cache_gc(ctx: click.Context, dry_run: bool) -> int:
     from afx.cli.commands.cache import gc
 
     return gc(_env(ctx), dry_run=dry_run)
+
+
+@cli.group("lock")
+def lock_group() -> None:
+    """afx.lock: what each job's outputs were built from."""
+
+
+@lock_group.command("merge")
+@click.argument("shard_locks", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@output_options
+@click.pass_context
+def lock_merge(ctx: click.Context, shard_locks: tuple[str, ...]) -> int:
+    """Join the afx.lock files of `afx run --shard i/N` runs into this checkout's afx.lock:
+    the afx.lock one full `afx run` would write."""
+    from afx.cli.commands.lock import merge
+
+    return merge(_env(ctx), [Path(p) for p in shard_locks])
 
 
 _data_dir = click.option("--data-dir", envvar="AFX_DATA_DIR", type=click.Path(file_okay=False),

@@ -41,6 +41,8 @@ class Plain:
             elif status == "failed":
                 env.error(f"{job}: {stage}: " + env.style("FAILED", fg="red", bold=True) +
                           f": {_after_stage(event.get('error', ''), stage)}")
+            elif status == "cached" and event.get("remote"):
+                env.info(f"{job}: {stage}: {event.get('reason', 'fetched from the remote cache')}")
             elif status == "cached":
                 env.debug(f"{job}: {stage}: up to date")
         elif kind == "job" and event.get("status") == "skipped":
@@ -121,6 +123,8 @@ class Live:
             elif status == "failed":
                 self.console.print(f"[red]✗ {job} {stage}[/]: {_after_stage(event.get('error', ''), stage)}",
                                    markup=True)
+            elif status == "cached" and event.get("remote"):
+                self.console.print(f"[blue]↓[/] {job} [cyan]{stage}[/] [dim]{event.get('reason', '')}[/]")
         elif kind == "progress":
             task = self.tasks.get((job, stage))
             if task is not None:

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 from afx import procs
 from afx.engine import lockfile, outputs
+from afx.engine.remote import remote_for
 from afx.engine.runner import Emit, Event, JobReport, RunOptions, load_pipeline, process_job
 from afx.engine.store import Store
 from afx.spec.job import Job
@@ -64,6 +65,7 @@ class Setup:
     out_root: str
     config: dict[str, Any] = field(default_factory=dict)
     options: RunOptions = RunOptions()
+    cache: str | None = None  # a shared remote cache's URL (afx.engine.remote), checked by the parent
 
 
 @dataclass(eq=False)
@@ -349,6 +351,7 @@ def _worker_main(conn: Connection, setup: Setup) -> None:
 def _run_one(job: Job, pipeline: Pipeline, setup: Setup, out_root: Path, emit: Emit) -> JobReport:
     store = Store(Path(setup.store_root))
     try:
+        store.remote = remote_for(setup.cache)
         report = process_job(job, pipeline, store, out_root, execute=True, options=setup.options,
                              config=setup.config, emit=emit)
         finish_job(job, pipeline, report, out_root)

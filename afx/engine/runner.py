@@ -20,6 +20,7 @@ from typing import Any, Required, TypedDict
 from afx.engine import outputs
 from afx.engine.keys import KeyParts, explain, fingerprint
 from afx.engine.lockfile import read_lock_cached
+from afx.engine.remote import FETCHED, shared
 from afx.engine.store import Manifest, Store, StoredFile
 from afx.errors import AfxError, StageError
 from afx.spec.job import Job
@@ -57,10 +58,11 @@ class StagePlan:
     run: bool
     reason: str  # why it runs, or "" when up to date
     key: str | None = None
+    fetch: bool = False  # not built here, but in the remote cache (afx.engine.remote)
 
     @property
     def status(self) -> str:
-        return "will run" if self.run else "up to date"
+        return "will fetch" if self.fetch else "will run" if self.run else "up to date"
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "status": self.status, "reason": self.reason, "key": self.key}
@@ -160,11 +162,21 @@ def process_job(job: Job, pipeline: Pipeline, store: Store, out_root: Path, *, e
         last = lasts.get(stage.name)
         forced = options.forced(stage.name)
         manifest, problem = store.checked_manifest(key) if key and not forced else (None, "")
+        fetched = False
+        if manifest is None and key and not forced and store.remote and not cached_only and shared(stage):
+            if execute:  # into the local store, or None: then it runs here
+                manifest = store.remote.fetch(key, stage.name, store)
+                fetched = manifest is not None
+            elif (found := store.remote.record(key, stage.name, store)) is not None:
+                report.stages.append(StagePlan(stage.name, True, FETCHED, key, fetch=True))
+                digests[stage.name] = found.digest  # what later stages' keys are made of
+                continue
         if manifest is not None:
             assert key is not None  # a manifest is looked up by its key only
-            report.stages.append(StagePlan(stage.name, False, "", key))
+            report.stages.append(StagePlan(stage.name, False, FETCHED if fetched else "", key))
             if execute:
-                emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "cached"})
+                emit({"event": "stage", "job": job.name, "stage": stage.name, "status": "cached",
+                      **({"reason": FETCHED, "remote": True} if fetched else {})})
                 _remember(store, job.name, lasts, stage.name, fp.parts(), key, manifest.digest)
         else:
             reason = "forced" if forced else (problem or explain(fp, last, job_is_new=job_is_new))
@@ -265,6 +277,8 @@ def _execute(stage: Stage, job: Job, store: Store, key: str, artifacts: Mapping[
         manifest = Manifest(stage.name, key, files, dict(ctx._exports), meta, time.perf_counter() - started)
         store.put_manifest(manifest)  # last: only now is the stage done
         store.drop_resume(key)
+        if store.remote is not None and shared(stage):
+            store.remote.push(manifest, store)  # (a failure is a warning: the stage is done here)
         return manifest
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from afx.engine.executor import Setup, job_event, run_jobs
 from afx.engine.lockfile import RunLock, read_lock, retire_jobs, update_lock
+from afx.engine.remote import RemoteCache
 from afx.engine.runner import NEEDS_WORKER, Emit, Event, JobReport, RunOptions, load_pipeline, process_job, store_dir
 from afx.engine.store import Store
 from afx.spec.job import Job
@@ -46,6 +47,7 @@ class Engine:
     root: Path
     config: Mapping[str, Any] = field(default_factory=dict)
     pipeline_ref: str | None = None
+    cache: str | None = None  # a shared remote cache's URL (afx.engine.remote.configured)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -56,10 +58,21 @@ class Engine:
     def store(self) -> Store:
         return Store(self.store_root)
 
+    def remote(self) -> RemoteCache | None:
+        """The remote cache, once it has answered (ObjectStoreError, exit 4, if it cannot be
+        reached: a run that starts with it must not quietly build everything)."""
+        if not self.cache:
+            return None
+        cache = RemoteCache.open(self.cache)  # afresh: one failed in an earlier run may answer now
+        cache.check()
+        return cache
+
     def plan(self, jobs: Sequence[Job], options: RunOptions = RunOptions()) -> list[JobReport]:
         """Each job's plan; a job that fanned out (its clips are known) is followed by the
-        plans of the jobs it became."""
+        plans of the jobs it became. A stage in the remote cache is planned `will fetch`."""
+        remote = self.remote()
         store = self.store()
+        store.remote = remote
         names = {j.name: j for j in jobs}
         try:
             out: list[JobReport] = []
@@ -79,6 +92,7 @@ class Engine:
             keep_going: bool = False, wait_for_lock: bool = True, emit: Emit = lambda e: None,
             on_wait: Callable[[str], None] = lambda msg: None, prune_lock: bool = False) -> list[JobReport]:
         """Run jobs; update afx.lock with every job that completed. Holds the run lock throughout."""
+        self.remote()  # fetches and pushes happen in the workers (afx.engine.executor)
         lock = RunLock(self.store_root)
         lock.acquire(wait=wait_for_lock, on_wait=on_wait)
         try:
@@ -135,7 +149,8 @@ class Engine:
             done = self._finish_cached(todo, now, emit)
             rest = [j for j in todo if j.name not in done]
             if rest:  # stages run in worker processes only (afx.engine.executor)
-                setup = Setup(self.pipeline_ref, str(self.store_root), str(self.out_root), dict(self.config), now)
+                setup = Setup(self.pipeline_ref, str(self.store_root), str(self.out_root), dict(self.config), now,
+                              cache=self.cache)
                 for report in run_jobs(setup, rest, parallel=parallel, keep_going=keep_going, emit=emit):
                     done[report.job] = report
             reports.update(done)

@@ -86,6 +86,14 @@ class Manifest:
                    data.get("seconds", 0.0), data.get("created", 0.0))
 
 
+class Remote(Protocol):
+    """What the runner uses of a shared remote cache (afx.engine.remote.RemoteCache)."""
+
+    def record(self, key: str, stage: str, store: Store) -> Manifest | None: ...
+    def fetch(self, key: str, stage: str, store: Store) -> Manifest | None: ...
+    def push(self, m: Manifest, store: Store) -> bool: ...
+
+
 class StoreProblem(Exception):
     """A cached entry that cannot be used; the message names it."""
 
@@ -98,6 +106,9 @@ class Store:
         self._index: _Index | None = None
         self.warnings: list[str] = []
         self._manifests: dict[str, Manifest] = {}  # read this run (keys are content hashes)
+        # A shared remote cache (afx.engine.remote), which the runner reads on a local miss
+        # and publishes each stored stage to; None for a store of its own.
+        self.remote: Remote | None = None
 
     # -- index ----------------------------------------------------------------------------
     @property
@@ -180,9 +191,10 @@ class Store:
     def _object_str(self, digest: str) -> str:
         return f"{self.objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}"
 
-    def put_object(self, src: Path) -> StoredFile:
-        """Move a finished file into the store (or drop it if the store has it already)."""
-        digest = sha256_file(src)
+    def put_object(self, src: Path, digest: str | None = None) -> StoredFile:
+        """Move a finished file into the store (or drop it if the store has it already).
+        `digest`: its sha256, when the caller has just checked it (a fetched object)."""
+        digest = digest or sha256_file(src)
         dst = self.object_path(digest)
         if dst.exists() and dst.stat().st_size == src.stat().st_size:
             src.unlink()

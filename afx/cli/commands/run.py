@@ -18,11 +18,12 @@ if TYPE_CHECKING:  # imported when a command runs (afx --version must stay quick
     from afx.spec.resolve import Resolution
 
 
-def _engine(targets: Sequence[str]) -> tuple[Engine, list[Job]]:
+def _engine(targets: Sequence[str], cache: str | None = None) -> tuple[Engine, list[Job]]:
+    from afx.engine.remote import configured
     from afx.engine.session import Engine
 
     result, jobs = select(targets)
-    return Engine(result.root, result.config), jobs
+    return Engine(result.root, result.config, cache=configured(result.config, cache, result.root)), jobs
 
 
 def _options(engine: Engine, force: Sequence[str], until: str | None, verbose: bool = False) -> RunOptions:
@@ -36,8 +37,8 @@ def _options(engine: Engine, force: Sequence[str], until: str | None, verbose: b
 
 
 def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (), until: str | None = None,
-         check: bool = False, brief: bool = False) -> int:
-    engine, jobs = _engine(targets)
+         check: bool = False, brief: bool = False, cache: str | None = None) -> int:
+    engine, jobs = _engine(targets, cache)
     reports = engine.plan(jobs, _options(engine, force, until))
     for message in getattr(engine, "warnings", []):
         env.info(f"warning: {message}")
@@ -50,7 +51,12 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
     elif brief:
         for r in reports:
             first = next((s for s in r.stages if s.run), None)
-            if first:
+            built = next((s for s in r.stages if s.run and not s.fetch), None)
+            fetch = sum(s.fetch for s in r.stages)
+            if first and fetch:  # a fresh clone with a warm remote cache: say so, not "needs to run"
+                state = env.style("stale", fg="yellow") + f"  {fetch} stage{'s' * (fetch != 1)} in the remote cache" + (
+                    f", then {built.stage}: {built.reason}" if built else " (afx run fetches them, builds nothing)")
+            elif first:
                 state = env.style("stale", fg="yellow") + f"  {first.stage}: {first.reason}"
             elif not r.out_current:
                 state = env.style("stale", fg="yellow") + "  out/ needs updating"
@@ -62,7 +68,7 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
         for r in reports:
             env.out(env.style(r.job, bold=True) + _fans(r, ": "))
             for s in r.stages:
-                status = env.style("will run", fg="yellow") if s.run else env.style("up to date", fg="green")
+                status = env.style(s.status, fg="yellow") if s.run else env.style("up to date", fg="green")
                 env.out(f"  {s.stage:<{width}}  {status}{'  ' + s.reason if s.reason else ''}")
             if not any(s.run for s in r.stages) and not r.out_current:
                 env.out(f"  {'out':<{width}}  " + env.style("will update", fg="yellow") + f"  out/{r.job}/")
@@ -83,28 +89,40 @@ def _fans(report: Any, sep: str) -> str:
 
 
 def run(env: Environment, targets: Sequence[str], *, jobs: int, keep_going: bool, force: Sequence[str],
-        until: str | None, dry_run: bool, wait: bool) -> int:
-    if dry_run:
-        return plan(env, targets, force=force, until=until)
+        until: str | None, dry_run: bool, wait: bool, cache: str | None = None, shard: str | None = None) -> int:
+    from afx.engine import shards
+
+    part = shards.parse(shard) if shard is not None else None
+    if dry_run and part is None:
+        return plan(env, targets, force=force, until=until, cache=cache)
     result, selected = select(targets)
+    if part is not None:
+        selected = shards.pick(selected, *part)
+        env.info(f"shard {part[0]}/{part[1]}: {len(selected)} job{'s' * (len(selected) != 1)}")
+        if dry_run:
+            return plan(env, [j.name for j in selected], force=force, until=until, cache=cache) if selected else 0
+    # A shard's afx.lock keeps the other shards' jobs as they were: `afx lock merge` prunes.
     return execute(env, result, selected, jobs=jobs, keep_going=keep_going, force=force, until=until, wait=wait,
-                   prune_lock=not targets)
+                   prune_lock=not targets and part is None, cache=cache)
 
 
 def execute(env: Environment, result: Resolution, selected: Sequence[Job], *, jobs: int = 1, keep_going: bool = True,
-            force: Sequence[str] = (), until: str | None = None, wait: bool = True, prune_lock: bool = False) -> int:
+            force: Sequence[str] = (), until: str | None = None, wait: bool = True, prune_lock: bool = False,
+            cache: str | None = None) -> int:
     """Run `selected` jobs of a resolved repo, showing progress; the exit status."""
+    from afx.engine.remote import configured
     from afx.engine.session import Engine
 
-    engine = Engine(result.root, result.config)
+    engine = Engine(result.root, result.config, cache=configured(result.config, cache, result.root))
     options = _options(engine, force, until, verbose=env.verbosity > 0)
     sink = display(env)
     started = time.perf_counter()
-    counts = {"ran": 0, "cached": 0}
+    counts = {"ran": 0, "cached": 0, "fetched": 0}
 
     def emit(event: dict[str, Any]) -> None:
         if event.get("event") == "stage" and event.get("status") in ("done", "cached"):
             counts["ran" if event["status"] == "done" else "cached"] += 1
+            counts["fetched"] += bool(event.get("remote"))
         sink(event)
 
     try:
@@ -117,11 +135,14 @@ def execute(env: Environment, result: Resolution, selected: Sequence[Job], *, jo
     seconds = time.perf_counter() - started
     if env.json:
         sink({"event": "done", "ok": not failed, "ran": counts["ran"], "cached": counts["cached"],
+              "fetched": counts["fetched"],
               "failed": [r.job for r in failed], "seconds": round(seconds, 3)})
     else:
         done = sum(r.status in ("complete", "partial") for r in reports)
         summary = (f"{done} job{'s' * (done != 1)} done, {len(failed)} failed: ran {counts['ran']} "
-                   f"stage{'s' * (counts['ran'] != 1)}, reused {counts['cached']} in {seconds:.2f}s")
+                   f"stage{'s' * (counts['ran'] != 1)}, reused {counts['cached']}"
+                   + (f" ({counts['fetched']} fetched from the remote cache)" if counts["fetched"] else "")
+                   + f" in {seconds:.2f}s")
         if failed:
             env.error(env.style("afx: ", fg="red", bold=True) + summary)
             for r in failed:
