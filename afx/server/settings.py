@@ -27,6 +27,9 @@ class Settings:
     resolve_budget: float = field(default_factory=lambda: float(os.environ.get("AFX_RESOLVE_BUDGET") or 2.0))
     pipeline: str | None = None  # AFX_PIPELINE (tests run cheap stages)
     config: dict[str, Any] = field(default_factory=dict)  # afx.yaml-style: fetch allow-list, publishers
+    # AFX_STORAGE_URL: uploads, job outputs and the stage cache in a shared object store
+    # (s3://bucket/prefix; afx.server.storage), for fronts and workers on several machines
+    storage_url: str = field(default_factory=lambda: os.environ.get("AFX_STORAGE_URL") or "")
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert
 
-from afx.server import accounts, db, uploads
+from afx.server import accounts, db, storage, uploads
 from afx.server.accounts import Account
 from afx.server.deps import Answer, Services, account, idempotent, in_thread, services
 from afx.server.jobs import Refused
@@ -46,6 +46,9 @@ async def upload(request: Request, acct: Account = Depends(account),
         assert got is not None  # idempotent calls receive first
         file_id = accounts.new_id("file")
         stored = uploads.store(got, settings.uploads_dir, file_id)
+        shared = storage.from_settings(settings)
+        if shared is not None:  # before its row: a worker elsewhere must find what the row names
+            shared.put_upload(acct.id, stored, settings.uploads_dir / stored)
         with db.write(srv.engine) as conn:
             conn.execute(insert(db.uploads).values(id=file_id, account_id=acct.id, stored=stored,
                                                    filename=got.filename, size=got.size, sha256=got.sha256,
