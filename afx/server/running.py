@@ -86,6 +86,13 @@ def give_up(conn: Connection, row: Any, why: str, refund_reason: str) -> bool:
     return True
 
 
+def stopped_why(run_kind: str, attempts: int) -> str:
+    """A job given up on: its worker (or the machine under it) kept stopping during it."""
+    if run_kind == "publish":
+        return f"publish: the server stopped during it {attempts} times; approve or reschedule to try again"
+    return f"the server stopped during this job {attempts} times"
+
+
 class Runner:
     """Runs claimed jobs, each in its own executor worker; knows which run here."""
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from afx import procs
 from afx.server import db, periodic
-from afx.server.running import HOST, Runner, give_up, kill_leftover, outcome
+from afx.server.running import HOST, Runner, give_up, kill_leftover, outcome, stopped_why
 from afx.server.settings import Settings
 
 __all__ = ["LEASE", "Workers", "outcome"]
@@ -33,8 +33,12 @@ LEASE = 30.0  # seconds without a heartbeat after which a running job on another
 
 
 class Workers:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine, self.settings = engine, settings
+    """`workers` job threads and the scheduler. `jobs=False` (an API-only front, with `afx
+    worker` processes on this machine running the jobs): only the sweep of dead requests'
+    leftovers."""
+
+    def __init__(self, engine: Engine, settings: Settings, *, jobs: bool = True) -> None:
+        self.engine, self.settings, self.jobs = engine, settings, jobs
         self.stopping = threading.Event()
         self.wake = threading.Condition()
         self.threads: list[threading.Thread] = []
@@ -42,8 +46,13 @@ class Workers:
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
-        self.recover()
         self.sweep()
+        if not self.jobs:
+            t = threading.Thread(target=self._sweeper, name="afx-sweeper", daemon=True)
+            t.start()
+            self.threads.append(t)
+            return
+        self.recover()
         periodic.clean_store(self.settings)
         for i in range(self.settings.workers):
             t = threading.Thread(target=self._loop, name=f"afx-worker-{i}", daemon=True)
@@ -64,6 +73,11 @@ class Workers:
                                      updated=time.time()))
         for t in self.threads:
             t.join(timeout=5)
+
+    def wait(self) -> None:
+        """Until stopped (`afx worker`)."""
+        while not self.stopping.wait(0.5):
+            pass
 
     def notify(self) -> None:
         with self.wake:
@@ -145,9 +159,10 @@ class Workers:
             except Exception:  # noqa: BLE001
                 log.exception("scheduler tick failed")
 
+    def _sweeper(self) -> None:
+        while not self.stopping.wait(LEASE / 2):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001
+                log.exception("sweep failed")
 
-def stopped_why(run_kind: str, attempts: int) -> str:
-    """A job given up on: its worker (or the machine under it) kept stopping during it."""
-    if run_kind == "publish":
-        return f"publish: the server stopped during it {attempts} times; approve or reschedule to try again"
-    return f"the server stopped during this job {attempts} times"
