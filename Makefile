@@ -49,6 +49,7 @@ bench: $(BENCH_STAMP)
 	cd bench && ../$(BIN)/python render.py
 	cd bench && ../$(BIN)/python compose.py
 	cd bench && ../$(BIN)/python api.py
+	cd bench && ../$(BIN)/python scale.py
 	cd bench && ../$(BIN)/python ingest.py
 	cd bench && ../$(BIN)/python speech.py
 	cd bench && ../$(BIN)/python vod.py

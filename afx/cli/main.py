@@ -377,6 +377,13 @@ _data_dir = click.option("--data-dir", envvar="AFX_DATA_DIR", type=click.Path(fi
                               "(default: ~/.local/share/afx/server; AFX_DATABASE_URL for Postgres).")
 
 
+_heartbeat = click.option("--heartbeat", type=click.FloatRange(0.1, 3600), envvar="AFX_WORKER_HEARTBEAT",
+                          help="PostgreSQL: seconds between a worker's heartbeats (default 5).")
+_stalled = click.option("--stalled-after", type=click.FloatRange(0.5, 86400), envvar="AFX_STALLED_AFTER",
+                        help="PostgreSQL: seconds without a heartbeat after which a worker's jobs are taken "
+                             "back: requeued, or failed and refunded after --attempts runs (default 30).")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port.")
@@ -394,15 +401,48 @@ _data_dir = click.option("--data-dir", envvar="AFX_DATA_DIR", type=click.Path(fi
               help="Runs a job gets when the server keeps stopping under it.")
 @click.option("--tick", type=click.FloatRange(0.05, 3600), default=1.0, hidden=True,
               help="Seconds between checks for scheduled publishes.")
+@click.option("--no-workers", is_flag=True,
+              help="Answer the API only: `afx worker` processes (here or on other machines) run the jobs.")
+@_heartbeat
+@_stalled
 @output_options
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, data_dir: str | None, workers: int, rate_limit: int,
-          max_active: int, config: str | None, max_upload: int, attempts: int, tick: float) -> int:
+          max_active: int, config: str | None, max_upload: int, attempts: int, tick: float, no_workers: bool,
+          heartbeat: float | None, stalled_after: float | None) -> int:
     """Serve the AuraFlux v1 API (under /v1) over afx's engine."""
     from afx.cli.commands.serve import serve as serve_cmd
 
     return serve_cmd(_env(ctx), host=host, port=port, data_dir=data_dir, workers=workers, rate_limit=rate_limit,
-                     max_active=max_active, config=config, max_upload=max_upload, attempts=attempts, tick=tick)
+                     max_active=max_active, config=config, max_upload=max_upload, attempts=attempts, tick=tick,
+                     no_workers=no_workers, heartbeat=heartbeat, stalled=stalled_after)
+
+
+@cli.command("worker")
+@_data_dir
+@click.option("--workers", "-j", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Jobs this process runs at once (each in a process of its own).")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True),
+              help="afx.yaml-style settings for jobs (fetch allow-list, publishers); default: DATA_DIR/afx.yaml.")
+@click.option("--attempts", type=click.IntRange(1, 100), default=3, hidden=True,
+              help="Runs a job gets when its worker keeps stopping under it.")
+@click.option("--tick", type=click.FloatRange(0.05, 3600), default=1.0, hidden=True,
+              help="Seconds between checks for scheduled publishes and stalled jobs.")
+@_heartbeat
+@_stalled
+@output_options
+@click.pass_context
+def worker_command(ctx: click.Context, data_dir: str | None, workers: int, config: str | None, attempts: int,
+                   tick: float, heartbeat: float | None, stalled_after: float | None) -> int:
+    """Run the API's jobs (beside `afx serve --no-workers`), until SIGTERM.
+
+    Any number of these, on any machine that reaches the database (AFX_DATABASE_URL) and
+    the data dir. Stopped, it puts its running jobs back in the queue.
+    """
+    from afx.cli.commands.serve import worker
+
+    return worker(_env(ctx), data_dir=data_dir, workers=workers, config=config, attempts=attempts, tick=tick,
+                  heartbeat=heartbeat, stalled=stalled_after)
 
 
 @cli.group()

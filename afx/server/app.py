@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from afx import __version__
 from afx.server import db, handlers, openapi
@@ -25,7 +26,11 @@ from afx.server.resolver import Resolvers
 from afx.server.routes import ROUTERS
 from afx.server.settings import Settings
 
-__all__ = ["api_schemas", "create_app"]
+if TYPE_CHECKING:
+    from afx.server.pgworker import PgWorkers
+    from afx.server.worker import Workers
+
+__all__ = ["api_schemas", "create_app", "job_workers"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,15 +38,17 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
-    """The app over `settings`; with start_workers=False no job runs (the routes still answer)."""
+def create_app(settings: Settings, *, start_workers: bool = True, run_jobs: bool = True) -> FastAPI:
+    """The app over `settings`; with start_workers=False no job runs (the routes still answer).
+    run_jobs=False (`afx serve --no-workers`): an API-only front; `afx worker` runs the jobs.
+
+    The queue follows the database: on SQLite the jobs table (afx.server.worker), on
+    PostgreSQL procrastinate (afx.server.pgworker)."""
     engine = db.connect(settings.database_url)
     limiter: RateLimiter | SharedRateLimiter = (  # see afx.server.limits: why per database
         SharedRateLimiter(engine, settings.rate_limit) if engine.dialect.name == "postgresql"
         else RateLimiter(settings.rate_limit))
-    from afx.server.worker import Workers  # (the engine behind it loads only when an app is made)
-
-    workers = Workers(engine, settings)
+    workers = job_workers(engine, settings, jobs=run_jobs)
     resolvers = Resolvers(settings.resolvers, settings.resolve_budget)
 
     @asynccontextmanager
@@ -68,6 +75,18 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         app.include_router(router)
     openapi.install(app)
     return app
+
+
+def job_workers(engine: Engine, settings: Settings, *, jobs: bool = True) -> Workers | PgWorkers:
+    """The job workers of the database's queue (imported here: the engine behind them loads
+    only when an app or a worker is made)."""
+    if engine.dialect.name == "postgresql":
+        from afx.server.pgworker import PgWorkers
+
+        return PgWorkers(engine, settings, jobs=jobs)
+    from afx.server.worker import Workers
+
+    return Workers(engine, settings, jobs=jobs)
 
 
 class _RateHeaders:

@@ -7,9 +7,10 @@
   its parent: no worker claims it until its fields are known.
 - **The parent's run** (ingest, analyze, moments, clips) ends with the clip jobs it became
   (JobReport.children). `settle` fills each clip row with its job's fields and its cut and
-  makes it claimable; the rows the source had no clip for end `cancelled`, refunded. It runs
-  in the transaction that completes the parent, only if that finds the parent still running,
-  so a parent settles once however often it is run (a restart mid-parent runs it again).
+  makes it claimable (on PostgreSQL: defers it, afx.server.queue); the rows the source had
+  no clip for end `cancelled`, refunded. It runs in the transaction that completes the
+  parent, only if that finds the parent still running, so a parent settles once however
+  often it is run (a restart mid-parent runs it again).
 - A parent that **fails** (for good: a crash is retried first) fails its waiting clips,
   each refunded: none of them was made.
 - **Cancel** (DELETE of the parent): its waiting, queued and running clips are cancelled;
@@ -30,7 +31,7 @@ from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.engine import Connection
 
 from afx import times
-from afx.server import accounts, db
+from afx.server import accounts, db, queue
 
 log = logging.getLogger("afx.server")
 CUT = ("source", "start", "end", "seconds")  # what a clip's view shows of its cut
@@ -124,6 +125,8 @@ def settle(conn: Connection, parent: RowMapping, children: Sequence[Any], doc: M
             db.jobs.c.id == child.name, db.jobs.c.status == "queued", db.jobs.c.waiting_for == parent_id).values(
             fields=json.dumps(fields, sort_keys=True), upload_id=fields.get("fileId"), clip=json.dumps(cut),
             waiting_for=None, updated=now))
+        if done.rowcount == 1:
+            queue.enqueue(conn, child.name)  # claimable now: in the transaction that settles it
         filled += done.rowcount  # 0: cancelled meanwhile (and refunded then)
     made = {c.name for c in children}
     surplus = [i for i in rows if i not in made]
@@ -160,7 +163,8 @@ def _end_waiting(conn: Connection, account_id: str, parent_id: str, ids: Iterabl
 def cancel_clips(conn: Connection, account_id: str, parent_id: str, now: float) -> list[dict[str, Any]]:
     """DELETE of the parent: its waiting, queued and running clips cancelled, in the caller's
     transaction; those that never started refunded. Returns one entry per clip cancelled."""
-    rows = conn.execute(select(db.jobs.c.id, db.jobs.c.status, db.jobs.c.started, db.jobs.c.run_kind).where(
+    rows = conn.execute(select(db.jobs.c.id, db.jobs.c.status, db.jobs.c.started, db.jobs.c.run_kind,
+                               db.jobs.c.queue_id).where(
         db.jobs.c.parent_id == parent_id, db.jobs.c.status.in_(("queued", "running")),
         db.jobs.c.run_kind == "build").order_by(db.jobs.c.clip_rank)).all()
     out = []
@@ -170,6 +174,7 @@ def cancel_clips(conn: Connection, account_id: str, parent_id: str, now: float) 
             error=f"cancelled by request (with its job {parent_id})"))
         if done.rowcount != 1:
             continue
+        queue.abort(conn, row.queue_id)
         never_ran = row.status == "queued" and row.started is None
         refunded = accounts.refund(conn, account_id, row.id, "cancelled before it ran") if never_ran else False
         out.append({"jobId": row.id, "status": "cancelled", "refunded": refunded, "was": row.status})

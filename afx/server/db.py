@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -130,6 +131,8 @@ jobs = Table(
     Column("waiting_for", String(40)),
     Column("clip_count", Integer),
     Column("clip", Text),  # JSON: a clip job's cut ({source, start, end, seconds, score}), once known
+    # PostgreSQL (v5, afx.server.queue): the id of the procrastinate job that delivers it last
+    Column("queue_id", BigInteger),
 )
 Index("jobs_account_created", jobs.c.account_id, jobs.c.created)
 Index("jobs_status", jobs.c.status)
@@ -191,9 +194,24 @@ def _v4(conn: Connection) -> None:
         conn.execute(text("CREATE INDEX jobs_parent ON jobs (parent_id)"))
 
 
+def _v5(conn: Connection) -> None:
+    # The queue on PostgreSQL (issue 15): procrastinate's schema, and a procrastinate job for
+    # every job queued before it (a waiting clip job gets one when its parent settles it).
+    from afx.server import queue
+
+    if "queue_id" not in {c["name"] for c in inspect(conn).get_columns("jobs")}:
+        conn.execute(text("ALTER TABLE jobs ADD COLUMN queue_id BIGINT"))
+    if not is_postgres(conn):
+        return
+    queue.apply_schema(conn)
+    for (job_id,) in conn.execute(select(jobs.c.id).where(jobs.c.status == "queued", jobs.c.waiting_for.is_(None),
+                                                           jobs.c.queue_id.is_(None)).order_by(jobs.c.created)).all():
+        queue.enqueue(conn, job_id)
+
+
 # Append only: a released migration is never edited; a change is a new function, written so
 # it also runs on a database that v1 created from newer table definitions.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def connect(url: str) -> Engine:

@@ -42,6 +42,7 @@ from afx.server.resolver import Resolvers
 from afx.server.settings import Settings
 
 if TYPE_CHECKING:
+    from afx.server.pgworker import PgWorkers
     from afx.server.worker import Workers
 
 AUTH_TTL = 5.0  # seconds a checked key is trusted without a database read (a revoked key lasts this long)
@@ -78,7 +79,7 @@ class Services:
 
     engine: Engine
     settings: Settings
-    workers: Workers
+    workers: Workers | PgWorkers
     resolvers: Resolvers
     limiter: RateLimiter | SharedRateLimiter
     keys: KeyCache

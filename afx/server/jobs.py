@@ -2,7 +2,8 @@
 
 A submission is one transaction: the body is resolved first (the same resolver as the CLI,
 outside the transaction), then, serialised per account, the active-job count and the
-balance are checked, the credits debited and the job inserted; any failure leaves nothing.
+balance are checked, the credits debited, the job inserted and (on PostgreSQL) deferred to
+the queue (afx.server.queue); any failure leaves nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from afx import times
 from afx.errors import shown
-from afx.server import accounts, clips, db, templates
+from afx.server import accounts, clips, db, queue, templates
 from afx.server.settings import Settings
 
 ACTIVE = ("queued", "running")
@@ -95,6 +96,7 @@ def create(engine: Engine, settings: Settings, account_id: str, job_id: str, bod
             clip_count=clips.count(fields) if parent else None))
         if parent:
             made = clips.insert_clips(conn, account_id, job_id, body, fields, now)
+        queue.enqueue(conn, job_id)  # (its clip jobs are queued when it settles them)
         balance = conn.execute(select(db.accounts.c.balance).where(db.accounts.c.id == account_id)).scalar()
     answer: dict[str, Any] = {"jobId": job_id, "status": "queued", "creditCost": cost, "balance": balance}
     if parent:
@@ -237,7 +239,8 @@ def cancel(engine: Engine, account_id: str, job_id: str) -> dict[str, Any]:
     (listed in `clips`; those that never started refunded), also once the job itself is
     complete (its clips stage done) while clips of it are still to be made."""
     with db.write(engine) as conn:
-        row = conn.execute(select(db.jobs.c.status, db.jobs.c.started, db.jobs.c.run_kind, db.jobs.c.clip_count)
+        row = conn.execute(select(db.jobs.c.status, db.jobs.c.started, db.jobs.c.run_kind, db.jobs.c.clip_count,
+                                  db.jobs.c.queue_id)
                            .where(db.jobs.c.id == job_id, db.jobs.c.account_id == account_id)).first()
         if row is None:
             raise Refused(404, "not_found", f"no job {shown(job_id)}")
@@ -254,6 +257,7 @@ def cancel(engine: Engine, account_id: str, job_id: str) -> dict[str, Any]:
         if row.status in ACTIVE:
             conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(
                 status="cancelled", updated=now, finished=now, error="cancelled by request"))
+            queue.abort(conn, row.queue_id)  # a worker elsewhere running it kills it once this commits
             never_ran = row.status == "queued" and row.started is None and row.run_kind == "build"
             refunded = accounts.refund(conn, account_id, job_id, "cancelled before it ran") if never_ran else False
             status = "cancelled"
@@ -316,4 +320,6 @@ def requeue_publish(engine: Engine, job_id: str) -> bool:
         done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "complete")
                             .values(status="queued", run_kind="publish", updated=time.time(), error=None,
                                     attempts=0))
+        if done.rowcount == 1:
+            queue.enqueue(conn, job_id)
     return done.rowcount == 1

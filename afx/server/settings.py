@@ -1,4 +1,4 @@
-"""Server settings: flags of `afx serve`, else AFX_* variables, else defaults."""
+"""Server settings: flags of `afx serve` and `afx worker`, else AFX_* variables, else defaults."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ class Settings:
     max_upload: int = 500 * 1024 * 1024  # bytes (the API reference)
     attempts: int = 3  # runs a job gets when the server keeps dying under it; then failed + refund
     tick: float = 1.0  # seconds between scheduler checks
+    # PostgreSQL queue (afx.server.pgworker): a worker beats every `heartbeat` seconds; a job
+    # whose worker has been silent for `stalled` seconds is taken back (requeued, or given up)
+    heartbeat: float = field(default_factory=lambda: float(os.environ.get("AFX_WORKER_HEARTBEAT") or 5.0))
+    stalled: float = field(default_factory=lambda: float(os.environ.get("AFX_STALLED_AFTER") or 30.0))
     resolvers: int = 2  # processes resolving POST /jobs bodies (afx.server.resolver)
     resolve_budget: float = field(default_factory=lambda: float(os.environ.get("AFX_RESOLVE_BUDGET") or 2.0))
     pipeline: str | None = None  # AFX_PIPELINE (tests run cheap stages)

@@ -1,4 +1,5 @@
-"""A real `afx serve` in a subprocess on 127.0.0.1, for tests (started and stopped by them)."""
+"""A real `afx serve` in a subprocess on 127.0.0.1, and real `afx worker`s beside it, for tests
+(started and stopped by them)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,53 @@ class Server:
         return httpx.Client(base_url=self.url + "/v1", headers=headers, timeout=30, **kw)
 
     def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class WorkerProc:
+    """A real `afx worker` on the data dir and database of `env` (AFX_DATABASE_URL)."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
+                 pipeline: str | None = CHEAP) -> None:
+        self.data_dir = Path(data_dir)
+        self.args = list(args)
+        self.env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        self.env.pop("AFX_PIPELINE", None)
+        if pipeline:
+            self.env["AFX_PIPELINE"] = pipeline
+        self.proc: subprocess.Popen | None = None
+        self.log = self.data_dir.parent / f"worker-{id(self)}.log"
+
+    def start(self) -> WorkerProc:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([AFX, "worker", "--data-dir", str(self.data_dir), *self.args], env=self.env,
+                                         stdout=log, stderr=log, start_new_session=True)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> WorkerProc:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

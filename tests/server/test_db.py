@@ -28,10 +28,10 @@ def test_a_version_1_database_is_migrated(tmp_path):
     try:
         assert "owner" in {c["name"] for c in inspect(engine).get_columns("idempotency")}
         with db.read(engine) as conn:
-            assert [r[0] for r in conn.execute(select(db.schema_migrations.c.version))] == [1, 2, 3, 4]
+            assert [r[0] for r in conn.execute(select(db.schema_migrations.c.version))] == [1, 2, 3, 4, 5]
             assert conn.execute(select(db.idempotency.c.key)).scalar() == "k"  # kept
         assert "rate_counts" in inspect(engine).get_table_names()
-        assert db.migrate(engine) == 4  # again: nothing to do
+        assert db.migrate(engine) == 5  # again: nothing to do
     finally:
         engine.dispose()
 
@@ -62,7 +62,7 @@ def test_a_version_3_database_gets_the_clip_columns(tmp_path):
         with db.read(engine) as conn:
             old = conn.execute(select(db.jobs).where(db.jobs.c.id == "job_old")).mappings().one()
         assert old["status"] == "complete" and old["parent_id"] is None and old["clip_count"] is None
-        assert db.migrate(engine) == 4
+        assert db.migrate(engine) == 5
     finally:
         engine.dispose()
 

@@ -41,7 +41,7 @@ def test_migrations_are_the_same_and_idempotent(postgres_url):
             for column in ("parent_id", "clip_rank", "waiting_for", "clip_count", "clip"):
                 conn.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
             conn.execute(text("DELETE FROM schema_migrations WHERE version = 4"))
-        assert db.migrate(engine) == 4
+        assert db.migrate(engine) == 5
         assert {"parent_id", "clip_rank", "waiting_for", "clip_count", "clip"} <= {
             c["name"] for c in inspect(engine).get_columns("jobs")}
         assert "jobs_parent" in {i["name"] for i in inspect(engine).get_indexes("jobs")}

@@ -1,4 +1,9 @@
-"""afx serve / afx keys: the AuraFlux v1 API on this machine (issue 7)."""
+"""afx serve / afx worker / afx keys: the AuraFlux v1 API (issue 7) and its job workers (issue 15).
+
+`afx serve` answers the API and, unless --no-workers, runs jobs too; `afx worker` runs jobs
+only, on any machine that reaches the database and the data dir. The queue follows the
+database: SQLite's jobs table, or procrastinate on PostgreSQL (AFX_DATABASE_URL).
+"""
 
 from __future__ import annotations
 
@@ -35,21 +40,62 @@ def _config(path: Path | None, data_dir: Path) -> dict[str, Any]:
 
 
 def serve(env: Environment, *, host: str, port: int, data_dir: str | None, workers: int, rate_limit: int,
-          max_active: int, config: str | None, max_upload: int, attempts: int, tick: float) -> int:
+          max_active: int, config: str | None, max_upload: int, attempts: int, tick: float,
+          no_workers: bool = False, heartbeat: float | None = None, stalled: float | None = None) -> int:
     import uvicorn
 
     from afx.server.app import create_app
 
     settings = settings_for(data_dir, workers=workers, rate_limit=rate_limit, max_active=max_active,
-                            max_upload=max_upload, attempts=attempts, tick=tick)
-    settings.config = _config(Path(config) if config else None, settings.data_dir)
-    import os
-
-    settings.pipeline = os.environ.get("AFX_PIPELINE") or None
-    app = create_app(settings)
-    env.info(f"afx serve: http://{host}:{port}/v1 (docs at /docs), data in {settings.data_dir}")
+                            max_upload=max_upload, attempts=attempts, tick=tick, heartbeat=heartbeat,
+                            stalled=stalled)
+    _job_settings(settings, config)
+    app = create_app(settings, run_jobs=not no_workers)
+    env.info(f"afx serve: http://{host}:{port}/v1 (docs at /docs), data in {settings.data_dir}"
+             + ("; jobs run by `afx worker`" if no_workers else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning" if env.verbosity <= 0 else "info",
                 access_log=env.verbosity > 0, timeout_graceful_shutdown=5)
+    return int(ExitStatus.OK)
+
+
+def _job_settings(settings: Settings, config: str | None) -> None:
+    import os
+
+    settings.config = _config(Path(config) if config else None, settings.data_dir)
+    settings.pipeline = os.environ.get("AFX_PIPELINE") or None
+
+
+def worker(env: Environment, *, data_dir: str | None, workers: int, config: str | None, attempts: int,
+           tick: float, heartbeat: float | None, stalled: float | None) -> int:
+    """Run jobs of the shared queue until SIGTERM or SIGINT (running jobs go back to it)."""
+    import signal
+
+    from afx.server import db
+    from afx.server.app import job_workers
+
+    settings = settings_for(data_dir, workers=workers, attempts=attempts, tick=tick, heartbeat=heartbeat,
+                            stalled=stalled)
+    _job_settings(settings, config)
+    try:
+        engine = db.connect(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - any driver's error: the database cannot be reached
+        env.error(f"afx worker: cannot open the database: {exc}")
+        return int(ExitStatus.REMOTE_ERROR)
+    pool = job_workers(engine, settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: pool.stopping.set())
+    try:
+        pool.start()
+        queue = "procrastinate" if engine.dialect.name == "postgresql" else "SQLite"
+        env.info(f"afx worker: {settings.workers} job(s) at once from the {queue} queue, data in "
+                 f"{settings.data_dir}")
+        pool.wait()
+    finally:
+        pool.stop()
+        engine.dispose()
+    if getattr(pool, "failed", None) is not None:
+        env.error(f"afx worker: the queue stopped: {pool.failed}")  # type: ignore[union-attr]
+        return int(ExitStatus.REMOTE_ERROR)
     return int(ExitStatus.OK)
 
 
