@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from afx import procs
 from afx.engine.runner import JobReport
-from afx.server import accounts, clips, db, queue
+from afx.server import accounts, clips, db, queue, storage
 from afx.server.jobs import upload_path
 from afx.server.settings import Settings
 
@@ -163,13 +163,17 @@ class Runner:
         from afx.spec.api import job_from_fields
 
         job_id, account_id = row["id"], row["account_id"]
+        shared = storage.from_settings(self.settings)
         found = upload_path(self.engine, self.settings, account_id, row["upload_id"]) if row["upload_id"] else None
+        if found is not None and shared is not None:  # received by a front elsewhere, perhaps
+            found = storage.local_upload(self.engine, shared, account_id, row["upload_id"], found)
         root = self.settings.account_root(account_id)
         job = job_from_fields(json.loads(row["fields"]), name=job_id, root=root, upload=found)
         # publishEveryJob: each API job publishes what it was asked to (afx run, by contrast,
         # does not post a video again that a job since renamed already posted)
         setup = Setup(self.settings.pipeline, str(self.settings.cache_dir), str(root / "out"),
-                      {**self.settings.config, "publishEveryJob": True})
+                      {**self.settings.config, "publishEveryJob": True},
+                      cache=shared.cache_url if shared is not None else None)
         pool = Workers(setup, fresh=True)
         worker = pool.give(job)
         with self._lock:
@@ -277,6 +281,10 @@ class Runner:
             doc = clips.document(self.settings.account_root(account_id), job_id, report.children)
             values.update(status="complete", result=json.dumps(doc), score=None)
         values.update(worker=None, updated=now, finished=now, stage=None, progress=None)
+        shared = storage.from_settings(self.settings)
+        if shared is not None and values.get("result"):
+            # Its files before its row says it is done: a front elsewhere serves them from there.
+            shared.push_outputs(account_id, job_id, self.settings.account_root(account_id) / "out" / job_id)
         with db.write(self.engine) as conn:
             done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
                                 .values(**values))

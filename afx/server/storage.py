@@ -138,6 +138,19 @@ def _part(value: str) -> str:
     return value
 
 
+def local_upload(engine: Any, shared: SharedFiles, account_id: str, file_id: str, path: Path) -> Path:
+    """One of the account's uploads on this machine's disk (`path`, where afx.server.jobs'
+    upload_path puts it), fetched from the shared store and checked against its row's sha256."""
+    from sqlalchemy import select
+
+    from afx.server import db
+
+    with db.read(engine) as conn:
+        digest = conn.execute(select(db.uploads.c.sha256).where(
+            db.uploads.c.id == file_id, db.uploads.c.account_id == account_id)).scalar()
+    return shared.fetch_upload(account_id, path.name, path, digest)
+
+
 def from_settings(settings: Any) -> SharedFiles | None:
     url = getattr(settings, "storage_url", "") or ""
     return SharedFiles(url, settings.data_dir) if url else None
