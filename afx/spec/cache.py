@@ -167,7 +167,8 @@ class ResolveCache:
          fallback) = row
         table = {tuple(p): (f, Mark(*k), Mark(*v)) for p, f, k, v in marks}
         job = Job(name=name, fields=freeze(fields), file=path if str(path) == file else Path(file),
-                  display=display, line=line, root=self.root, template_chain=tuple(chain), matrix=freeze(matrix), vars=freeze(variables), base_name=base,
+                  display=display, line=line, root=self.root, template_chain=tuple(chain),
+                  matrix=freeze(matrix), vars=freeze(variables), base_name=base,
                   paths=MappingProxyType({tuple(p): Path(t) for p, t in paths}),
                   origins=Origins(table, (fallback[0], Mark(*fallback[1]))))
         job.__dict__["digest"] = digest  # (Job.digest is a cached property of these very fields)
