@@ -9,7 +9,11 @@ Then the same repo with the real publish stage (to the outbox, through the ledge
 an edit to every published job, the run (each job's publish stage checks whether its post
 moved to another job) against the same edit without publishing. Goal: under 2x.
 
-    .venv/bin/python bench/noop.py [--specs 200] [--runs 5]
+Issue 15: with `--specs 10000` the goal is under 1 s above start-up (unchanged specs come
+from the resolve cache, up-to-date jobs from the fast path's records); `--skip-edit` leaves
+out the publish comparison (two more full builds of the repo).
+
+    .venv/bin/python bench/noop.py [--specs 200] [--runs 5] [--skip-edit]
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ def generate(root: Path, count: int) -> None:
         if kind == 0:
             body = f"fromTemplateId: weekly\nurl: https://clips.example/{i}.mp4\nvars: {{game: G{i}, week: {i % 52}}}\n"
         elif kind == 1:
-            (root / "media" / f"{i}.mp4").write_bytes(os.urandom(256 * 1024))
+            # (smaller in a big repo: 2,500 uploads of 256 KiB would be 640 MB, twice)
+            (root / "media" / f"{i}.mp4").write_bytes(os.urandom(256 * 1024 if count <= 2000 else 16 * 1024))
             body = f"fromTemplateId: weekly\nentry: upload\nfile: media/{i}.mp4\nvars: {{game: U{i}, week: 1}}\n"
         elif kind == 2:
             body = f"entry: compose\ntopic: Tip {i}\nscript: Tip number {i}, explained in one breath.\n"
@@ -62,7 +67,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-edit", action="store_true", help="leave out the publish comparison")
     args = parser.parse_args()
+    goal = 0.5 if args.specs <= 200 else 1.0
     env = {**os.environ, "AFX_PIPELINE": "afx.testing.pipeline:PIPELINE", "NO_COLOR": "1"}
     env.pop("AFX_CACHE_DIR", None)
     # measure an ordinary installation, which has its bytecode cached (some sandboxes turn that off)
@@ -85,21 +92,27 @@ def main() -> int:
         proc = subprocess.run([afx, "run", "--json"], cwd=root, env=env, capture_output=True, text=True)
         ran = sorted({e["stage"] for e in map(json.loads, proc.stdout.splitlines())
                       if e.get("event") == "stage" and e.get("status") == "done"})
-        edit_plain = edited_run(root.parent / "plain", env, "PIPELINE", args.specs)
-        edit_pub = edited_run(root.parent / "published", env, "PUBLISHING", args.specs)
+        if args.skip_edit:
+            edit_plain = edit_pub = 1.0
+        else:
+            edit_plain = edited_run(root.parent / "plain", env, "PIPELINE", args.specs)
+            edit_pub = edited_run(root.parent / "published", env, "PUBLISHING", args.specs)
     overhead = noop - version
+    status_overhead = status - version
     publish_ratio = edit_pub / edit_plain
     print(f"no-op run of {args.specs} cached jobs (best of {args.runs}):")
     print(f"  afx --version          {version:7.3f} s")
-    print(f"  afx run (all cached)   {noop:7.3f} s   (+{overhead:.3f} s over start-up; goal < 0.5 s)")
-    print(f"  afx status --check     {status:7.3f} s")
+    print(f"  afx run (all cached)   {noop:7.3f} s   (+{overhead:.3f} s over start-up; goal < {goal} s)")
+    print(f"  afx status --check     {status:7.3f} s   (+{status_overhead:.3f} s over start-up)")
     print(f"  first run (all stages) {cold:7.3f} s")
     print(f"  after a copy-only change, stages that ran: {', '.join(ran)} (expected: package, publish)")
-    print(f"  edit of every job, published {edit_pub:7.3f} s vs not published {edit_plain:.3f} s: "
-          f"{publish_ratio:.2f}x (goal < 2)")
-    met = overhead < 0.5 and ran == ["package", "publish"] and publish_ratio < 2
+    if not args.skip_edit:
+        print(f"  edit of every job, published {edit_pub:7.3f} s vs not published {edit_plain:.3f} s: "
+              f"{publish_ratio:.2f}x (goal < 2)")
+    met = overhead < goal and status_overhead < goal and ran == ["package", "publish"] and publish_ratio < 2
     print(json.dumps({"specs": args.specs, "version_s": round(version, 3), "noop_s": round(noop, 3),
-                      "overhead_s": round(overhead, 3), "status_s": round(status, 3), "cold_s": round(cold, 3),
+                      "overhead_s": round(overhead, 3), "status_s": round(status, 3),
+                      "status_overhead_s": round(status_overhead, 3), "cold_s": round(cold, 3),
                       "copy_change_reran": ran, "edit_published_s": round(edit_pub, 3),
                       "edit_plain_s": round(edit_plain, 3), "publish_ratio": round(publish_ratio, 2),
                       "goal_met": met}))

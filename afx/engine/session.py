@@ -9,12 +9,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from afx.engine.executor import Setup, job_event, run_jobs
-from afx.engine.lockfile import RunLock, read_lock, retire_jobs, update_lock
+from afx.engine.fastpath import FastPath
+from afx.engine.lockfile import RunLock, read_lock, read_lock_cached, retire_jobs, update_lock
 from afx.engine.remote import RemoteCache
-from afx.engine.runner import NEEDS_WORKER, Emit, Event, JobReport, RunOptions, load_pipeline, process_job, store_dir
+from afx.engine.runner import (
+    NEEDS_WORKER,
+    Emit,
+    Event,
+    JobReport,
+    LockBlock,
+    RunOptions,
+    StagePlan,
+    load_pipeline,
+    process_job,
+    store_dir,
+)
 from afx.engine.store import Store
 from afx.spec.job import Job
 
@@ -67,18 +79,32 @@ class Engine:
         cache.check()
         return cache
 
-    def plan(self, jobs: Sequence[Job], options: RunOptions = RunOptions()) -> list[JobReport]:
+    def _fast(self, options: RunOptions) -> FastPath | None:
+        """The no-op fast path (afx/engine/fastpath.py), when nothing is forced or cut short."""
+        if options.force or options.until:
+            return None
+        return FastPath(self.store_root, self.pipeline, self.config)
+
+    def plan(self, jobs: Sequence[Job], options: RunOptions = RunOptions(), *, artifacts: bool = True
+             ) -> list[JobReport]:
         """Each job's plan; a job that fanned out (its clips are known) is followed by the
-        plans of the jobs it became. A stage in the remote cache is planned `will fetch`."""
+        plans of the jobs it became. A stage in the remote cache is planned `will fetch`.
+        artifacts=False: the reports need not hold the artifacts of up-to-date stages, so a
+        job the fast path knows is up to date is not walked."""
         remote = self.remote()
         store = self.store()
         store.remote = remote
         names = {j.name: j for j in jobs}
+        fast = self._fast(options) if not artifacts else None
         try:
             out: list[JobReport] = []
             todo = list(jobs)
             while todo:
                 job = todo.pop(0)
+                block = fast.check(job)[1] if fast is not None else None
+                if block is not None:
+                    out.append(_fast_report(block, job.name, "planned"))
+                    continue
                 report = process_job(job, self.pipeline, store, self.out_root, execute=False, options=options,
                                      config=self.config)
                 out.append(report)
@@ -105,8 +131,12 @@ class Engine:
                 store.close()
             emit({"event": "start", "jobs": [j.name for j in jobs], "stages": self.pipeline.names})
             self.pipeline.begin_run()  # what a stage keeps for one run starts afresh (planning here)
+            self.fast = self._fast(options)
+            self.fast_hits: set[str] = set()
             ordered = self._run_rounds(jobs, options, parallel, keep_going, emit)
             self._update_lock(ordered, [r.job for r in ordered] if prune_lock else None)
+            if self.fast is not None:
+                self.fast.save(self.root / "afx.lock", lambda: read_lock_cached(self.root).get("jobs", {}))
             return ordered
         finally:
             lock.release()
@@ -148,6 +178,8 @@ class Engine:
                 until=options.until, verbose=options.verbose)
             done = self._finish_cached(todo, now, emit)
             rest = [j for j in todo if j.name not in done]
+            if rest and self.fast is not None:  # what ran is recorded again once a run finds it cached
+                self.fast.drop(j.name for j in rest)
             if rest:  # stages run in worker processes only (afx.engine.executor)
                 setup = Setup(self.pipeline_ref, str(self.store_root), str(self.out_root), dict(self.config), now,
                               cache=self.cache)
@@ -191,9 +223,22 @@ class Engine:
         the worker says them again."""
         store = self.store()
         done: dict[str, JobReport] = {}
+        fast = getattr(self, "fast", None) if options == RunOptions(verbose=options.verbose) else None
         try:
             for job in jobs:
+                sig = None
+                if fast is not None:
+                    sig, block = fast.check(job)
+                    if block is not None:
+                        report = _fast_report(block, job.name, "complete")
+                        for stage in block["stages"]:
+                            emit({"event": "stage", "job": job.name, "stage": stage, "status": "cached"})
+                        emit(job_event(report))
+                        done[job.name] = report
+                        self.fast_hits.add(job.name)
+                        continue
                 events: list[Event] = []
+                warned = len(store.warnings)
                 report = process_job(job, self.pipeline, store, self.out_root, execute=True, options=options,
                                      config=self.config, emit=events.append, cached_only=True)
                 if report.status != NEEDS_WORKER:
@@ -202,6 +247,9 @@ class Engine:
                     emit(job_event(report))
                     report.artifacts = {}
                     done[job.name] = report
+                    if (fast is not None and report.status == "complete" and report.lock is not None
+                            and not report.children and len(store.warnings) == warned):
+                        fast.remember(job, sig, store, report.lock, self.out_root)
         finally:
             for message in store.warnings:
                 emit({"event": "warning", "message": message})
@@ -224,6 +272,10 @@ class Engine:
             # (the publish ledger's rows) first, then afx.lock does (retried from afx.lock if
             # we stop in between).
             self.pipeline.retire(self.root, set(keep_only))
+        fast = getattr(self, "fast", None)
+        if (fast is not None and all(r.lock is None or r.job in self.fast_hits for r in reports)
+                and fast.lock_unchanged(self.root / "afx.lock", set(keep_only) if keep_only is not None else None)):
+            return  # every block is the one afx.lock has (the fast path's records say so)
 
         def change(data: dict[str, Any]) -> None:
             jobs = dict(data.get("jobs", {}))
@@ -237,3 +289,10 @@ class Engine:
         update_lock(self.root, change)  # written only if it changed: a no-op run writes nothing
 
 
+
+
+def _fast_report(block: dict[str, Any], job: str, status: str) -> JobReport:
+    """The report of a job the fast path found up to date: its stages cached, out/ current."""
+    stages = [StagePlan(name, False, "", stage.get("key")) for name, stage in block["stages"].items()]
+    lock = cast(LockBlock, block) if status == "complete" else None
+    return JobReport(job, stages=stages, status=status, lock=lock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -77,9 +78,10 @@ class Job:
     def source(self) -> str:
         return f"{self.display}:{self.line}"
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """sha256 of the resolved document: equal digests mean equal jobs."""
+        """sha256 of the resolved document: equal digests mean equal jobs (computed once:
+        the fields are immutable)."""
         return hashlib.sha256(canonical_json(self.fields).encode()).hexdigest()
 
     def derive(self, name: str, fields: Mapping[str, Any]) -> Job:

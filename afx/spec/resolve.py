@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from afx.errors import Diagnostic, SpecError
 from afx.spec import budget
@@ -23,6 +23,9 @@ from afx.spec.matrix import Combination, MatrixError, expand
 from afx.spec.merge import Origins, merge
 from afx.spec.repo import RepoFiles, collect, display_path
 from afx.spec.schema import diagnostics, did_you_mean, field_names, string_paths
+
+if TYPE_CHECKING:
+    from afx.spec.cache import ResolveCache
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_-])?$")
 # Names Windows cannot use for a folder (out/<name>/ must work for every teammate).
@@ -59,6 +62,7 @@ class Resolution:
     # Local media named by a spec that are not on disk (with missing_media="warn"): media are
     # often not committed, so CI validates specs without them (issue 12).
     warnings: list[Diagnostic] = field(default_factory=list)
+    reused: int = 0  # job files that came from the resolve cache, unchanged (afx/spec/cache.py)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +105,8 @@ class _Resolver:
         self.last_error: Exception | None = None  # of the last field that failed to render
         self.missing_ok = False  # a local file not on disk: a warning (afx validate), not an error
         self.warnings: list[Diagnostic] = []
+        self.cache: ResolveCache | None = None  # unchanged job files come from it (afx/spec/cache.py)
+        self.template_digests: dict[str, str] = {}  # template id -> sha256 of its file
 
     def _weight(self, value: Any) -> int:
         hit = self._weights.get(id(value))
@@ -119,8 +125,13 @@ class _Resolver:
         for path in self.files.template_files:
             docs, diags = load_file(path, display_path(path, self.cwd))
             self.diags.extend(diags)
+            known = set(self.templates)
             for doc in docs:
                 self._template(doc, path, single=len(docs) == 1)
+            if self.cache is not None and not diags:
+                digest = _file_digest(path)
+                for tid in set(self.templates) - known:
+                    self.template_digests[tid] = digest
 
     def _template(self, doc: Document, path: Path, single: bool) -> None:
         if not isinstance(doc.data, dict):
@@ -193,11 +204,21 @@ class _Resolver:
     # -- jobs -----------------------------------------------------------------------------
     def load_jobs(self) -> list[Job]:
         jobs: list[Job] = []
+        cache = self.cache
         for path in self.files.job_files:
+            hit = cache.jobs(path, self.template_digests) if cache is not None else None
+            if hit is not None:
+                jobs.extend(hit)
+                continue
+            problems = len(self.diags) + len(self.warnings)
             docs, diags = load_file(path, display_path(path, self.cwd))
             self.diags.extend(diags)
+            found: list[Job] = []
             for doc in docs:
-                jobs.extend(self._job(doc, path, single=len(docs) == 1))
+                found.extend(self._job(doc, path, single=len(docs) == 1))
+            jobs.extend(found)
+            if cache is not None and len(self.diags) + len(self.warnings) == problems:
+                cache.put(path, found, self.template_digests)  # successes only
         seen: dict[str, Job] = {}
         unique = []
         for job in jobs:
@@ -396,17 +417,35 @@ def _set(doc: Any, path: Path_, value: Any) -> None:
 
 
 def resolve(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = None,
-            missing_media: str = "error") -> Resolution:
+            missing_media: str = "error", cached: bool = False) -> Resolution:
     """Load, merge, expand, render and validate. Jobs that resolved, and every problem found.
 
     missing_media="warn": a local file that is not on disk is a warning, not an error (the
-    path must still be a valid one inside the repo); its job resolves, with the path."""
+    path must still be a valid one inside the repo); its job resolves, with the path.
+    cached: job files unchanged since the last resolution come from the resolve cache
+    (afx/spec/cache.py), which is then written (into the store folder, made if need be)."""
     cwd = cwd or Path.cwd()
     files = collect(paths, cwd)
     r = _Resolver(files, cwd)
     r.missing_ok = missing_media == "warn"
+    if cached:
+        from afx.spec.cache import ResolveCache
+
+        r.cache = ResolveCache(r.root, cwd, r.missing_ok, specvars.today().isoformat(), whole=not paths)
     r.load_templates()
     jobs = r.load_jobs()
+    if r.cache is not None:
+        r.cache.save()
     return Resolution(root=files.root, config=files.config, jobs=jobs, templates=r.templates,
                       diagnostics=sorted(set(r.diags)),
-                      files=len(files.job_files) + len(files.template_files), warnings=sorted(set(r.warnings)))
+                      files=len(files.job_files) + len(files.template_files), warnings=sorted(set(r.warnings)),
+                      reused=r.cache.hits if r.cache is not None else 0)
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""

@@ -21,13 +21,13 @@ def select(targets: Sequence[str], cwd: Path | None = None) -> tuple[Resolution,
     cwd = cwd or Path.cwd()
     paths = [t for t in targets if os.path.exists(cwd / t)]
     names = [t for t in targets if t not in paths]
-    result = resolve(paths if paths else [], cwd=cwd)
+    result = resolve(paths if paths else [], cwd=cwd, cached=True)
     result.raise_for_errors()
     if not targets:
         return result, list(result.jobs)
     jobs = list(result.jobs) if paths else []
     if names:
-        everything = resolve([], cwd=cwd) if paths else result
+        everything = resolve([], cwd=cwd, cached=True) if paths else result
         everything.raise_for_errors()
         for name in names:
             found = everything.job(name)

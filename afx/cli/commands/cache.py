@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from afx.cli.env import Environment
+from afx.engine import fastpath
 from afx.engine.lockfile import RunLock, read_lock
 from afx.engine.runner import store_dir
 from afx.engine.store import STORE_FORMAT, Store
@@ -106,6 +107,7 @@ def gc(env: Environment, *, dry_run: bool) -> int:
                 os.unlink(store.object_path(digest))
             for key in resumes:
                 store.drop_resume(key)
+            fastpath.forget(store.root)  # its records name objects and stage keys
     finally:
         store.close()
         lock.release()

@@ -39,7 +39,7 @@ def _options(engine: Engine, force: Sequence[str], until: str | None, verbose: b
 def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (), until: str | None = None,
          check: bool = False, brief: bool = False, cache: str | None = None) -> int:
     engine, jobs = _engine(targets, cache)
-    reports = engine.plan(jobs, _options(engine, force, until))
+    reports = engine.plan(jobs, _options(engine, force, until), artifacts=env.json)
     for message in getattr(engine, "warnings", []):
         env.info(f"warning: {message}")
     stale = [r for r in reports if r.stale]
