@@ -222,7 +222,7 @@ class Workers:
         # publishEveryJob: each API job publishes what it was asked to (afx run, by contrast,
         # does not post a video again that a job since renamed already posted)
         setup = Setup(self.settings.pipeline, str(self.settings.cache_dir), str(root / "out"),
-                      {**self.settings.config, "publishEveryJob": True})
+                      {**self.settings.account_config(account_id), "publishEveryJob": True})
         pool = Workers(setup, fresh=True)
         worker = pool.give(job)
         with self._lock:
@@ -382,7 +382,7 @@ class Workers:
             return 0  # cheap first: most built jobs are published, and reading the job is not free
         root = self.settings.account_root(row.account_id)
         if row.account_id not in services:
-            services[row.account_id] = PublishService(root)
+            services[row.account_id] = PublishService.for_repo(root, self.settings.account_config(row.account_id))
         job = job_from_fields(json.loads(row.fields), name=row.id, root=root)
         due = policy.due(job, services[row.account_id].controls(row.id), states, now, retry_failed=False)
         return int(due and requeue_publish(self.engine, row.id))
