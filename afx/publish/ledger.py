@@ -83,10 +83,12 @@ class Ledger:
         with self.db.begin():
             yield self.db
 
-    def _insert(self, table: Any, **values: Any) -> Any:
-        """INSERT ... ON CONFLICT DO NOTHING (rowcount 0: the row was there)."""
+    def _insert(self, db: Connection, table: Any, **values: Any) -> bool:
+        """INSERT ... ON CONFLICT DO NOTHING: whether the row was made (False: it was there).
+        (Told by RETURNING: psycopg's rowcount is -1 for it.)"""
         dialect = postgresql if self._postgres else sqlite
-        return dialect.insert(table).values(owner=self.owner, **values).on_conflict_do_nothing()
+        q = dialect.insert(table).values(owner=self.owner, **values).on_conflict_do_nothing()
+        return db.execute(q.returning(table.c.job)).first() is not None
 
     def _key(self, job: str, platform: str) -> tuple[ColumnElement[bool], ...]:
         return P.c.owner == self.owner, P.c.job == job, P.c.platform == platform
@@ -115,10 +117,8 @@ class Ledger:
         me = owner_id()
         now = time.time()
         with self._tx() as db:
-            made = db.execute(self._insert(P, job=job, platform=platform, state="pending", publisher=publisher,
-                                           video_digest=digest, content=content, claimed_by=me, claimed_at=now,
-                                           updated=now))
-            if made.rowcount != 1:
+            if not self._insert(db, P, job=job, platform=platform, state="pending", publisher=publisher,
+                                video_digest=digest, content=content, claimed_by=me, claimed_at=now, updated=now):
                 r = db.execute(select(P).where(*self._key(job, platform)).with_for_update()).mappings().one()
                 if r["state"] == "published":
                     return _row(r)
@@ -164,8 +164,7 @@ class Ledger:
                   "url": str(record.get("url") or "") or None, "video_digest": str(record.get("video") or "") or None,
                   "content": str(record.get("content") or "") or None, "updated": now, "published_at": at}
         with self._tx() as db:
-            made = db.execute(self._insert(P, job=job, platform=platform, state="published", **values))
-            if made.rowcount != 1:
+            if not self._insert(db, P, job=job, platform=platform, state="published", **values):
                 r = db.execute(select(P).where(*self._key(job, platform)).with_for_update()).mappings().one()
                 if r["state"] == "published":
                     return _row(r)
@@ -243,7 +242,7 @@ class Ledger:
 
     def _control(self, job: str, **values: Any) -> None:
         with self._tx() as db:
-            db.execute(self._insert(C, job=job))
+            self._insert(db, C, job=job)
             db.execute(update(C).where(C.c.owner == self.owner, C.c.job == job).values(**values))
             self._event(db, job, None, "control", json.dumps(values))
 
