@@ -93,13 +93,8 @@ def repo_name(root: Path) -> str:
 
 
 def read_controls(location: Location) -> dict[str, dict[str, Any]]:
-    """Every job's controls, read once (plans fingerprint 200 jobs: one query, not 200
-    opens), without creating anything."""
-    if location.shared:
-        from afx.publish.ledger import Ledger
-
-        with Ledger(location) as ledger:
-            return ledger.all_controls()
+    """Every job's controls in a local ledger, read once (plans fingerprint 200 jobs: one
+    query, not 200 opens), without creating anything. (A shared one: Ledger.all_controls.)"""
     path = location.path
     if not path.exists():
         return {}
