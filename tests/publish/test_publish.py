@@ -63,6 +63,7 @@ def iso(offset: float) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@pytest.mark.both_ledgers
 def test_immediate_jobs_go_to_the_outbox_once(prepo):
     prepo.job("a", "platforms: [tiktok, youtube]\n")
     r = prepo.afx("run")
@@ -81,6 +82,7 @@ def test_immediate_jobs_go_to_the_outbox_once(prepo):
     assert prepo.published_events("a") == 2  # one per platform
 
 
+@pytest.mark.both_ledgers
 def test_afx_lock_remembers_publishes_for_a_clone_without_the_ledger(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok, youtube]\n")
     prepo.job("b", "platforms: [tiktok]\npublishMode: manual\n")
@@ -184,6 +186,7 @@ def lock_of(repo: PubRepo) -> dict:
     return json.loads((repo.root / "afx.lock").read_text())
 
 
+@pytest.mark.both_ledgers
 def test_a_renamed_job_does_not_publish_again(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok, youtube]\n")
     assert prepo.afx("run").code == 0
@@ -289,6 +292,7 @@ def test_edits_after_a_copy_or_a_reused_name_do_not_post_again(prepo):
     assert prepo.published_events("a") == 2
 
 
+@pytest.mark.both_ledgers
 def test_two_jobs_swapping_names_post_nothing(prepo, tmp_path):
     prepo.job("a", "platforms: [tiktok]\n")
     prepo.job("b", "platforms: [tiktok]\n")
@@ -356,6 +360,7 @@ def test_a_parallel_run_shows_its_workers_warnings(prepo):
     assert sorted(p.name for p in (prepo.root / "outbox" / "tiktok").iterdir()) == ["a", "c"]
 
 
+@pytest.mark.both_ledgers
 def test_publish_again_posts_a_changed_job_once(prepo, tmp_path, ledger_backend):
     prepo.job("a", "platforms: [tiktok]\n")
     assert prepo.afx("run").code == 0
@@ -468,6 +473,7 @@ def test_an_older_ledger_gets_the_new_columns(tmp_path):
         assert again.controls("a")["republish_at"]
 
 
+@pytest.mark.both_ledgers
 def test_staging_waits_for_approve(prepo):
     prepo.job("a", "platforms: [tiktok]\nstaging: true\n")
     assert prepo.afx("run").code == 0
@@ -488,6 +494,7 @@ def test_manual_jobs_publish_only_when_asked(prepo):
     assert prepo.ledger_rows("a")["instagram"]["state"] == "published"
 
 
+@pytest.mark.both_ledgers
 def test_scheduled_jobs_publish_when_due_and_schedule_overrides(prepo):
     prepo.job("a", f"platforms: [youtube]\npublishMode: scheduled\nscheduledAt: '{iso(3600)}'\n")
     assert prepo.afx("run").code == 0
@@ -511,6 +518,7 @@ def test_schedule_clear_and_bad_times(prepo):
     assert prepo.afx("schedule", "a", "--at", "2026-12-01T09:00:00").code == 2  # no offset
 
 
+@pytest.mark.both_ledgers
 def test_due_run_twice_at_once_publishes_once(prepo):
     for n in "abc":
         prepo.job(n, f"platforms: [tiktok, youtube]\npublishMode: scheduled\nscheduledAt: '{iso(-1)}'\n")
@@ -697,6 +705,7 @@ def test_publish_exactly_once_under_kill_9(prepo, platforms, platform, when):
     assert prepo.published_events("a") == 1
 
 
+@pytest.mark.both_ledgers
 def test_jobs_lists_state(prepo):
     prepo.job("a", "platforms: [tiktok]\n")
     prepo.job("b", "platforms: [youtube]\npublishMode: manual\n")
