@@ -12,9 +12,12 @@ with out/<job>/ current, it records in `<store>/noop.pickle`, per job:
                                                 every local input file
     the stat of its stored objects              size and mtime, as Store.check_object checks
     the stat of its out/ files                  size, mtime and inode (result.json included)
-    its afx.lock block and stage keys
+    its afx.lock block and stage keys   pickled apart: unpickled only when afx.lock must
+                                        be written (a no-op run never does)
 
-The next run finds a job with an equal signature and equal stats up to date without
+Each record is a few plain values (a digest of the signature, the stat'ed paths joined in
+one string and their stats packed in one bytes object), so that 10,000 of them load in a
+few milliseconds. The next run finds a job with an equal signature and equal stats up to date without
 opening the index: a stage key is a function of the signature, and a manifest of its key.
 Anything that differs (an edited spec or template, a touched media file, a corrupted or
 deleted object, a hand-edited out/ file, a publish that fell due, --force, --until, a
@@ -30,31 +33,41 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from afx.bulk import paused_gc
 from afx.engine.outputs import RESULT
 from afx.engine.store import Store
 from afx.spec.job import Job
 from afx.stages.base import Pipeline
 
 FILE = "noop.pickle"
-FORMAT = 1
+FORMAT = 2
 RACY_NS = 2_000_000_000
 _CHECK = 32
+_SEP = "\0"  # between the paths of a record (no path holds a NUL)
 
-Stat = tuple[str, int, int, int]  # path, size, mtime_ns, inode (-1: not compared)
-Record = tuple[Any, tuple[Stat, ...], tuple[Stat, ...], dict[str, Any]]
+Stat = tuple[str, int, int, int]  # path, size, mtime_ns, inode
+# (sha256 of the signature, the stat'ed paths, their stats packed, the stage names, the
+# pickled afx.lock block)
+Record = tuple[bytes, str, bytes, tuple[str, ...], bytes]
 
 
-def _stat(path: str, inode: bool = True) -> Stat | None:
+def _stat(path: str) -> Stat | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (path, st.st_size, st.st_mtime_ns, st.st_ino if inode else -1)
+    return (path, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _pack(stats: Iterable[tuple[int, int, int]]) -> bytes:
+    flat = [n for st in stats for n in st]
+    return struct.pack(f"{len(flat)}q", *flat)
 
 
 def forget(store_root: Path) -> None:
@@ -67,12 +80,16 @@ class FastPath:
         self.path = Path(store_root) / FILE
         self.pipeline = pipeline
         self.config = config
-        self._settings: dict[str, Any] = {}  # stage -> its afx.yaml settings (once per run)
+        # stage name -> (its version, afx.yaml settings, state(), files()): once per run (a
+        # version may be a property that reads the environment)
+        self._stages: dict[str, tuple[str, Any, Any, Any]] = {}
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple for all records
         self.header = self._header()
         # afx.lock's stat and job names when the records were saved: equal now, it holds
         # every record's block (a run that rewrites it saves the records after it).
         self.lock_state: tuple[Any, frozenset[str]] | None = None
-        self.records: dict[str, Record] = self._load()
+        with paused_gc():
+            self.records: dict[str, Record] = self._load()
         self.changed = False
 
     def _header(self) -> tuple[Any, ...]:
@@ -99,64 +116,75 @@ class FastPath:
         return (self.lock_state is not None and self.lock_state[0] == _stat(str(lock))
                 and (names is None or self.lock_state[1] <= names))
 
-    def signature(self, job: Job) -> Any | None:
+    def _stage(self, stage: Any) -> tuple[str, Any, Any, Any]:
+        known = self._stages.get(stage.name)
+        if known is None:
+            settings: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = getattr(stage, "settings", None)
+            known = self._stages[stage.name] = (
+                str(stage.version), dict(settings(self.config)) if settings is not None else None,
+                getattr(stage, "state", None), stage.files)
+        return known
+
+    def signature(self, job: Job) -> tuple[Any, ...] | None:
         """What the job's stage keys are a function of; None if the fast path cannot tell."""
         stages = self.pipeline.stages_for(job)
         # (stages_for ends at a stage that fans out; no Protocol isinstance: it costs 25 us)
         if not stages or getattr(stages[-1], "children", None) is not None:
             return None
         parts: list[Any] = [job.digest, str(job.root), str(job.file)]
+        seen: dict[str, Stat | None] = {}
         for stage in stages:
-            settings: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = getattr(stage, "settings", None)
-            state: Callable[[Job], Mapping[str, Any]] | None = getattr(stage, "state", None)
-            if stage.name not in self._settings:
-                self._settings[stage.name] = dict(settings(self.config)) if settings is not None else None
-            files = []
-            for name, path in sorted(stage.files(job).items()):
-                stat = _stat(str(path))
+            version, settings, state, files = self._stage(stage)
+            stats = []
+            for name, path in sorted(files(job).items()):
+                key = str(path)
+                stat = seen[key] if key in seen else seen.setdefault(key, _stat(key))
                 if stat is None:
                     return None
-                files.append((name, stat))
-            parts.append((stage.name, str(stage.version), self._settings[stage.name],
-                          dict(state(job)) if state is not None else None, tuple(files)))
+                stats.append((name, stat))
+            parts.append((stage.name, version, settings, dict(state(job)) if state is not None else None,
+                          tuple(stats)))
         return tuple(parts)
 
-    def check(self, job: Job) -> tuple[Any, dict[str, Any] | None]:
-        """(signature, the job's afx.lock block if it is up to date, else None)."""
-        sig = self.signature(job)
-        record = self.records.get(job.name) if sig is not None else None
-        if record is None or record[0] != sig:
+    def check(self, job: Job) -> tuple[Any, Record | None]:
+        """(signature, the job's record if it is up to date, else None)."""
+        record = self.records.get(job.name)
+        sig = self.signature(job)  # (remember() needs it when the ordinary path finds the job cached)
+        if record is None or sig is None or _digest(sig) != record[0]:
             return sig, None
-        for path, size, mtime, ino in record[1]:
-            st = _stat(path, inode=ino >= 0)
-            if st is None or st[1:] != (size, mtime, ino):
+        now = []
+        for path in record[1].split(_SEP):
+            try:
+                st = os.stat(path)
+            except OSError:
                 return sig, None
-        for path, size, mtime, ino in record[2]:
-            st = _stat(path)
-            if st is None or st[1:] != (size, mtime, ino):
-                return sig, None
-        return sig, record[3]
+            now += (st.st_size, st.st_mtime_ns, st.st_ino)
+        if struct.pack(f"{len(now)}q", *now) != record[2]:
+            return sig, None
+        return sig, record
 
     def remember(self, job: Job, sig: Any, store: Store, block: Mapping[str, Any], out_root: Path) -> None:
         """Record a job the ordinary path just found up to date, out/ current."""
         if sig is None:
             return
         limit = time.time_ns() - RACY_NS
-        objects: list[Stat] = []
+        paths: list[str] = []
         for stage in block["stages"].values():
             manifest = store.manifest(stage["key"]) if stage.get("key") else None
             if manifest is None:
                 return
-            for entry in manifest.files.values():
-                path = str(store.object_path(entry["digest"]))
-                objects.append((path, entry["size"], entry["mtime_ns"], -1))
+            paths += (str(store.object_path(entry["digest"])) for entry in manifest.files.values())
         folder = out_root / job.name
-        names = [*block["files"], *([RESULT] if os.path.exists(folder / RESULT) else [])]
-        outs = [_stat(str(folder / name)) for name in names]
+        paths += (str(folder / name) for name in [*block["files"], *([RESULT] if os.path.exists(folder / RESULT)
+                                                                    else [])])
+        stats = [_stat(p) for p in paths]
         inputs = [f[1] for part in sig[3:] for f in part[4]]
-        if any(s is None or s[2] > limit for s in outs) or any(o[2] > limit for o in [*objects, *inputs]):
+        if any(s is None or s[2] > limit for s in stats) or any(i[2] > limit for i in inputs):
             return
-        self.records[job.name] = (sig, tuple(objects), tuple(s for s in outs if s is not None), dict(block))
+        names = tuple(block["stages"])
+        names = self._names.setdefault(names, names)
+        self.records[job.name] = (_digest(sig), _SEP.join(paths), _pack(s[1:] for s in stats if s is not None),
+                                  names, pickle.dumps(dict(block), protocol=5))
         self.changed = True
 
     def drop(self, names: Iterable[str]) -> None:
@@ -185,3 +213,15 @@ class FastPath:
             os.replace(tmp, self.path)
         except OSError:
             return
+
+
+def block_of(record: Record) -> dict[str, Any]:
+    """A record's afx.lock block."""
+    block: dict[str, Any] = pickle.loads(record[4])
+    return block
+
+
+def _digest(sig: tuple[Any, ...]) -> bytes:
+    # Equal signatures pickle alike (the same values, built in the same order); unequal ones
+    # differ, or at worst a job takes the ordinary path.
+    return hashlib.sha256(pickle.dumps(sig, protocol=5)).digest()

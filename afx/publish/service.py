@@ -24,6 +24,7 @@ as the service: one run (the publish stage makes a new service when a run begins
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +52,7 @@ class PublishService:
         self.root = Path(root)
         self._file_digest = file_digest
         self._controls: tuple[list[Any], dict[str, dict[str, Any]]] | None = None
+        self._ledger_files: tuple[str, str] | None = None
         self._contents: dict[str, str] | None = None
         self._hashed: dict[tuple[str, tuple[int, int, int] | None], str] = {}
 
@@ -58,8 +60,10 @@ class PublishService:
     def controls(self, job: str) -> dict[str, Any]:
         """A job's publish controls, read without writing (planning must not create files),
         once for all jobs and again only when the ledger file changed."""
-        path = ledger_path(self.root)
-        stamp = [_stamp(path), _stamp(path.with_name(path.name + "-wal"))]
+        if self._ledger_files is None:  # (asked for every job of a run: no pathlib each time)
+            path = str(ledger_path(self.root))
+            self._ledger_files = (path, path + "-wal")
+        stamp = [_stamp(self._ledger_files[0]), _stamp(self._ledger_files[1])]
         if self._controls is None or self._controls[0] != stamp:
             self._controls = (stamp, read_controls(self.root))
         return self._controls[1].get(job) or dict(policy.NO_CONTROLS)
@@ -424,11 +428,11 @@ def _result(platform: str, row: Mapping[str, Any]) -> dict[str, Any]:
             "remoteId": row.get("remote_id"), "url": row.get("url"), "publishedAt": times.iso(row.get("published_at"))}
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path | str) -> tuple[int, int, int] | None:
     """What changes when a file is written (mtime alone moves in clock ticks: two writes in
     one tick look the same), or None when it is not there."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size, st.st_ino

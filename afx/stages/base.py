@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from afx.spec.job import Job, thaw
 
@@ -231,7 +231,10 @@ class Pipeline:
     def fan_out(self, job: Job) -> FansOut | None:
         """The stage that fans this job out into others, if one does."""
         own = self.stages_for(job)
-        return own[-1] if own and isinstance(own[-1], FansOut) else None
+        # (as stages_for tells: no Protocol isinstance, it costs 25 us a job)
+        last = own[-1] if own else None
+        fans = last is not None and hasattr(last, "children") and hasattr(last, "promise")
+        return cast(FansOut, last) if fans else None
 
     @property
     def names(self) -> list[str]:

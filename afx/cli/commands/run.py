@@ -123,12 +123,14 @@ def execute(env: Environment, result: Resolution, selected: Sequence[Job], *, jo
         if event.get("event") == "stage" and event.get("status") in ("done", "cached"):
             counts["ran" if event["status"] == "done" else "cached"] += 1
             counts["fetched"] += bool(event.get("remote"))
+        elif event.get("event") == "uptodate":  # jobs the fast path found up to date, in one
+            counts["cached"] += int(event.get("stages", 0))
         sink(event)
 
     try:
         reports = engine.run(selected, options, parallel=max(jobs, 1), keep_going=keep_going, wait_for_lock=wait,
                              emit=emit, on_wait=lambda msg: sink({"event": "waiting", "message": msg}),
-                             prune_lock=prune_lock)
+                             prune_lock=prune_lock, each_cached=env.json or env.verbosity > 0)
     finally:
         sink.close()
     failed = [r for r in reports if r.status == "failed"]
