@@ -50,6 +50,9 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
                                                                            else {})} for r in reports]})
     elif brief:
         for r in reports:
+            if not r.stale:  # (a job the fast path found up to date: its stages are not read)
+                env.out(f"{r.job:<32} {env.style('up to date', fg='green')}{_fans(r, '  ')}")
+                continue
             first = next((s for s in r.stages if s.run), None)
             built = next((s for s in r.stages if s.run and not s.fetch), None)
             fetch = sum(s.fetch for s in r.stages)
