@@ -4,28 +4,32 @@ stats, not by walking its stages (issue 15: a 10,000-job no-op run in under a se
 When `afx run` (or `afx status`) has walked a job through every stage and found it cached,
 with out/<job>/ current, it records in `<store>/noop.pickle`, per job:
 
-    the signature of what its stage keys hash   afx's version, the stages (names, versions),
-                                                the resolved job's digest, its root and spec
-                                                file, the stages' afx.yaml settings and
-                                                outside state (the publish ledger's decision,
-                                                asked again on every run), and the stat of
-                                                every local input file
-    the stat of its stored objects              size and mtime, as Store.check_object checks
-    the stat of its out/ files                  size, mtime and inode (result.json included)
-    its afx.lock block and stage keys   pickled apart: unpickled only when afx.lock must
-                                        be written (a no-op run never does)
+    a digest of the signature of what   afx's version, the stages (names, versions), the
+    its stage keys hash                 resolved job's digest, its root and spec file, the
+                                        stages' afx.yaml settings and outside state (the
+                                        publish ledger's decision, asked again on every
+                                        run), and the stat of every local input file
+    the stat of its out/ files          size, mtime, inode and ctime (result.json included)
+    the stat of its stored objects      size, mtime and inode (Store.check_object checks
+                                        size and mtime)
+    which objects an out/ file is a     such an object is not stat'ed while the out/ file's
+    hard link of                        ctime stands still (no link to the inode was made
+                                        or removed, nothing in it changed) and its folder
+                                        objects/<xx>/ is the one it was (one stat a run)
+    its stage names
+    its afx.lock block and stage keys   pickled apart: unpickled only when read (when
+                                        afx.lock must be written: a no-op run never does)
 
-Each record is a few plain values (a digest of the signature, the stat'ed paths joined in
-one string and their stats packed in one bytes object), so that 10,000 of them load in a
-few milliseconds. The next run finds a job with an equal signature and equal stats up to date without
-opening the index: a stage key is a function of the signature, and a manifest of its key.
-Anything that differs (an edited spec or template, a touched media file, a corrupted or
-deleted object, a hand-edited out/ file, a publish that fell due, --force, --until, a
-job with clips) sends the job down the ordinary path, which says why it reruns, and
-whose outcome is recorded again. A job that ran in a worker loses its record. A stat
-taken within RACY_NS of now is not recorded (a change in the same clock tick would not
-show in it). The file is written atomically with a checksum; one that cannot be read is
-ignored and rebuilt; `afx cache gc` removes it.
+A record is a few plain values (the paths joined in one string, the stats packed in one
+bytes object), so that 10,000 of them load in milliseconds. The next run finds a job with
+an equal signature and equal stats up to date without opening the index: a stage key is a
+function of the signature, and a manifest of its key. Anything that differs (an edited
+spec or template, a touched media file, a corrupted or deleted object, a hand-edited out/
+file, a publish that fell due, --force, --until, a job with clips) sends the job down the
+ordinary path, which says why it reruns, and whose outcome is recorded again. A job that
+ran in a worker loses its record. A stat taken within RACY_NS of now is not recorded (a
+change in the same clock tick would not show in it). The file is written atomically with a
+checksum; one that cannot be read is ignored and rebuilt; `afx cache gc` removes it.
 """
 
 from __future__ import annotations
@@ -46,15 +50,17 @@ from afx.spec.job import Job
 from afx.stages.base import Pipeline
 
 FILE = "noop.pickle"
-FORMAT = 2
+FORMAT = 3
 RACY_NS = 2_000_000_000
 _CHECK = 32
 _SEP = "\0"  # between the paths of a record (no path holds a NUL)
 
 Stat = tuple[str, int, int, int]  # path, size, mtime_ns, inode
-# (sha256 of the signature, the stat'ed paths, their stats packed, the stage names, the
-# pickled afx.lock block)
-Record = tuple[bytes, str, bytes, tuple[str, ...], bytes]
+# (sha256 of the signature; the out/ files' paths then the objects', joined; their stats
+# packed: size, mtime_ns, inode and, for an out/ file, ctime_ns; the stage names; the pickled
+# afx.lock block; packed: the number of out/ files, then for each object an out/ file is a
+# hard link of: its index, the out/ file's, and the inode of the object's folder)
+Record = tuple[bytes, str, bytes, tuple[str, ...], bytes, bytes]
 
 
 def _stat(path: str) -> Stat | None:
@@ -65,9 +71,11 @@ def _stat(path: str) -> Stat | None:
     return (path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _pack(stats: Iterable[tuple[int, int, int]]) -> bytes:
-    flat = [n for st in stats for n in st]
-    return struct.pack(f"{len(flat)}q", *flat)
+def _full_stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 def forget(store_root: Path) -> None:
@@ -84,6 +92,7 @@ class FastPath:
         # version may be a property that reads the environment)
         self._stages: dict[str, tuple[str, Any, Any, Any]] = {}
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple for all records
+        self._folders: dict[str, int | None] = {}
         self.header = self._header()
         # afx.lock's stat and job names when the records were saved: equal now, it holds
         # every record's block (a run that rewrites it saves the records after it).
@@ -152,39 +161,84 @@ class FastPath:
         sig = self.signature(job)  # (remember() needs it when the ordinary path finds the job cached)
         if record is None or sig is None or _digest(sig) != record[0]:
             return sig, None
-        now = []
-        for path in record[1].split(_SEP):
+        paths = record[1].split(_SEP)
+        want = struct.unpack(f"{len(record[2]) // 8}q", record[2])
+        cover = struct.unpack(f"{len(record[5]) // 8}q", record[5])
+        outs = cover[0]
+        touched = []  # out files whose inode's ctime moved: they vouch for no object
+        for i in range(outs):
             try:
-                st = os.stat(path)
+                st = os.stat(paths[i])
             except OSError:
                 return sig, None
-            now += (st.st_size, st.st_mtime_ns, st.st_ino)
-        if struct.pack(f"{len(now)}q", *now) != record[2]:
-            return sig, None
+            k = 4 * i
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != want[k:k + 3]:
+                return sig, None
+            if st.st_ctime_ns != want[k + 3]:
+                touched.append(i)
+        folders = self._folders
+        vouched = set()
+        for c in range(1, len(cover), 3):
+            if cover[c + 1] not in touched:
+                folder = paths[cover[c]].rpartition(os.sep)[0]
+                ino = folders[folder] if folder in folders else self._folder(folder)
+                if ino == cover[c + 2]:
+                    vouched.add(cover[c])
+        k = 4 * outs
+        for j in range(outs, len(paths)):
+            if j not in vouched:
+                try:
+                    st = os.stat(paths[j])
+                except OSError:
+                    return sig, None
+                if (st.st_size, st.st_mtime_ns, st.st_ino) != want[k:k + 3]:
+                    return sig, None
+            k += 3
         return sig, record
+
+    def _folder(self, folder: str) -> int | None:
+        """The inode of an object's folder (objects/<2 hex>/), stat'ed once per run."""
+        st = _stat(folder)
+        self._folders[folder] = st[3] if st is not None else None
+        return self._folders[folder]
 
     def remember(self, job: Job, sig: Any, store: Store, block: Mapping[str, Any], out_root: Path) -> None:
         """Record a job the ordinary path just found up to date, out/ current."""
         if sig is None:
             return
         limit = time.time_ns() - RACY_NS
-        paths: list[str] = []
+        objects: list[str] = []
         for stage in block["stages"].values():
             manifest = store.manifest(stage["key"]) if stage.get("key") else None
             if manifest is None:
                 return
-            paths += (str(store.object_path(entry["digest"])) for entry in manifest.files.values())
+            objects += (str(store.object_path(entry["digest"])) for entry in manifest.files.values())
         folder = out_root / job.name
-        paths += (str(folder / name) for name in [*block["files"], *([RESULT] if os.path.exists(folder / RESULT)
-                                                                    else [])])
-        stats = [_stat(p) for p in paths]
+        outs = [str(folder / name) for name in [*block["files"], *([RESULT] if os.path.exists(folder / RESULT)
+                                                                  else [])]]
+        out_stats, object_stats = [_full_stat(p) for p in outs], [_full_stat(p) for p in objects]
         inputs = [f[1] for part in sig[3:] for f in part[4]]
-        if any(s is None or s[2] > limit for s in stats) or any(i[2] > limit for i in inputs):
+        if any(st is None or max(st.st_mtime_ns, st.st_ctime_ns) > limit for st in [*out_stats, *object_stats]) \
+                or any(i[2] > limit for i in inputs):
             return
+        stats = [n for st in out_stats if st is not None for n in (st.st_size, st.st_mtime_ns, st.st_ino,
+                                                                   st.st_ctime_ns)]
+        stats += [n for st in object_stats if st is not None for n in (st.st_size, st.st_mtime_ns, st.st_ino)]
+        # An out/ file that is a hard link of an object vouches for it while the inode's
+        # ctime stands still: no link to it was made or removed (the object's name was not
+        # deleted or replaced), no byte or mode of it changed. Its folder's inode is kept
+        # too: a folder moved away takes the name along without touching the inode.
+        cover: list[int] = [len(outs)]
+        by_inode = {(st.st_dev, st.st_ino): i for i, st in enumerate(out_stats) if st is not None}
+        for j, st in enumerate(object_stats):
+            i = by_inode.get((st.st_dev, st.st_ino)) if st is not None else None
+            where = _stat(objects[j].rpartition(os.sep)[0])
+            if i is not None and where is not None:
+                cover += (len(outs) + j, i, where[3])
         names = tuple(block["stages"])
         names = self._names.setdefault(names, names)
-        self.records[job.name] = (_digest(sig), _SEP.join(paths), _pack(s[1:] for s in stats if s is not None),
-                                  names, pickle.dumps(dict(block), protocol=5))
+        self.records[job.name] = (_digest(sig), _SEP.join([*outs, *objects]), struct.pack(f"{len(stats)}q", *stats),
+                                  names, pickle.dumps(dict(block), protocol=5), struct.pack(f"{len(cover)}q", *cover))
         self.changed = True
 
     def drop(self, names: Iterable[str]) -> None:

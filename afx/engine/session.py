@@ -246,12 +246,12 @@ class Engine:
                 if fast is not None:
                     sig, record = fast.check(job)
                     if record is not None:
-                        report = done[job.name] = _FastReport(job.name, record, "complete")
+                        hit = done[job.name] = _FastReport(job.name, record, "complete")
                         self.fast_hits.add(job.name)
                         if each_cached:
                             for stage in record[3]:
                                 emit({"event": "stage", "job": job.name, "stage": stage, "status": "cached"})
-                            emit(job_event(report))
+                            emit(job_event(hit))
                         else:
                             quiet += 1
                             quiet_stages += len(record[3])
@@ -284,7 +284,7 @@ class Engine:
             # A job with clips that did not get as far as its clips this time keeps the clip
             # jobs it had (a source missing for a day retires no post).
             # (afx.lock is read only when some job has no block: not in a no-op run)
-            fast_hits = getattr(self, "fast_hits", set())
+            fast_hits: set[str] = getattr(self, "fast_hits", set())
             lacking = [r.job for r in reports if r.job not in fast_hits and r.lock is None]
             before = read_lock(self.root).get("jobs", {}) if lacking else {}
             kept = set(keep_only)
@@ -330,7 +330,7 @@ class _FastReport(JobReport):
     def stale(self) -> bool:
         return False
 
-    @property  # type: ignore[override]
+    @property
     def stages(self) -> list[StagePlan]:
         if "_stages" not in self.__dict__:
             self._stages = [StagePlan(name, False, "", stage.get("key"))
@@ -341,7 +341,7 @@ class _FastReport(JobReport):
     def stages(self, value: list[StagePlan]) -> None:
         self.__dict__["_stages"] = value
 
-    @property  # type: ignore[override]
+    @property
     def lock(self) -> LockBlock | None:
         if "_lock" not in self.__dict__:
             self._lock = cast(LockBlock, self._block()) if self._complete else None

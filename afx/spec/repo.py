@@ -134,7 +134,8 @@ def collect(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = Non
                          hint="run afx once per spec repo")
     links: set[Path] = set()
     everything = spec_files(root, links)  # every path from here on is normalized (_norm)
-    templates = [p for p in everything if _in_templates(p, root)]
+    inside_templates = os.path.join(str(root), TEMPLATES_DIR, "")
+    templates = [p for p in everything if str(p).startswith(inside_templates)]  # (_in_templates, once)
     if targets:
         chosen: list[Path] = []
         for t in targets:
@@ -142,16 +143,16 @@ def collect(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = Non
         jobs = [p for p in dict.fromkeys(chosen) if not _in_templates(p, root)]
         templates = list(dict.fromkeys(templates + [p for p in chosen if _in_templates(p, root)]))
     else:
-        jobs = [p for p in everything if not _in_templates(p, root)]
+        jobs = [p for p in everything if not str(p).startswith(inside_templates)]
     files = RepoFiles(root, [], [])
-    scanned = set(everything)  # (the files a target named alone are asked about)
     real_root = root.resolve()
     inside = os.path.join(str(real_root), "")
     for group, found in ((files.job_files, jobs), (files.template_files, templates)):
         for path in found:
             # A spec symlinked from outside would let a repo read any YAML on the machine.
             # (Its folder is resolved already: only a link in the last part can lead out.)
-            linked = path in links if path in scanned else os.path.islink(path)
+            # (the listing told which of the repo's files are links; a target's are asked)
+            linked = (bool(links) and path in links) if not targets else os.path.islink(path)
             real = path.resolve() if linked else path
             if str(real).startswith(inside) or real == real_root:
                 group.append(path)

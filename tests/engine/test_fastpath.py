@@ -112,3 +112,49 @@ def test_a_corrupt_record_file_is_ignored(erepo):
     (erepo.root / "out" / "b" / "result.json").unlink()
     path.write_bytes(b"\x00" * 40)
     assert erepo.afx("status", "--check").code == 1
+
+
+def exported_object(repo, job: str = "a", name: str = "script.txt"):
+    """An object of the store that out/<job>/<name> is a hard link of."""
+    out = repo.root / "out" / job / name
+    digest = json.loads((repo.root / "afx.lock").read_text())["jobs"][job]["files"][name]
+    obj = repo.root / ".afx" / "objects" / digest[:2] / digest[2:]
+    assert os.path.samefile(out, obj)  # (the fast path lets such a link vouch for the object)
+    return obj
+
+
+def test_an_exported_object_deleted_from_the_store_is_still_found(erepo):
+    warm(erepo)
+    exported_object(erepo).unlink()  # out/a/script.txt keeps the inode, size and mtime
+    r = erepo.afx("run")
+    assert r.code == 0 and ("a", "script") in erepo.ran()
+    assert "output missing" in r.err
+
+
+def test_an_objects_folder_moved_away_is_still_found(erepo):
+    warm(erepo)
+    folder = exported_object(erepo).parent
+    folder.rename(folder.with_name(folder.name + ".moved"))  # no inode in it is touched
+    folder.mkdir()
+    assert erepo.afx("status", "--check").code == 1
+    assert erepo.afx("run").code == 0 and ("a", "script") in erepo.ran()
+
+
+def test_a_link_made_to_an_exported_object_costs_a_stat_not_a_rerun(erepo):
+    warm(erepo)
+    obj = exported_object(erepo)
+    os.link(obj, erepo.root / "extra-link")  # the inode's ctime moves: the object is stat'ed
+    r = erepo.afx("run", "--json")
+    assert r.code == 0 and erepo.runs() == {}
+    assert sum(json.loads(line).get("status") == "cached" for line in r.out.splitlines()) == 14
+    os.unlink(erepo.root / "extra-link")
+
+
+def test_a_quiet_display_says_the_up_to_date_jobs_in_one_line(erepo):
+    warm(erepo)
+    r = erepo.afx("run")
+    assert r.code == 0 and erepo.runs() == {}
+    assert "2 jobs done, 0 failed: ran 0 stages, reused 14" in r.err
+    status = erepo.afx("status")
+    assert status.code == 0 and [line.split() for line in status.out.splitlines()] == [
+        ["a", "up", "to", "date"], ["b", "up", "to", "date"]]
