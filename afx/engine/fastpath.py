@@ -39,6 +39,7 @@ import os
 import pickle
 import struct
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,17 @@ from afx.spec.job import Job
 from afx.stages.base import Pipeline
 
 FILE = "noop.pickle"
-FORMAT = 3
+FORMAT = 5
 RACY_NS = 2_000_000_000
 _CHECK = 32
 _SEP = "\0"  # between the paths of a record (no path holds a NUL)
 
 Stat = tuple[str, int, int, int]  # path, size, mtime_ns, inode
-# (sha256 of the signature; the out/ files' paths then the objects', joined; their stats
-# packed: size, mtime_ns, inode and, for an out/ file, ctime_ns; the stage names; the pickled
-# afx.lock block; packed: the number of out/ files, then for each object an out/ file is a
-# hard link of: its index, the out/ file's, and the inode of the object's folder)
+# (sha256 of the signature; the out/ files' names (in out/<job>/) then the objects' paths
+# (in the store), joined; their stats packed: size, mtime_ns, inode and, for an out/ file,
+# ctime_ns; the stage names; the pickled afx.lock block, compressed; packed: the number of
+# out/ files, then for each object an out/ file is a hard link of: its index, the out/
+# file's, and the inode of the object's folder)
 Record = tuple[bytes, str, bytes, tuple[str, ...], bytes, bytes]
 
 
@@ -84,8 +86,12 @@ def forget(store_root: Path) -> None:
 
 
 class FastPath:
-    def __init__(self, store_root: Path, pipeline: Pipeline, config: Mapping[str, Any]) -> None:
+    def __init__(self, store_root: Path, pipeline: Pipeline, config: Mapping[str, Any],
+                 out_root: Path | None = None) -> None:
         self.path = Path(store_root) / FILE
+        # A record's paths are kept relative to these (a third of the file's size)
+        self._store = os.path.join(str(store_root), "")
+        self._out = os.path.join(str(out_root if out_root is not None else Path(store_root).parent / "out"), "")
         self.pipeline = pipeline
         self.config = config
         # stage name -> (its version, afx.yaml settings, state(), files()): once per run (a
@@ -105,11 +111,14 @@ class FastPath:
         from afx import __version__
 
         index = _stat(str(self.path.parent / "index" / "cache.db"))  # a new index is a new store
-        return (FORMAT, __version__, index[3] if index else None)
+        # Every stage's name, version and afx.yaml settings: what a job's signature holds of
+        # the pipeline, asked once (any change: every job takes the ordinary path once).
+        stages = tuple((stage.name, *self._stage(stage)[:2]) for stage in self.pipeline.stages)
+        return (FORMAT, __version__, index[3] if index else None, stages)
 
     def _load(self) -> dict[str, Record]:
         try:
-            raw = self.path.read_bytes()
+            raw = memoryview(self.path.read_bytes())  # (a slice of bytes would copy it)
             if hashlib.sha256(raw[_CHECK:]).digest() != raw[:_CHECK]:
                 return {}
             header, records, lock_state = pickle.loads(raw[_CHECK:])
@@ -142,59 +151,75 @@ class FastPath:
             return None
         parts: list[Any] = [job.digest, str(job.root), str(job.file)]
         seen: dict[str, Stat | None] = {}
+        known = self._stages
         for stage in stages:
-            version, settings, state, files = self._stage(stage)
-            stats = []
-            for name, path in sorted(files(job).items()):
-                key = str(path)
-                stat = seen[key] if key in seen else seen.setdefault(key, _stat(key))
-                if stat is None:
-                    return None
-                stats.append((name, stat))
-            parts.append((stage.name, version, settings, dict(state(job)) if state is not None else None,
-                          tuple(stats)))
+            version, settings, state, files = known[stage.name] if stage.name in known else self._stage(stage)
+            named = files(job)
+            stats: tuple[Any, ...] = ()
+            if named:  # (most stages of most jobs read no local file)
+                found = []
+                for name, path in sorted(named.items()):
+                    key = str(path)
+                    stat = seen[key] if key in seen else seen.setdefault(key, _stat(key))
+                    if stat is None:
+                        return None
+                    found.append((name, stat))
+                stats = tuple(found)
+            parts.append((stage.name, version, settings, dict(state(job)) if state is not None else None, stats))
         return tuple(parts)
 
-    def check(self, job: Job) -> tuple[Any, Record | None]:
-        """(signature, the job's record if it is up to date, else None)."""
+    def check(self, job: Job) -> Record | None:
+        """The job's record if it is up to date, else None.
+
+        Its signature is not made again: what it holds of the job (stages, input files) is a
+        function of the resolved job (digest, local paths, root, spec file) and the pipeline
+        (the header); what else it holds is asked again: the stages' outside state (the
+        record's stages that have one) and the input files' stats."""
         record = self.records.get(job.name)
-        sig = self.signature(job)  # (remember() needs it when the ordinary path finds the job cached)
-        if record is None or sig is None or _digest(sig) != record[0]:
-            return sig, None
-        paths = record[1].split(_SEP)
-        want = struct.unpack(f"{len(record[2]) // 8}q", record[2])
+        if record is None:
+            return None
+        known = self._stages
+        states = tuple((name, dict(known[name][2](job))) for name in record[3]
+                       if name in known and known[name][2] is not None)
+        if _key(job, states) != record[0]:
+            return None
         cover = struct.unpack(f"{len(record[5]) // 8}q", record[5])
-        outs = cover[0]
-        touched = []  # out files whose inode's ctime moved: they vouch for no object
-        for i in range(outs):
-            try:
-                st = os.stat(paths[i])
-            except OSError:
-                return sig, None
-            k = 4 * i
-            if (st.st_size, st.st_mtime_ns, st.st_ino) != want[k:k + 3]:
-                return sig, None
-            if st.st_ctime_ns != want[k + 3]:
-                touched.append(i)
+        outs, inputs = cover[0], cover[1]
+        folder = f"{self._out}{job.name}{os.sep}"
+        store = self._store
+        names = record[1].split(_SEP)
+        last = len(names) - inputs  # (the input files' paths are whole)
+        paths = [folder + name for name in names[:outs]] + [store + name for name in names[outs:last]] + names[last:]
+        want = struct.unpack(f"{len(record[2]) // 8}q", record[2])
+        try:
+            found = list(map(os.stat, paths[:outs]))
+        except OSError:
+            return None
+        now = [n for st in found for n in (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)]
+        touched: list[int] = []  # out files whose inode's ctime moved: they vouch for no object
+        if now != list(want[:4 * outs]):
+            for i in range(outs):
+                if now[4 * i:4 * i + 3] != list(want[4 * i:4 * i + 3]):
+                    return None
+                if now[4 * i + 3] != want[4 * i + 3]:
+                    touched.append(i)
         folders = self._folders
         vouched = set()
-        for c in range(1, len(cover), 3):
+        for c in range(2, len(cover), 3):
             if cover[c + 1] not in touched:
                 folder = paths[cover[c]].rpartition(os.sep)[0]
                 ino = folders[folder] if folder in folders else self._folder(folder)
                 if ino == cover[c + 2]:
                     vouched.add(cover[c])
-        k = 4 * outs
-        for j in range(outs, len(paths)):
-            if j not in vouched:
-                try:
-                    st = os.stat(paths[j])
-                except OSError:
-                    return sig, None
-                if (st.st_size, st.st_mtime_ns, st.st_ino) != want[k:k + 3]:
-                    return sig, None
-            k += 3
-        return sig, record
+        rest = [j for j in range(outs, len(paths)) if j not in vouched]
+        try:
+            found = [os.stat(paths[j]) for j in rest]
+        except OSError:
+            return None
+        if [n for st in found for n in (st.st_size, st.st_mtime_ns, st.st_ino)] != [
+                n for j in rest for n in want[4 * outs + 3 * (j - outs):4 * outs + 3 * (j - outs) + 3]]:
+            return None
+        return record
 
     def _folder(self, folder: str) -> int | None:
         """The inode of an object's folder (objects/<2 hex>/), stat'ed once per run."""
@@ -203,7 +228,8 @@ class FastPath:
         return self._folders[folder]
 
     def remember(self, job: Job, sig: Any, store: Store, block: Mapping[str, Any], out_root: Path) -> None:
-        """Record a job the ordinary path just found up to date, out/ current."""
+        """Record a job the ordinary path just found up to date, out/ current; `sig`: its
+        signature as it was before the walk (the input files' stats, the stages' state)."""
         if sig is None:
             return
         limit = time.time_ns() - RACY_NS
@@ -217,18 +243,23 @@ class FastPath:
         outs = [str(folder / name) for name in [*block["files"], *([RESULT] if os.path.exists(folder / RESULT)
                                                                   else [])]]
         out_stats, object_stats = [_full_stat(p) for p in outs], [_full_stat(p) for p in objects]
-        inputs = [f[1] for part in sig[3:] for f in part[4]]
+        inputs = list({f[1][0]: f[1] for part in sig[3:] for f in part[4]}.values())
         if any(st is None or max(st.st_mtime_ns, st.st_ctime_ns) > limit for st in [*out_stats, *object_stats]) \
                 or any(i[2] > limit for i in inputs):
             return
+        if str(folder) != f"{self._out}{job.name}" or not all(o.startswith(self._store) for o in objects):
+            return  # (not where check() looks)
+        if list(block["stages"]) != [part[0] for part in sig[3:]]:
+            return  # (check() asks the states of the block's stages)
         stats = [n for st in out_stats if st is not None for n in (st.st_size, st.st_mtime_ns, st.st_ino,
                                                                    st.st_ctime_ns)]
         stats += [n for st in object_stats if st is not None for n in (st.st_size, st.st_mtime_ns, st.st_ino)]
+        stats += [n for i in inputs for n in i[1:]]
         # An out/ file that is a hard link of an object vouches for it while the inode's
         # ctime stands still: no link to it was made or removed (the object's name was not
         # deleted or replaced), no byte or mode of it changed. Its folder's inode is kept
         # too: a folder moved away takes the name along without touching the inode.
-        cover: list[int] = [len(outs)]
+        cover: list[int] = [len(outs), len(inputs)]
         by_inode = {(st.st_dev, st.st_ino): i for i, st in enumerate(out_stats) if st is not None}
         for j, st in enumerate(object_stats):
             i = by_inode.get((st.st_dev, st.st_ino)) if st is not None else None
@@ -237,8 +268,12 @@ class FastPath:
                 cover += (len(outs) + j, i, where[3])
         names = tuple(block["stages"])
         names = self._names.setdefault(names, names)
-        self.records[job.name] = (_digest(sig), _SEP.join([*outs, *objects]), struct.pack(f"{len(stats)}q", *stats),
-                                  names, pickle.dumps(dict(block), protocol=5), struct.pack(f"{len(cover)}q", *cover))
+        states = tuple((part[0], part[3]) for part in sig[3:] if part[3] is not None)
+        relative = [os.path.basename(o) for o in outs] + [o[len(self._store):] for o in objects] + [
+            i[0] for i in inputs]
+        self.records[job.name] = (_key(job, states), _SEP.join(relative), struct.pack(f"{len(stats)}q", *stats),
+                                  names, zlib.compress(pickle.dumps(dict(block), protocol=5), 1),
+                                  struct.pack(f"{len(cover)}q", *cover))
         self.changed = True
 
     def drop(self, names: Iterable[str]) -> None:
@@ -271,11 +306,14 @@ class FastPath:
 
 def block_of(record: Record) -> dict[str, Any]:
     """A record's afx.lock block."""
-    block: dict[str, Any] = pickle.loads(record[4])
+    block: dict[str, Any] = pickle.loads(zlib.decompress(record[4]))
     return block
 
 
-def _digest(sig: tuple[Any, ...]) -> bytes:
-    # Equal signatures pickle alike (the same values, built in the same order); unequal ones
-    # differ, or at worst a job takes the ordinary path.
-    return hashlib.sha256(pickle.dumps(sig, protocol=5)).digest()
+def _key(job: Job, states: tuple[Any, ...]) -> bytes:
+    """What a record is found by, besides stats: the resolved job and its stages' state.
+    By repr, not pickle: a pickle tells apart equal strings that are one object from two
+    (its memo), a repr does not. (A value whose repr names its address never matches: that
+    job takes the ordinary path.)"""
+    paths = tuple((key, str(path)) for key, path in job.paths.items()) if job.paths else ()
+    return hashlib.sha256(repr((job.digest, str(job.root), str(job.file), paths, states)).encode()).digest()

@@ -85,7 +85,7 @@ class Engine:
         """The no-op fast path (afx/engine/fastpath.py), when nothing is forced or cut short."""
         if options.force or options.until:
             return None
-        return FastPath(self.store_root, self.pipeline, self.config)
+        return FastPath(self.store_root, self.pipeline, self.config, self.out_root)
 
     def plan(self, jobs: Sequence[Job], options: RunOptions = RunOptions(), *, artifacts: bool = True
              ) -> list[JobReport]:
@@ -99,7 +99,7 @@ class Engine:
         names = {j.name: j for j in jobs}
         fast = self._fast(options) if not artifacts else None
         try:
-            with paused_gc():
+            with paused_gc(), self.pipeline.hold():
                 return self._plan(jobs, options, store, names, fast)
         finally:
             self.warnings = store.warnings
@@ -111,7 +111,7 @@ class Engine:
         todo = deque(jobs)  # (popped from the front: a list would make 10,000 jobs quadratic)
         while todo:
             job = todo.popleft()
-            record = fast.check(job)[1] if fast is not None else None
+            record = fast.check(job) if fast is not None else None
             if record is not None:
                 out.append(_FastReport(job.name, record, "planned"))
                 continue
@@ -189,7 +189,8 @@ class Engine:
             now = options if not shared else RunOptions(
                 force=frozenset((set(self.pipeline.names) if "*" in options.force else set(options.force)) - shared),
                 until=options.until, verbose=options.verbose)
-            with paused_gc():  # (10,000 jobs' records and reports: see afx/bulk.py)
+            # (10,000 jobs' records and reports: afx/bulk.py; nothing publishes in this pass)
+            with paused_gc(), self.pipeline.hold():
                 done = self._finish_cached(todo, now, emit)
             rest = [j for j in todo if j.name not in done]
             if rest and self.fast is not None:  # what ran is recorded again once a run finds it cached
@@ -244,8 +245,10 @@ class Engine:
             for job in jobs:
                 sig = None
                 if fast is not None:
-                    sig, record = fast.check(job)
-                    if record is not None:
+                    record = fast.check(job)
+                    if record is None:
+                        sig = fast.signature(job)  # (before the walk: what remember() records)
+                    else:
                         hit = done[job.name] = _FastReport(job.name, record, "complete")
                         self.fast_hits.add(job.name)
                         if each_cached:

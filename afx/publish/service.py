@@ -57,9 +57,12 @@ class PublishService:
         self._hashed: dict[tuple[str, tuple[int, int, int] | None], str] = {}
 
     # -- reading ------------------------------------------------------------------------
-    def controls(self, job: str) -> dict[str, Any]:
+    def controls(self, job: str, recheck: bool = True) -> dict[str, Any]:
         """A job's publish controls, read without writing (planning must not create files),
-        once for all jobs and again only when the ledger file changed."""
+        once for all jobs and again only when the ledger file changed (recheck=False: as
+        last read, when they have been read)."""
+        if not recheck and self._controls is not None:
+            return self._controls[1].get(job) or dict(policy.NO_CONTROLS)
         if self._ledger_files is None:  # (asked for every job of a run: no pathlib each time)
             path = str(ledger_path(self.root))
             self._ledger_files = (path, path + "-wal")
@@ -68,10 +71,10 @@ class PublishService:
             self._controls = (stamp, read_controls(self.root))
         return self._controls[1].get(job) or dict(policy.NO_CONTROLS)
 
-    def state(self, job: Job, now: float) -> dict[str, Any]:
+    def state(self, job: Job, now: float, recheck: bool = True) -> dict[str, Any]:
         """What the publish stage's key includes: a change to the job's controls, or the
         clock passing its time, makes it run again."""
-        controls = self.controls(job.name)
+        controls = self.controls(job.name, recheck)
         status, _ = policy.decide(job, controls, now)
         # Publishing is per job, not per content: two jobs (or two accounts of afx serve)
         # with equal inputs share every other stage, but each publishes, into its own ledger.

@@ -84,7 +84,7 @@ class ResolveCache:
 
     def _load(self) -> dict[str, Entry]:
         try:
-            raw = self.path.read_bytes()
+            raw = memoryview(self.path.read_bytes())  # (a slice of bytes would copy it)
         except OSError:
             return {}
         try:

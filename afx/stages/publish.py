@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,20 @@ class PublishStage:
 
     def __init__(self) -> None:
         self._services: dict[Path, PublishService] = {}
+        self._held = 0  # inside hold(): the ledgers read once (the roots in _read)
+        self._read: set[Path] = set()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """The engine's pass over cached jobs, which publishes nothing: each repo's ledger is
+        stat'ed once for all of its jobs, not twice a job."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held:
+                self._read.clear()
 
     def begin_run(self) -> None:
         """A new run: the repo's jobs and ledger are read again when needed (the engine calls this)."""
@@ -53,7 +68,10 @@ class PublishStage:
     def state(self, job: Job) -> Mapping[str, Any]:
         # Read-only, and once per run for all jobs (planning must not create files, and a
         # 200-job plan must not open the ledger 200 times).
-        return self.service(job.root).state(job, time.time())
+        recheck = not self._held or job.root not in self._read
+        if self._held:
+            self._read.add(job.root)
+        return self.service(job.root).state(job, time.time(), recheck=recheck)
 
     def retire_jobs(self, root: Path, keep: set[str]) -> None:
         self.service(root).retire(keep)

@@ -150,11 +150,55 @@ def test_a_link_made_to_an_exported_object_costs_a_stat_not_a_rerun(erepo):
     os.unlink(erepo.root / "extra-link")
 
 
-def test_a_quiet_display_says_the_up_to_date_jobs_in_one_line(erepo):
+def test_a_quiet_display_says_the_up_to_date_jobs_in_one_line(erepo, monkeypatch):
+    from afx.engine import session
+
     warm(erepo)
+
+    def walked(*args, **kwargs):
+        raise AssertionError("a recorded job was walked")
+
+    monkeypatch.setattr(session, "process_job", walked)  # (the fast path must answer alone)
     r = erepo.afx("run")
     assert r.code == 0 and erepo.runs() == {}
     assert "2 jobs done, 0 failed: ran 0 stages, reused 14" in r.err
     status = erepo.afx("status")
     assert status.code == 0 and [line.split() for line in status.out.splitlines()] == [
         ["a", "up", "to", "date"], ["b", "up", "to", "date"]]
+
+
+def test_a_held_publish_stage_reads_the_ledger_once_and_again_after(erepo):
+    from afx.publish.service import PublishService
+    from afx.spec.resolve import resolve
+    from afx.stages.publish import PublishStage
+
+    erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Alpha plays\nstaging: true\n")
+    job = next(j for j in resolve([], cwd=erepo.root).jobs if j.name == "a")
+    stage = PublishStage()
+    PublishService(erepo.root).approve(["b"])  # (makes the ledger)
+    assert stage.state(job)["decision"] == "staged"
+    with stage.hold():
+        assert stage.state(job)["decision"] == "staged"
+        PublishService(erepo.root).approve(["a"])  # (no afx run writes it in a hold: another process)
+        assert stage.state(job)["decision"] == "staged"  # read once for the whole pass
+    assert stage.state(job)["decision"] == "publish"
+
+
+def test_a_staged_job_approved_in_the_ledger_reruns_its_publish_despite_the_records(erepo):
+    from afx.publish.service import PublishService
+
+    erepo.write("a.yaml", "fromTemplateId: base\nentry: compose\ntopic: Alpha plays\nstaging: true\n")
+    warm(erepo)
+    assert erepo.afx("status", "--check").code == 0
+    PublishService(erepo.root).approve(["a"])  # the ledger only (`afx approve` would publish at once)
+    assert erepo.afx("status", "--check").code == 1
+    assert erepo.afx("run").code == 0 and erepo.ran() == {("a", "publish")}
+
+
+def test_a_stage_of_a_new_version_reruns_despite_the_records(erepo, monkeypatch):
+    warm(erepo)
+    monkeypatch.setenv("AFX_TEST_VERSION", "render:99")  # (the records' header holds every stage's)
+    assert erepo.afx("status", "--check").code == 1
+    r = erepo.afx("run")
+    assert r.code == 0, r.err
+    assert ("a", "render") in erepo.ran(), r.err
