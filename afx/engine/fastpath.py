@@ -4,32 +4,37 @@ stats, not by walking its stages (issue 15: a 10,000-job no-op run in under a se
 When `afx run` (or `afx status`) has walked a job through every stage and found it cached,
 with out/<job>/ current, it records in `<store>/noop.pickle`, per job:
 
-    a digest of the signature of what   afx's version, the stages (names, versions), the
-    its stage keys hash                 resolved job's digest, its root and spec file, the
-                                        stages' afx.yaml settings and outside state (the
-                                        publish ledger's decision, asked again on every
-                                        run), and the stat of every local input file
+    a key                               sha256 of the resolved job (digest, local paths,
+                                        root, spec file) and its stages' outside state (the
+                                        publish ledger's decision, asked again every run)
     the stat of its out/ files          size, mtime, inode and ctime (result.json included)
     the stat of its stored objects      size, mtime and inode (Store.check_object checks
                                         size and mtime)
+    the stat of its input files         size, mtime and inode (its media, read in place)
     which objects an out/ file is a     such an object is not stat'ed while the out/ file's
     hard link of                        ctime stands still (no link to the inode was made
                                         or removed, nothing in it changed) and its folder
                                         objects/<xx>/ is the one it was (one stat a run)
     its stage names
-    its afx.lock block and stage keys   pickled apart: unpickled only when read (when
+    its afx.lock block and stage keys   compressed apart: unpacked only when read (when
                                         afx.lock must be written: a no-op run never does)
 
-A record is a few plain values (the paths joined in one string, the stats packed in one
-bytes object), so that 10,000 of them load in milliseconds. The next run finds a job with
-an equal signature and equal stats up to date without opening the index: a stage key is a
-function of the signature, and a manifest of its key. Anything that differs (an edited
-spec or template, a touched media file, a corrupted or deleted object, a hand-edited out/
-file, a publish that fell due, --force, --until, a job with clips) sends the job down the
-ordinary path, which says why it reruns, and whose outcome is recorded again. A job that
-ran in a worker loses its record. A stat taken within RACY_NS of now is not recorded (a
-change in the same clock tick would not show in it). The file is written atomically with a
-checksum; one that cannot be read is ignored and rebuilt; `afx cache gc` removes it.
+The header holds afx's version, the store's index and every stage's name, version and
+afx.yaml settings. With those, the key and the stats, the job's signature (what its stage
+keys are a function of: `signature`) is what it was, so its keys and manifests are: which
+stages a job has and which files they read are functions of the resolved job. The
+signature itself is made only for a job that takes the ordinary path (before its walk:
+what it read is what is recorded). A record is a few plain values (the paths joined in one
+string, relative to out/<job>/ and the store; the stats packed in one bytes object), so
+that 10,000 of them load in milliseconds.
+
+Anything that differs (an edited spec or template, a touched media file, a corrupted or
+deleted object, a hand-edited out/ file, a publish that fell due, a new stage version,
+--force, --until, a job with clips) sends the job down the ordinary path, which says why it
+reruns, and whose outcome is recorded again. A job that ran in a worker loses its record.
+A stat taken within RACY_NS of now is not recorded (a change in the same clock tick would
+not show in it). The file is written atomically with a checksum; one that cannot be read
+is ignored and rebuilt; `afx cache gc` removes it.
 """
 
 from __future__ import annotations
