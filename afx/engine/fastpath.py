@@ -197,7 +197,7 @@ class FastPath:
         paths = [folder + name for name in names[:outs]] + [store + name for name in names[outs:last]] + names[last:]
         want = struct.unpack(f"{len(record[2]) // 8}q", record[2])
         try:
-            found = list(map(os.stat, paths[:outs]))
+            out_found = found = list(map(os.stat, paths[:outs]))
         except OSError:
             return None
         now = [n for st in found for n in (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)]
@@ -224,6 +224,36 @@ class FastPath:
         if [n for st in found for n in (st.st_size, st.st_mtime_ns, st.st_ino)] != [
                 n for j in rest for n in want[4 * outs + 3 * (j - outs):4 * outs + 3 * (j - outs) + 3]]:
             return None
+        inodes = {st.st_ino for st in out_found} if rest else set()
+        if touched or any(st.st_ino in inodes for j, st in zip(rest, found) if j < last):
+            record = self._vouch(job.name, record, paths, out_found, dict(zip(rest, found)), last, bool(touched))
+        return record
+
+    def _vouch(self, name: str, record: Record, paths: list[str], outs: list[os.stat_result],
+               objects: dict[int, os.stat_result], last: int, touched: bool) -> Record:
+        """An up-to-date job's record, with the out/ files' ctimes as they are now and every
+        object an out/ file is a hard link of vouched for, when its ctime has settled (what
+        remember() would record now: the record was made when some had not)."""
+        limit = time.time_ns() - RACY_NS
+        if any(st.st_ctime_ns > limit for st in outs):
+            return record  # (a ctime that may still move unseen vouches for nothing)
+        cover = list(struct.unpack(f"{len(record[5]) // 8}q", record[5]))
+        by_inode = {(st.st_dev, st.st_ino): i for i, st in enumerate(outs)}
+        added = False
+        for j, st in objects.items():
+            i = by_inode.get((st.st_dev, st.st_ino)) if j < last else None
+            if i is not None and (where := _stat(paths[j].rpartition(os.sep)[0])):
+                cover += (j, i, where[3])  # (its ctime is the out/ file's: settled, above)
+                added = True
+        if not added and not touched:
+            return record
+        stats = list(struct.unpack(f"{len(record[2]) // 8}q", record[2]))
+        for i, st in enumerate(outs):
+            stats[4 * i + 3] = st.st_ctime_ns
+        record = (record[0], record[1], struct.pack(f"{len(stats)}q", *stats), record[3], record[4],
+                  struct.pack(f"{len(cover)}q", *cover))
+        self.records[name] = record
+        self.changed = True
         return record
 
     def _folder(self, folder: str) -> int | None:
@@ -249,7 +279,7 @@ class FastPath:
                                                                   else [])]]
         out_stats, object_stats = [_full_stat(p) for p in outs], [_full_stat(p) for p in objects]
         inputs = list({f[1][0]: f[1] for part in sig[3:] for f in part[4]}.values())
-        if any(st is None or max(st.st_mtime_ns, st.st_ctime_ns) > limit for st in [*out_stats, *object_stats]) \
+        if any(st is None or st.st_mtime_ns > limit for st in [*out_stats, *object_stats]) \
                 or any(i[2] > limit for i in inputs):
             return
         if str(folder) != f"{self._out}{job.name}" or not all(o.startswith(self._store) for o in objects):
@@ -268,8 +298,12 @@ class FastPath:
         by_inode = {(st.st_dev, st.st_ino): i for i, st in enumerate(out_stats) if st is not None}
         for j, st in enumerate(object_stats):
             i = by_inode.get((st.st_dev, st.st_ino)) if st is not None else None
+            # (a ctime of the last RACY_NS may move again unseen: then the object is stat'ed;
+            # a shared object's moves whenever a job that has it is exported)
+            if i is None or st is None or st.st_ctime_ns > limit:
+                continue
             where = _stat(objects[j].rpartition(os.sep)[0])
-            if i is not None and where is not None:
+            if where is not None:
                 cover += (len(outs) + j, i, where[3])
         names = tuple(block["stages"])
         names = self._names.setdefault(names, names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 
 import pytest
 
@@ -202,3 +203,22 @@ def test_a_stage_of_a_new_version_reruns_despite_the_records(erepo, monkeypatch)
     r = erepo.afx("run")
     assert r.code == 0, r.err
     assert ("a", "render") in erepo.ran(), r.err
+
+
+def test_an_out_file_whose_ctime_moved_is_taken_again_once_its_object_checks_out(erepo, monkeypatch):
+    from afx.engine import session
+
+    warm(erepo)
+    obj = exported_object(erepo)
+    os.chmod(obj, 0o444)  # the same mode: only the inode's ctime moves
+    ctime = os.stat(erepo.root / "out" / "a" / "script.txt").st_ctime_ns
+    assert erepo.afx("run").code == 0 and erepo.runs() == {}  # the object was stat'ed, and was fine
+    raw = (erepo.root / ".afx" / fastpath.FILE).read_bytes()
+    record = pickle.loads(raw[32:])[1]["a"]
+    assert ctime in struct.unpack(f"{len(record[2]) // 8}q", record[2])  # it vouches again
+
+    def walked(*args, **kwargs):
+        raise AssertionError("a recorded job was walked")
+
+    monkeypatch.setattr(session, "process_job", walked)
+    assert erepo.afx("run").code == 0
