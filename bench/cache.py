@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,11 +40,8 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, list[
     return took, [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--specs", type=int, default=50)
-    parser.add_argument("-j", "--jobs", type=int, default=1)
-    args = parser.parse_args()
+def measure(specs: int, jobs: int) -> dict[str, Any]:
+    """A cold run filling the remote cache, a fresh clone's warm run, the local no-op run."""
     with services.s3() as server, tempfile.TemporaryDirectory(prefix="afx-cache-") as tmp:
         server.make_bucket("afx-bench")
         url = "s3://afx-bench/repo"
@@ -51,23 +49,35 @@ def main() -> int:
         env.pop("AFX_CACHE_DIR", None)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         root = Path(tmp) / "specs"
-        generate(root, args.specs)
-        cold, _ = timed(["run", "-q", "-j", str(args.jobs), "--cache", url], root, env)
+        generate(root, specs)
+        cold, _ = timed(["run", "-q", "-j", str(jobs), "--cache", url], root, env)
         shutil.rmtree(root / ".afx")
         shutil.rmtree(root / "out")
-        warm, events = timed(["run", "--json", "-j", str(args.jobs), "--cache", url], root, env)
+        warm, events = timed(["run", "--json", "-j", str(jobs), "--cache", url], root, env)
         noop = min(timed(["run", "-q"], root, env)[0] for _ in range(3))
     done = events[-1]
-    ratio = warm / noop
-    print(f"{args.specs} jobs, cheap pipeline, remote cache on SeaweedFS (loopback), -j {args.jobs}:")
-    print(f"  first run, filling the cache     {cold:7.3f} s")
-    print(f"  fresh clone, warm remote cache   {warm:7.3f} s   ({done.get('fetched')} stages fetched, "
-          f"{done.get('ran')} run: publish, never shared)")
-    print(f"  local no-op run                  {noop:7.3f} s")
-    print(f"  warm remote / local no-op        {ratio:7.2f}x")
-    print(json.dumps({"specs": args.specs, "jobs": args.jobs, "cold_s": round(cold, 3), "warm_remote_s": round(warm, 3),
-                      "noop_s": round(noop, 3), "ratio": round(ratio, 2), "fetched": done.get("fetched"),
-                      "ran": done.get("ran")}))
+    return {"specs": specs, "jobs": jobs, "cold_s": round(cold, 3), "warm_remote_s": round(warm, 3),
+            "noop_s": round(noop, 3), "ratio": round(warm / noop, 2), "fetched": done.get("fetched"),
+            "ran": done.get("ran")}
+
+
+def report(m: dict[str, Any]) -> None:
+    print(f"{m['specs']} jobs, cheap pipeline, remote cache on SeaweedFS (loopback), -j {m['jobs']}:")
+    print(f"  first run, filling the cache     {m['cold_s']:7.3f} s")
+    print(f"  fresh clone, warm remote cache   {m['warm_remote_s']:7.3f} s   ({m['fetched']} stages fetched, "
+          f"{m['ran']} run: publish, never shared)")
+    print(f"  local no-op run                  {m['noop_s']:7.3f} s")
+    print(f"  warm remote / local no-op        {m['ratio']:7.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--specs", type=int, default=50)
+    parser.add_argument("-j", "--jobs", type=int, default=1)
+    args = parser.parse_args()
+    m = measure(args.specs, args.jobs)
+    report(m)
+    print(json.dumps(m))
     return 0
 
 

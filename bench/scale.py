@@ -6,10 +6,12 @@
   a 2-core machine expect ~1x: the point is that the path works; more machines scale it.
 - The queue's overhead per job: submitted to an idle worker one at a time, the time from
   the job's row being created to its claim (`started`), SQLite mode next to PostgreSQL's.
+- A warm remote-cache `afx run` of a fresh clone as a multiple of the local no-op run
+  (bench/cache.py, on a SeaweedFS server).
 
 Exits non-zero only if a job does not complete (the path is broken).
 
-    .venv/bin/python bench/scale.py [--jobs 40] [--probes 10]
+    .venv/bin/python bench/scale.py [--jobs 40] [--probes 10] [--cache-specs 50] [--skip-cache]
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=40)
     parser.add_argument("--probes", type=int, default=10)
+    parser.add_argument("--cache-specs", type=int, default=50, help="jobs of the warm remote-cache run")
+    parser.add_argument("--skip-cache", action="store_true", help="leave out the remote-cache run")
     args = parser.parse_args()
     from afx.testing import services
 
@@ -115,6 +119,10 @@ def main() -> int:
     print(f"queue overhead, created -> claimed: sqlite p50 {statistics.median(sqlite_ms):.0f} ms "
           f"(max {max(sqlite_ms):.0f}), postgresql p50 {statistics.median(pg_ms):.0f} ms (max {max(pg_ms):.0f}); "
           f"ratio {statistics.median(pg_ms) / max(statistics.median(sqlite_ms), 0.1):.2f}")
+    if not args.skip_cache:  # CI at scale: a fresh clone with a warm remote cache (bench/cache.py)
+        import cache
+
+        cache.report(cache.measure(args.cache_specs, 1))
     if broken:
         print(f"BROKEN: {len(broken)} job(s) did not complete: {broken[:5]}")
         return 1

@@ -437,7 +437,8 @@ def worker_command(ctx: click.Context, data_dir: str | None, workers: int, confi
     """Run the API's jobs (beside `afx serve --no-workers`), until SIGTERM.
 
     Any number of these, on any machine that reaches the database (AFX_DATABASE_URL) and
-    the data dir. Stopped, it puts its running jobs back in the queue.
+    the object store (AFX_STORAGE_URL; without one, a data dir they share). Stopped, it puts
+    its running jobs back in the queue.
     """
     from afx.cli.commands.serve import worker
 

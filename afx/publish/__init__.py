@@ -5,8 +5,10 @@
 - `service`: `PublishService`, the one owner of a spec repo's ledger: publishes a built job
   (the publish stage calls it), and takes approvals, requests and schedules (the CLI, the
   server).
-- `ledger`: the SQLite ledger itself. `base` and `publishers/`: one publisher per
-  destination behind one protocol, in a registry.
+- `ledger`: the ledger itself, one implementation over its two backends (`ledgerdb`: the
+  tables; `location`: the repo's SQLite file, or a shared PostgreSQL database).
+- `base` and `publishers/`: one publisher per destination behind one protocol, in a
+  registry.
 
 The engine imports none of it (pyproject.toml's import contracts).
 """

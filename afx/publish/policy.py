@@ -23,6 +23,15 @@ from afx.spec.job import Job, thaw
 WAITING = frozenset({"staged", "scheduled", "manual", "unscheduled"})
 NO_CONTROLS: Mapping[str, Any] = {"approved_at": None, "requested_at": None, "schedule": None, "schedule_set": 0,
                                   "republish_at": None}
+
+
+def ledger_token(c: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a job's ledger controls its publish stage's key includes."""
+    # (--again sets requested_at too: that is what makes the stage run)
+    return {"approved": bool(c["approved_at"]), "requested": c["requested_at"],
+            "schedule": [int(c["schedule_set"] or 0), c["schedule"]]}
+
+
 # The fields that say where and when a job goes out, not what it is.
 PUBLISH_ONLY = frozenset({"name", "platforms", "publishMode", "staging", "scheduledAt"})
 

@@ -3,7 +3,8 @@
 `PublishService(root)` is what the publish stage calls to publish a built job, what `afx
 publish` / `approve` / `schedule` and the server use to read and change a job's publish
 controls, and what a full `afx run` calls to retire jobs gone from the specs. It writes the
-ledger (`.afx/ledger.sqlite`) and calls publishers; it never writes afx.lock: what afx.lock
+ledger (the repo's `.afx/ledger.sqlite`, or the shared database its Location names:
+afx.publish.location) and calls publishers; it never writes afx.lock: what afx.lock
 must remember (where a job went, a post replaced or retired) goes to the `remember`
 callback, and the engine writes it when the job ends.
 
@@ -29,14 +30,17 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afx import times
 from afx.digest import sha256_file
 from afx.errors import StageError
 from afx.publish import policy
-from afx.publish.ledger import Ledger, ledger_path, read_controls
+from afx.publish.location import Location, locate, read_controls
 from afx.spec.job import Job
+
+if TYPE_CHECKING:  # (imported when a ledger is opened: planning reads without SQLAlchemy)
+    from afx.publish.ledger import Ledger
 
 log = logging.getLogger("afx.publish")
 
@@ -46,29 +50,45 @@ _EARLIEST = 946684800  # 2000-01-01: a publish time before it (or after tomorrow
 
 
 class PublishService:
-    def __init__(self, root: Path, file_digest: Callable[[Path], str] | None = None) -> None:
+    def __init__(self, root: Path, file_digest: Callable[[Path], str] | None = None,
+                 location: Location | None = None) -> None:
         """file_digest: how to hash a job's local files (afx jobs passes the store's, which
-        remembers digests across runs); by default, sha256 remembered for the service's life."""
+        remembers digests across runs); by default, sha256 remembered for the service's life.
+        location: the ledger (afx.publish.location.locate); by default the repo's own file."""
         self.root = Path(root)
+        self.location = location or Location(self.root)
         self._file_digest = file_digest
         self._controls: tuple[list[Any], dict[str, dict[str, Any]]] | None = None
         self._ledger_files: tuple[str, str] | None = None
         self._contents: dict[str, str] | None = None
         self._hashed: dict[tuple[str, tuple[int, int, int] | None], str] = {}
 
+    @classmethod
+    def for_repo(cls, root: Path, config: Mapping[str, Any] | None,
+                 file_digest: Callable[[Path], str] | None = None) -> PublishService:
+        """The service of the repo at `root` on the ledger its config (afx.yaml) and
+        AFX_LEDGER_URL name."""
+        return cls(root, file_digest, locate(root, config))
+
     # -- reading ------------------------------------------------------------------------
     def controls(self, job: str, recheck: bool = True) -> dict[str, Any]:
         """A job's publish controls, read without writing (planning must not create files),
-        once for all jobs and again only when the ledger file changed (recheck=False: as
-        last read, when they have been read)."""
+        once for all jobs and again only when the ledger changed (recheck=False: as last
+        read, when they have been read)."""
         if not recheck and self._controls is not None:
             return self._controls[1].get(job) or dict(policy.NO_CONTROLS)
-        if self._ledger_files is None:  # (asked for every job of a run: no pathlib each time)
-            path = str(ledger_path(self.root))
-            self._ledger_files = (path, path + "-wal")
-        stamp = [_stamp(self._ledger_files[0]), _stamp(self._ledger_files[1])]
-        if self._controls is None or self._controls[0] != stamp:
-            self._controls = (stamp, read_controls(self.root))
+        if self.location.shared:
+            with self.ledger() as ledger:
+                stamp: list[Any] = list(ledger.stamp())
+                if self._controls is None or self._controls[0] != stamp:
+                    self._controls = (stamp, ledger.all_controls())
+        else:
+            if self._ledger_files is None:  # (asked for every job of a run: no pathlib each time)
+                path = str(self.location.path)
+                self._ledger_files = (path, path + "-wal")
+            stamp = [_stamp(self._ledger_files[0]), _stamp(self._ledger_files[1])]
+            if self._controls is None or self._controls[0] != stamp:
+                self._controls = (stamp, read_controls(self.location))
         return self._controls[1].get(job) or dict(policy.NO_CONTROLS)
 
     def state(self, job: Job, now: float, recheck: bool = True) -> dict[str, Any]:
@@ -78,7 +98,16 @@ class PublishService:
         status, _ = policy.decide(job, controls, now)
         # Publishing is per job, not per content: two jobs (or two accounts of afx serve)
         # with equal inputs share every other stage, but each publishes, into its own ledger.
-        return {"ledger": Ledger.token_of(controls), "decision": status, "job": job.name, "repo": str(self.root)}
+        return {"ledger": policy.ledger_token(controls), "decision": status, "job": job.name, "repo": str(self.root)}
+
+    def ledger(self) -> Ledger:
+        from afx.publish.ledger import Ledger
+
+        return Ledger(self.location)
+
+    def _has_ledger(self) -> bool:
+        """Whether there is a ledger to read (a repo that never published has no file)."""
+        return self.location.shared or self.location.path.exists()
 
     def content(self, job: Job) -> str:
         return policy.content_digest(job, self.file_digest)
@@ -114,7 +143,7 @@ class PublishService:
         `video(platform)` is the rendered file for a platform and its digest; `make_item`
         builds the publisher's Item; `lock` is afx.lock as the run sees it."""
         errors: list[str] = []
-        with Ledger(self.root) as ledger:
+        with self.ledger() as ledger:
             controls = ledger.controls(job.name)
             status, at = policy.decide(job, controls, time.time())
             repo = _Repo(self, job, lock)
@@ -240,7 +269,7 @@ class PublishService:
     def approve(self, jobs: Iterable[str], *, request: bool = False) -> None:
         """Release staged jobs; `request` also asks for the publish now (a manual job, or a
         retry of a publish that failed)."""
-        with Ledger(self.root) as ledger:
+        with self.ledger() as ledger:
             for job in jobs:
                 ledger.approve(job)
                 if request:
@@ -249,20 +278,20 @@ class PublishService:
     def request(self, jobs: Iterable[str], *, again: bool = False) -> None:
         """Ask for a publish now (`afx publish JOB`); `again`: post the current version where
         an older one went out (`--again`)."""
-        with Ledger(self.root) as ledger:
+        with self.ledger() as ledger:
             for job in jobs:
                 (ledger.republish if again else ledger.request)(job)
 
     def schedule(self, jobs: Iterable[str], at: str | None) -> None:
         """Set (RFC 3339 UTC) or clear (None) the publish time; it wins over scheduledAt."""
-        with Ledger(self.root) as ledger:
+        with self.ledger() as ledger:
             for job in jobs:
                 ledger.schedule(job, at)
 
     def due(self, jobs: Sequence[Job], now: float) -> list[Job]:
         """The jobs `afx publish --due` publishes: their time has come, and a platform of
         theirs is not published (a failed one is tried again)."""
-        with Ledger(self.root) as ledger:
+        with self.ledger() as ledger:
             out = []
             for job in jobs:
                 states = {r["platform"]: r["state"] for r in ledger.rows(job.name)}
@@ -275,8 +304,8 @@ class PublishService:
         platform's state (its row's, or the decision when never tried), and the platforms
         whose post is of an older version of the job. Read-only: no ledger, no file made."""
         rows = {}
-        if ledger_path(self.root).exists():
-            with Ledger(self.root) as ledger:
+        if self._has_ledger():
+            with self.ledger() as ledger:
                 controls = ledger.controls(job.name)
                 rows = {r["platform"]: r for r in ledger.rows(job.name)}
         else:
@@ -295,8 +324,8 @@ class PublishService:
     def retire(self, keep: set[str]) -> None:
         """Jobs not in `keep` left the specs: their ledger rows are retired (a renamed job
         finds its posts there). Nothing to do for a repo that never published."""
-        if ledger_path(self.root).exists():
-            with Ledger(self.root) as ledger:
+        if self._has_ledger():
+            with self.ledger() as ledger:
                 ledger.retire(keep)
 
 

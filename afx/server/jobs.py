@@ -293,7 +293,8 @@ def approve(engine: Engine, settings: Settings, account_id: str, job_id: str) ->
     if not (row["staging"] or manual or failed_publish):
         raise Refused(409, "not_staged", f"job {job_id} was not submitted with staging: true; it publishes "
                       f"{'at its scheduled time' if fields.get('publishMode') == 'scheduled' else 'by itself'}")
-    PublishService(settings.account_root(account_id)).approve([job_id], request=manual or failed_publish)
+    service = PublishService.for_repo(settings.account_root(account_id), settings.account_config(account_id))
+    service.approve([job_id], request=manual or failed_publish)
     requeue_publish(engine, job_id)
     return {"jobId": job_id, "status": public_status(get_row(engine, account_id, job_id)), "approved": True}
 
@@ -308,7 +309,8 @@ def schedule(engine: Engine, settings: Settings, account_id: str, job_id: str, a
                       f"its clip jobs ({clips.clip_id(job_id, 1)}, ...)", status=public_status(row))
     if row["status"] in ("failed", "cancelled", "published"):
         raise Refused(409, "not_schedulable", f"job {job_id} is {row['status']}", status=row["status"])
-    PublishService(settings.account_root(account_id)).schedule([job_id], at)
+    service = PublishService.for_repo(settings.account_root(account_id), settings.account_config(account_id))
+    service.schedule([job_id], at)
     with db.write(engine) as conn:
         conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(scheduled_at=at, updated=time.time()))
     return {"jobId": job_id, "scheduledAt": at}

@@ -49,7 +49,7 @@ def _due_one(engine: Engine, settings: Settings, row: Any, services: dict[str, A
         return 0  # cheap first: most built jobs are published, and reading the job is not free
     root = settings.account_root(row.account_id)
     if row.account_id not in services:
-        services[row.account_id] = PublishService(root)
+        services[row.account_id] = PublishService.for_repo(root, settings.account_config(row.account_id))
     job = job_from_fields(json.loads(row.fields), name=row.id, root=root)
     due = policy.due(job, services[row.account_id].controls(row.id), states, now, retry_failed=False)
     return int(due and requeue_publish(engine, row.id))

@@ -172,7 +172,7 @@ class Runner:
         # publishEveryJob: each API job publishes what it was asked to (afx run, by contrast,
         # does not post a video again that a job since renamed already posted)
         setup = Setup(self.settings.pipeline, str(self.settings.cache_dir), str(root / "out"),
-                      {**self.settings.config, "publishEveryJob": True},
+                      {**self.settings.account_config(account_id), "publishEveryJob": True},
                       cache=shared.cache_url if shared is not None else None)
         pool = Workers(setup, fresh=True)
         worker = pool.give(job)

@@ -52,6 +52,17 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
+    def account_config(self, account_id: str) -> dict[str, Any]:
+        """The afx.yaml-style config an account's jobs and publishes run with: its publish
+        ledger is kept under `account:<id>`, in this database when it is PostgreSQL (every
+        server and worker on it then shares one ledger), else AFX_LEDGER_URL's, else in the
+        account's folder."""
+        publish = dict(self.config.get("publish") or {})
+        if not self.database_url.startswith("sqlite"):
+            publish.setdefault("ledger", self.database_url)
+        publish["ledgerName"] = f"account:{account_id}"
+        return {**self.config, "publish": publish}
+
     def account_root(self, account_id: str) -> Path:
         """The account's work folder: the engine's repo root (out/, outbox/, the publish ledger)."""
         return self.accounts_dir / account_id

@@ -8,6 +8,10 @@ Per platform: `staging: true` and not approved -> staged; publishMode manual and
 requested (`afx publish JOB`) -> manual; scheduled and the time (afx schedule, else
 scheduledAt) not yet come -> scheduled; otherwise published through the platform's
 publisher (afx.yaml `publish.<platform>`: outbox by default), once.
+
+The ledger is the repo's own file, or the shared database that AFX_LEDGER_URL or afx.yaml's
+`publish.ledger` names (afx serve sets it per account in the config it runs jobs with):
+afx.publish.location.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from afx.errors import AfxError, StageError
+from afx.publish.location import locate
 from afx.publish.service import PublishService
 from afx.spec.job import Job, thaw
 from afx.stages.base import LockChange, StageContext, pick
@@ -31,14 +36,16 @@ class PublishStage:
     after: tuple[str, ...] = ("render", "package")
 
     def __init__(self) -> None:
-        self._services: dict[Path, PublishService] = {}
-        self._held = 0  # inside hold(): the ledgers read once (the roots in _read)
-        self._read: set[Path] = set()
+        self._services: dict[tuple[Path, Any, Any], PublishService] = {}
+        self._config: Mapping[str, Any] | None = None  # the run's afx.yaml, as settings() last saw it
+        self._held = 0  # inside hold(): each ledger read once (the services in _read)
+        self._read: set[int] = set()
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """The engine's pass over cached jobs, which publishes nothing: each repo's ledger is
-        stat'ed once for all of its jobs, not twice a job."""
+        """The engine's pass over cached jobs, which publishes nothing: each ledger is asked
+        once for all of its jobs (its file stat'ed, or the shared database queried), not once
+        a job."""
         self._held += 1
         try:
             yield
@@ -51,10 +58,17 @@ class PublishStage:
         """A new run: the repo's jobs and ledger are read again when needed (the engine calls this)."""
         self._services.clear()
 
-    def service(self, root: Path) -> PublishService:
-        if root not in self._services:
-            self._services[root] = PublishService(root)
-        return self._services[root]
+    def service(self, root: Path, config: Mapping[str, Any] | None = None) -> PublishService:
+        """The repo's service, on the ledger its config names. state() and retire_jobs() are
+        given no config: they use the run's, which the engine passed to settings() when it
+        fingerprinted the stage (else afx.yaml, read here)."""
+        if config is None:
+            config = self._config if self._config is not None else _repo_config(root)
+        publish = config.get("publish") or {}
+        key = (root, publish.get("ledger"), publish.get("ledgerName"))
+        if key not in self._services:
+            self._services[key] = PublishService(root, location=locate(root, config))
+        return self._services[key]
 
     def fields(self, job: Job) -> Mapping[str, Any]:
         return pick(job, "platforms", "publishMode", "staging", "scheduledAt", "format")
@@ -63,15 +77,20 @@ class PublishStage:
         return {}
 
     def settings(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {"publish": thaw(config.get("publish") or {})}
+        self._config = config
+        # Where the ledger is is not what a publish is made of: moving a repo to a shared
+        # ledger (or rotating its password) does not make every publish stage stale.
+        publish = {k: v for k, v in thaw(config.get("publish") or {}).items() if k not in ("ledger", "ledgerName")}
+        return {"publish": publish}
 
     def state(self, job: Job) -> Mapping[str, Any]:
         # Read-only, and once per run for all jobs (planning must not create files, and a
         # 200-job plan must not open the ledger 200 times).
-        recheck = not self._held or job.root not in self._read
+        service = self.service(job.root)
+        recheck = not self._held or id(service) not in self._read
         if self._held:
-            self._read.add(job.root)
-        return self.service(job.root).state(job, time.time(), recheck=recheck)
+            self._read.add(id(service))  # (services live as long as the run: ids are not reused)
+        return service.state(job, time.time(), recheck=recheck)
 
     def retire_jobs(self, root: Path, keep: set[str]) -> None:
         self.service(root).retire(keep)
@@ -101,8 +120,8 @@ class PublishStage:
 
         results: list[dict[str, Any]] = []
         ctx.partial["results"] = results  # what went out, should a later platform fail
-        status, errors = self.service(job.root).publish(job, lambda p: _video(render, p), item, lock, ctx.config,
-                                                        remember, results)
+        service = self.service(job.root, ctx.config)
+        status, errors = service.publish(job, lambda p: _video(render, p), item, lock, ctx.config, remember, results)
         ctx.output("publish.json", export="publish.json").write_text(json.dumps(results, indent=2) + "\n")
         if errors:
             raise StageError("publishing failed: " + "; ".join(errors))
@@ -118,3 +137,10 @@ def _video(render: Any, platform: str) -> tuple[Path, str]:
             break
     video = render.path(name)
     return video, video.parent.name + video.name  # stored objects are named by their sha256
+
+
+def _repo_config(root: Path) -> Mapping[str, Any]:
+    from afx.spec.repo import CONFIG_NAME, load_config
+
+    path = Path(root) / CONFIG_NAME
+    return load_config(path)[0] if path.is_file() else {}

@@ -112,7 +112,11 @@ def test_front_and_two_workers_survive_a_kill_9_and_cancel_reaches_the_other_wor
         assert accounts.check_ledger(engine, account)
         from afx.publish.ledger import Ledger
 
-        with Ledger(Settings(data_dir=data).account_root(account)) as ledger:
+        from afx.publish.location import locate
+
+        settings = Settings(data_dir=data, database_url=pg)  # the ledger is in the database: every machine's
+        root = settings.account_root(account)
+        with Ledger(locate(root, settings.account_config(account))) as ledger:
             for job_id in ids:
                 published = [e["platform"] for e in ledger.events(job_id) if e["kind"] == "published"]
                 expected = [] if job_id == victim else PLATFORMS

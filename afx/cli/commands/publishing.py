@@ -41,7 +41,7 @@ def publish(env: Environment, targets: Sequence[str], *, due: bool, again: bool 
     if again and (due or not targets):
         raise UsageError("--again needs the jobs named (it makes new posts), and not --due")
     result, jobs = select(targets)
-    service = PublishService(result.root)
+    service = PublishService.for_repo(result.root, result.config)
     if due:
         jobs = service.due(jobs, time.time())
     else:
@@ -56,7 +56,7 @@ def approve(env: Environment, targets: Sequence[str]) -> int:
     from afx.publish.service import PublishService
 
     result, jobs = select(targets)
-    PublishService(result.root).approve([j.name for j in jobs])
+    PublishService.for_repo(result.root, result.config).approve([j.name for j in jobs])
     for job in jobs:
         if not job.get("staging"):
             env.info(f"{job.name}: not staged (staging is not true); nothing to approve")
@@ -75,7 +75,7 @@ def schedule(env: Environment, targets: Sequence[str], *, at: str | None, clear:
         except times.BadTime as exc:
             raise UsageError(f"--at {exc}") from None
     result, jobs = select(targets)
-    PublishService(result.root).schedule([j.name for j in jobs], value)
+    PublishService.for_repo(result.root, result.config).schedule([j.name for j in jobs], value)
     for job in jobs:
         env.info(f"{job.name}: " + (f"publishes at {value}" if value else "unscheduled"))
     if env.json:
@@ -91,7 +91,7 @@ def jobs(env: Environment, targets: Sequence[str]) -> int:
     engine = Engine(result.root, result.config)
     reports = {r.job: r for r in engine.plan(selected)}
     store = engine.store()
-    service = PublishService(result.root, file_digest=store.file_digest)
+    service = PublishService.for_repo(result.root, result.config, file_digest=store.file_digest)
     rows_out: list[dict[str, Any]] = []
     older: list[str] = []  # a job's name for each of its posts that is of an older version
     now = time.time()

@@ -1,8 +1,9 @@
 """afx serve / afx worker / afx keys: the AuraFlux v1 API (issue 7) and its job workers (issue 15).
 
 `afx serve` answers the API and, unless --no-workers, runs jobs too; `afx worker` runs jobs
-only, on any machine that reaches the database and the data dir. The queue follows the
-database: SQLite's jobs table, or procrastinate on PostgreSQL (AFX_DATABASE_URL).
+only, on any machine that reaches the database and the object store (AFX_STORAGE_URL; or,
+without one, a data dir they share). The queue follows the database: SQLite's jobs table, or
+procrastinate on PostgreSQL (AFX_DATABASE_URL). docs/scale.md has the topology.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ def _job_settings(settings: Settings, config: str | None) -> None:
 
     settings.config = _config(Path(config) if config else None, settings.data_dir)
     settings.pipeline = os.environ.get("AFX_PIPELINE") or None
+    from afx.server import storage
+
+    shared = storage.from_settings(settings)
+    if shared is not None:  # ObjectStoreError (exit 4) now, not a failed upload or job later
+        shared.objects.check()
 
 
 def worker(env: Environment, *, data_dir: str | None, workers: int, config: str | None, attempts: int,
