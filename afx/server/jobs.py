@@ -294,7 +294,10 @@ def approve(engine: Engine, settings: Settings, account_id: str, job_id: str) ->
         raise Refused(409, "not_staged", f"job {job_id} was not submitted with staging: true; it publishes "
                       f"{'at its scheduled time' if fields.get('publishMode') == 'scheduled' else 'by itself'}")
     service = PublishService.for_repo(settings.account_root(account_id), settings.account_config(account_id))
-    service.approve([job_id], request=manual or failed_publish)
+    # Approving an approved job again asks for its publish stage to run again (its key would
+    # not change otherwise): a publish that ended "in progress" behind another run is looked at anew.
+    again = bool(service.controls(job_id).get("approved_at"))
+    service.approve([job_id], request=manual or failed_publish or again)
     requeue_publish(engine, job_id)
     return {"jobId": job_id, "status": public_status(get_row(engine, account_id, job_id)), "approved": True}
 

@@ -57,10 +57,12 @@ def kill_leftover(worker: str | None) -> None:
             pass
 
 
-def requeue(conn: Connection, job_id: str, **values: Any) -> bool:
+def requeue(conn: Connection, job_id: str, *, held: tuple[Any, ...] = (), **values: Any) -> bool:
     """A running job back in the queue, in the caller's transaction (and, on PostgreSQL, a
-    new procrastinate job for it in the same one). False: it was not running any more."""
-    done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+    new procrastinate job for it in the same one). False: it was not running any more (or,
+    with `held`, Runner._held's condition, not by that run)."""
+    where = held or (db.jobs.c.id == job_id, db.jobs.c.status == "running")
+    done = conn.execute(update(db.jobs).where(*where)
                         .values(status="queued", worker=None, updated=time.time(), **values))
     if done.rowcount != 1:
         return False
@@ -102,6 +104,10 @@ class Runner:
         self.children: dict[str, tuple[Any, Any]] = {}  # job id -> (its executor Workers, its Worker)
         self.cancelled: set[str] = set()
         self.starting: set[str] = set()  # claimed, child not started yet
+        # job id -> the `worker` its row names while this run has it: every write of the run
+        # is conditional on it, so a run whose job was taken back (stalled, retried elsewhere)
+        # can neither renew its lease nor record its outcome over the run that has it now
+        self.owners: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def mine(self) -> set[str]:
@@ -141,6 +147,7 @@ class Runner:
             return None
         with self._lock:
             self.starting.add(job_id)
+            self.owners[job_id] = procs.name()
         return conn.execute(select(db.jobs).where(db.jobs.c.id == job_id)).mappings().one()
 
     def run(self, row: RowMapping, interrupt: Interrupt) -> str:
@@ -157,6 +164,7 @@ class Runner:
         finally:
             with self._lock:
                 self.starting.discard(row["id"])
+                self.owners.pop(row["id"], None)
 
     def _run(self, row: RowMapping, interrupt: Interrupt) -> str:
         from afx.engine.executor import Setup, Workers
@@ -187,9 +195,16 @@ class Runner:
                 with self._lock:
                     self.cancelled.add(job_id)
             elif why != "stop":
+                child = procs.name(worker.pid)
                 with db.write(self.engine) as conn:
-                    conn.execute(update(db.jobs).where(db.jobs.c.id == job_id).values(worker=procs.name(worker.pid)))
-                report = self._follow(job_id, pool, worker, interrupt)
+                    moved = conn.execute(update(db.jobs).where(*self._held(job_id)).values(worker=child)).rowcount
+                with self._lock:
+                    self.owners[job_id] = child
+                if not moved:  # taken back between the claim and now
+                    with self._lock:
+                        self.cancelled.add(job_id)
+                else:
+                    report = self._follow(job_id, pool, worker, interrupt)
         finally:
             with self._lock:
                 self.children.pop(job_id, None)
@@ -211,6 +226,13 @@ class Runner:
         else:
             self.finish(row, report)
         return "done"
+
+    def _held(self, job_id: str, row: RowMapping | None = None) -> tuple[Any, ...]:
+        """The condition of every write of a run: its job is running, and still by this run."""
+        with self._lock:
+            owner = self.owners.get(job_id) or (row["worker"] if row is not None else None)
+        clause = (db.jobs.c.id == job_id, db.jobs.c.status == "running")
+        return (*clause, db.jobs.c.worker == owner) if owner else clause
 
     def _status(self, job_id: str) -> str | None:
         with db.read(self.engine) as conn:
@@ -235,7 +257,7 @@ class Runner:
                 # Renew the lease; a cancel made through another server shows up here.
                 beat = time.monotonic()
                 with db.write(self.engine) as conn:
-                    alive = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+                    alive = conn.execute(update(db.jobs).where(*self._held(job_id))
                                          .values(updated=time.time())).rowcount
                 if not alive:
                     with self._lock:
@@ -256,14 +278,14 @@ class Runner:
                 if name in ("stage", "progress") and now - last_write > 0.5:
                     last_write = now
                     with db.write(self.engine) as conn:
-                        conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
+                        conn.execute(update(db.jobs).where(*self._held(job_id))
                                      .values(stage=stage, progress=round(fraction, 4), updated=time.time()))
 
     def crashed(self, row: RowMapping, code: int | None) -> None:
         why = f"the job's process ended without a result (exit status {code})"
         if row["attempts"] < self.settings.attempts and row["run_kind"] == "build":
             with db.write(self.engine) as conn:
-                requeue(conn, row["id"], error=why)
+                requeue(conn, row["id"], held=self._held(row["id"], row), error=why)
             self.on_ready()
             return
         self.finish(row, JobReport(row["id"], status="failed", error=why, error_kind="server", crashed=True))
@@ -286,8 +308,7 @@ class Runner:
             # Its files before its row says it is done: a front elsewhere serves them from there.
             shared.push_outputs(account_id, job_id, self.settings.account_root(account_id) / "out" / job_id)
         with db.write(self.engine) as conn:
-            done = conn.execute(update(db.jobs).where(db.jobs.c.id == job_id, db.jobs.c.status == "running")
-                                .values(**values))
+            done = conn.execute(update(db.jobs).where(*self._held(job_id, row)).values(**values))
             if done.rowcount == 1 and refund:
                 accounts.refund(conn, account_id, job_id, "failed for a server-side reason")
             if done.rowcount == 1 and parent:

@@ -199,8 +199,9 @@ def test_two_servers_on_one_database_publish_a_requeued_job_once(postgres_url, h
             f"version: 1\npublish: {{tiktok: webhook, webhook: {{url: '{url}', attempts: 1, timeout: 20}}}}\n")
     handler.delay = 3.0
     engine = create_engine(database)
-    with Server(tmp_path / "one", "--workers", "1", env=env) as one, \
-            Server(tmp_path / "two", "--workers", "1", env=env), one.client(one.key(credits=10)) as api:
+    fast = ("--workers", "1", "--rate-limit", "100000")  # (this test polls more than 60 times a minute)
+    with Server(tmp_path / "one", *fast, env=env) as one, \
+            Server(tmp_path / "two", *fast, env=env), one.client(one.key(credits=10)) as api:
         job = api.post("/jobs", json={"entry": "compose", "topic": "Shared", "platforms": ["tiktok"],
                                       "staging": True}).json()["jobId"]
         assert wait_for(api, job, ("complete", "failed"))["status"] == "complete"
@@ -209,8 +210,12 @@ def test_two_servers_on_one_database_publish_a_requeued_job_once(postgres_url, h
         while not handler.received:  # the first run is uploading
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        with engine.begin() as conn:  # ... and the job is queued again: the other server takes it
+        with engine.begin() as conn:  # ... and the job is queued again, as a stalled job is: the other server takes it
+            from afx.server import queue
+
+            queue.finish(conn, conn.execute(text("SELECT queue_id FROM jobs WHERE id=:id"), {"id": job}).scalar())
             conn.execute(text("UPDATE jobs SET status='queued', worker=NULL WHERE id=:id"), {"id": job})
+            queue.enqueue(conn, job)
         deadline = time.monotonic() + 60
         with engine.connect() as conn:  # (the API shows a publish run as complete: read the row)
             while conn.execute(text("SELECT status FROM jobs WHERE id=:id"), {"id": job}).scalar() \
@@ -231,6 +236,13 @@ def test_two_servers_on_one_database_publish_a_requeued_job_once(postgres_url, h
         assert handler.received == [job], "one post, though both servers ran its publish"
         # once more (approve): the job shows it published, and nothing more is posted
         handler.delay = 0.0
+        deadline = time.monotonic() + 30
+        with engine.connect() as conn:  # both runs over (the one taken back ends when it hears so)
+            while conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE lock=:id AND status IN "
+                                    "('todo', 'doing')"), {"id": job}).scalar():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+                conn.rollback()
         assert api.post(f"/jobs/{job}/approve-publish").status_code == 200
         assert wait_for(api, job, ("published",))["publishResults"][0]["remoteId"] == f"hook-{job}"
         assert handler.received == [job]

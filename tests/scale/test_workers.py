@@ -1,5 +1,6 @@
 """Job workers on procrastinate + PostgreSQL (issue 15): an API-only front (`afx serve
---no-workers`), `afx worker` processes, a real PostgreSQL (afx/testing/services.py).
+--no-workers`), `afx worker` processes, a real PostgreSQL and (the kill -9 test, machines that
+share nothing else) a real S3 server (afx/testing/services.py).
 
 Skipped where PostgreSQL's server binaries or psycopg are missing.
 """
@@ -10,6 +11,7 @@ import os
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 
@@ -63,12 +65,14 @@ def _until(what, timeout: float, step: float = 0.05):  # type: ignore[no-untyped
     raise AssertionError(f"timed out after {timeout}s")
 
 
-def test_front_and_two_workers_survive_a_kill_9_and_cancel_reaches_the_other_worker(pg, tmp_path):
-    env = {"AFX_DATABASE_URL": pg}
-    data = tmp_path / "data"
+def test_front_and_two_workers_survive_a_kill_9_and_cancel_reaches_the_other_worker(pg, s3_server, tmp_path):
+    # Three machines: each its own data dir; they share PostgreSQL and the S3 store only.
+    s3_server.make_bucket("afx-workers")
+    env = {"AFX_DATABASE_URL": pg, "AFX_STORAGE_URL": f"s3://afx-workers/{tmp_path.name}", **s3_server.env}
+    data = tmp_path / "front"
     engine = db.connect(pg)
-    a = WorkerProc(data, "-j", "2", *FAST_RECOVERY, env={**env, **SLOW})
-    b = WorkerProc(data, "-j", "2", *FAST_RECOVERY, env={**env, **SLOW})
+    a = WorkerProc(tmp_path / "machine-a", "-j", "2", *FAST_RECOVERY, env={**env, **SLOW})
+    b = WorkerProc(tmp_path / "machine-b", "-j", "2", *FAST_RECOVERY, env={**env, **SLOW})
     try:
         with Server(data, "--no-workers", "--max-active", "100", env=env) as front, a, b:
             with front.client(front.key(credits=100)) as api:
@@ -97,6 +101,13 @@ def test_front_and_two_workers_survive_a_kill_9_and_cancel_reaches_the_other_wor
                         for j in ids if j != victim}
                 assert {d["status"] for d in done.values()} == {"published"}, done
                 assert all(procs.group_gone(g) for g in groups_of_a), "the killed worker's job left processes"
+                # the front, which ran nothing, serves their videos from the store
+                for job_id in ids[:3]:
+                    if job_id == victim:
+                        continue
+                    video = api.get(f"/jobs/{job_id}/result").json()["videoUrl"]
+                    r = api.get(video.removeprefix(front.url + "/v1"))
+                    assert r.status_code == 307 and httpx.get(r.headers["location"]).content, r.text
         account = next(iter({r.account_id for r in _rows(engine)}))
         with db.read(engine) as conn:
             debits = dict(conn.execute(select(db.credit_events.c.job_id, func.count()).where(
@@ -111,7 +122,6 @@ def test_front_and_two_workers_survive_a_kill_9_and_cancel_reaches_the_other_wor
         assert succeeded == {j: 1 for j in ids}, succeeded  # one delivery of each ran to its end
         assert accounts.check_ledger(engine, account)
         from afx.publish.ledger import Ledger
-
         from afx.publish.location import locate
 
         settings = Settings(data_dir=data, database_url=pg)  # the ledger is in the database: every machine's

@@ -125,3 +125,43 @@ def test_servers_sharing_postgres_share_the_rate_limit(postgres_url, tmp_path):
             codes = [(a if i % 2 else b).get("/account").status_code for i in range(8)]
             assert codes == [200] * 6 + [429] * 2, codes
             assert int(a.get("/account").headers["retry-after"]) >= 1
+
+
+def test_approve_and_schedule_requeue_a_publish_through_procrastinate(postgres_url, tmp_path):
+    """A staged job's approve-publish, and a scheduled job's time coming, each defer a publish
+    run to procrastinate (afx.server.queue) that an `afx worker` runs once."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    from afx import times
+    from afx.testing.services import new_database
+    from tests.server.serverproc import WorkerProc
+
+    url = new_database(postgres_url, "afx_publish_runs")
+    env = {"AFX_DATABASE_URL": url}
+    with Server(tmp_path / "data", "--no-workers", "--tick", "0.2", env=env) as front, \
+            WorkerProc(tmp_path / "data", "-j", "1", "--tick", "0.2", env=env):
+        with front.client(front.key(credits=20)) as api:
+            staged = api.post("/jobs", json={"entry": "compose", "topic": "Staged", "staging": True,
+                                             "platforms": ["tiktok"]}).json()["jobId"]
+            r = api.post("/jobs", json={"entry": "compose", "topic": "Later", "platforms": ["tiktok"],
+                                        "publishMode": "scheduled", "scheduledAt": times.iso(time.time() + 86400)})
+            assert r.status_code == 201, r.text
+            soon = r.json()["jobId"]
+            assert wait_for(api, staged, ("complete", "failed"))["status"] == "complete"
+            r = api.post(f"/jobs/{staged}/approve-publish")
+            assert r.status_code == 200, r.text
+            assert wait_for(api, staged, ("published", "failed"), timeout=60)["status"] == "published"
+            assert wait_for(api, soon, ("complete", "failed"))["status"] == "complete"  # built, waiting for its time
+            r = api.patch(f"/jobs/{soon}/schedule", json={"scheduledAt": times.iso(time.time() + 1)})
+            assert r.status_code == 200, r.text
+            assert wait_for(api, soon, ("published", "failed"), timeout=60)["status"] == "published"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            runs = dict(conn.execute(text("SELECT lock, count(*) FROM procrastinate_jobs "
+                                          "WHERE status = 'succeeded' GROUP BY lock")).all())
+    finally:
+        engine.dispose()
+    assert runs.get(staged) == 2 and runs.get(soon) == 2, runs  # the build, then the publish run
