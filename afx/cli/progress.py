@@ -135,6 +135,8 @@ class Live:
                 total = (task.total or 0) + len(event.get("jobs", []))
                 p.update(self.total, total=total, description=f"[bold]{int(total)} jobs")
             self.console.print(f"[cyan]→[/] {job}: {fanned(event)}", markup=True)
+        elif kind == "uptodate" and self.total is not None:  # that many jobs, found up to date
+            p.advance(self.total, int(event.get("jobs", 0)))
         elif kind == "job" and self.total is not None:
             p.advance(self.total)
             if event.get("status") == "skipped":

@@ -6,13 +6,15 @@ Jobs with nothing to run are finished here; the others go to worker processes
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from afx.bulk import paused_gc
 from afx.engine.executor import Setup, job_event, run_jobs
-from afx.engine.fastpath import FastPath
+from afx.engine.fastpath import FastPath, Record, block_of
 from afx.engine.lockfile import RunLock, read_lock, read_lock_cached, retire_jobs, update_lock
 from afx.engine.remote import RemoteCache
 from afx.engine.runner import (
@@ -83,7 +85,7 @@ class Engine:
         """The no-op fast path (afx/engine/fastpath.py), when nothing is forced or cut short."""
         if options.force or options.until:
             return None
-        return FastPath(self.store_root, self.pipeline, self.config)
+        return FastPath(self.store_root, self.pipeline, self.config, self.out_root)
 
     def plan(self, jobs: Sequence[Job], options: RunOptions = RunOptions(), *, artifacts: bool = True
              ) -> list[JobReport]:
@@ -97,27 +99,38 @@ class Engine:
         names = {j.name: j for j in jobs}
         fast = self._fast(options) if not artifacts else None
         try:
-            out: list[JobReport] = []
-            todo = list(jobs)
-            while todo:
-                job = todo.pop(0)
-                block = fast.check(job)[1] if fast is not None else None
-                if block is not None:
-                    out.append(_fast_report(block, job.name, "planned"))
-                    continue
-                report = process_job(job, self.pipeline, store, self.out_root, execute=False, options=options,
-                                     config=self.config)
-                out.append(report)
-                todo[:0] = adopt(report, names)
-            return out
+            with paused_gc(), self.pipeline.hold():
+                return self._plan(jobs, options, store, names, fast)
         finally:
             self.warnings = store.warnings
             store.close()
 
+    def _plan(self, jobs: Sequence[Job], options: RunOptions, store: Store, names: dict[str, Job],
+              fast: FastPath | None) -> list[JobReport]:
+        out: list[JobReport] = []
+        todo = deque(jobs)  # (popped from the front: a list would make 10,000 jobs quadratic)
+        while todo:
+            job = todo.popleft()
+            record = fast.check(job) if fast is not None else None
+            if record is not None:
+                out.append(_FastReport(job.name, record, "planned"))
+                continue
+            report = process_job(job, self.pipeline, store, self.out_root, execute=False, options=options,
+                                 config=self.config)
+            out.append(report)
+            todo.extendleft(reversed(adopt(report, names)))
+        return out
+
     def run(self, jobs: Sequence[Job], options: RunOptions = RunOptions(), *, parallel: int = 1,
             keep_going: bool = False, wait_for_lock: bool = True, emit: Emit = lambda e: None,
-            on_wait: Callable[[str], None] = lambda msg: None, prune_lock: bool = False) -> list[JobReport]:
-        """Run jobs; update afx.lock with every job that completed. Holds the run lock throughout."""
+            on_wait: Callable[[str], None] = lambda msg: None, prune_lock: bool = False,
+            each_cached: bool = True) -> list[JobReport]:
+        """Run jobs; update afx.lock with every job that completed. Holds the run lock throughout.
+
+        each_cached=False: the jobs the fast path finds up to date are said by one event,
+        {"event": "uptodate", "jobs": n, "stages": m}, not by a stage event for each of
+        their stages and a job event (a display that shows only what happens)."""
+        self.each_cached = each_cached
         self.remote()  # fetches and pushes happen in the workers (afx.engine.executor)
         lock = RunLock(self.store_root)
         lock.acquire(wait=wait_for_lock, on_wait=on_wait)
@@ -176,7 +189,9 @@ class Engine:
             now = options if not shared else RunOptions(
                 force=frozenset((set(self.pipeline.names) if "*" in options.force else set(options.force)) - shared),
                 until=options.until, verbose=options.verbose)
-            done = self._finish_cached(todo, now, emit)
+            # (10,000 jobs' records and reports: afx/bulk.py; nothing publishes in this pass)
+            with paused_gc(), self.pipeline.hold():
+                done = self._finish_cached(todo, now, emit)
             rest = [j for j in todo if j.name not in done]
             if rest and self.fast is not None:  # what ran is recorded again once a run finds it cached
                 self.fast.drop(j.name for j in rest)
@@ -224,18 +239,25 @@ class Engine:
         store = self.store()
         done: dict[str, JobReport] = {}
         fast = getattr(self, "fast", None) if options == RunOptions(verbose=options.verbose) else None
+        each_cached = getattr(self, "each_cached", True)
+        quiet = quiet_stages = 0
         try:
             for job in jobs:
                 sig = None
                 if fast is not None:
-                    sig, block = fast.check(job)
-                    if block is not None:
-                        report = _fast_report(block, job.name, "complete")
-                        for stage in block["stages"]:
-                            emit({"event": "stage", "job": job.name, "stage": stage, "status": "cached"})
-                        emit(job_event(report))
-                        done[job.name] = report
+                    record = fast.check(job)
+                    if record is None:
+                        sig = fast.signature(job)  # (before the walk: what remember() records)
+                    else:
+                        hit = done[job.name] = _FastReport(job.name, record, "complete")
                         self.fast_hits.add(job.name)
+                        if each_cached:
+                            for stage in record[3]:
+                                emit({"event": "stage", "job": job.name, "stage": stage, "status": "cached"})
+                            emit(job_event(hit))
+                        else:
+                            quiet += 1
+                            quiet_stages += len(record[3])
                         continue
                 events: list[Event] = []
                 warned = len(store.warnings)
@@ -251,6 +273,8 @@ class Engine:
                             and not report.children and len(store.warnings) == warned):
                         fast.remember(job, sig, store, report.lock, self.out_root)
         finally:
+            if quiet:
+                emit({"event": "uptodate", "jobs": quiet, "stages": quiet_stages})
             for message in store.warnings:
                 emit({"event": "warning", "message": message})
             store.close()
@@ -262,18 +286,22 @@ class Engine:
         if keep_only is not None:
             # A job with clips that did not get as far as its clips this time keeps the clip
             # jobs it had (a source missing for a day retires no post).
-            before = read_lock(self.root).get("jobs", {})
+            # (afx.lock is read only when some job has no block: not in a no-op run)
+            fast_hits: set[str] = getattr(self, "fast_hits", set())
+            lacking = [r.job for r in reports if r.job not in fast_hits and r.lock is None]
+            before = read_lock(self.root).get("jobs", {}) if lacking else {}
             kept = set(keep_only)
-            for report in reports:
-                if report.lock is None and isinstance(before.get(report.job), dict):
-                    kept.update(c for c in before[report.job].get("clips", ()) if isinstance(c, str))
+            for job in lacking:
+                if isinstance(before.get(job), dict):
+                    kept.update(c for c in before[job].get("clips", ()) if isinstance(c, str))
             keep_only = sorted(kept)
             # Jobs gone from the specs: stages retire what they keep of them outside the store
             # (the publish ledger's rows) first, then afx.lock does (retried from afx.lock if
             # we stop in between).
             self.pipeline.retire(self.root, set(keep_only))
         fast = getattr(self, "fast", None)
-        if (fast is not None and all(r.lock is None or r.job in self.fast_hits for r in reports)
+        # (fast hits first: their blocks are unpickled only when read)
+        if (fast is not None and all(r.job in self.fast_hits or r.lock is None for r in reports)
                 and fast.lock_unchanged(self.root / "afx.lock", set(keep_only) if keep_only is not None else None)):
             return  # every block is the one afx.lock has (the fast path's records say so)
 
@@ -290,9 +318,43 @@ class Engine:
 
 
 
+class _FastReport(JobReport):
+    """The report of a job the fast path found up to date: its stages cached, out/ current.
+    Its stages and afx.lock block come from the record's pickled block when first read: a
+    no-op run of 10,000 jobs reads none of them."""
 
-def _fast_report(block: dict[str, Any], job: str, status: str) -> JobReport:
-    """The report of a job the fast path found up to date: its stages cached, out/ current."""
-    stages = [StagePlan(name, False, "", stage.get("key")) for name, stage in block["stages"].items()]
-    lock = cast(LockBlock, block) if status == "complete" else None
-    return JobReport(job, stages=stages, status=status, lock=lock)
+    def __init__(self, job: str, record: Record, status: str) -> None:
+        self._record = record
+        super().__init__(job, status=status)
+        del self.__dict__["_stages"], self.__dict__["_lock"]  # (not the defaults: the record's)
+        self._complete = status == "complete"
+
+    @property
+    def stale(self) -> bool:
+        return False
+
+    @property
+    def stages(self) -> list[StagePlan]:
+        if "_stages" not in self.__dict__:
+            self._stages = [StagePlan(name, False, "", stage.get("key"))
+                            for name, stage in self._block()["stages"].items()]
+        return self._stages
+
+    @stages.setter
+    def stages(self, value: list[StagePlan]) -> None:
+        self.__dict__["_stages"] = value
+
+    @property
+    def lock(self) -> LockBlock | None:
+        if "_lock" not in self.__dict__:
+            self._lock = cast(LockBlock, self._block()) if self._complete else None
+        return self._lock
+
+    @lock.setter
+    def lock(self, value: LockBlock | None) -> None:
+        self.__dict__["_lock"] = value
+
+    def _block(self) -> dict[str, Any]:
+        if "_blockdata" not in self.__dict__:
+            self._blockdata = block_of(self._record)
+        return self._blockdata

@@ -25,6 +25,7 @@ as the service: one run (the publish stage makes a new service when a run begins
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -58,6 +59,7 @@ class PublishService:
         self.location = location or Location(self.root)
         self._file_digest = file_digest
         self._controls: tuple[list[Any], dict[str, dict[str, Any]]] | None = None
+        self._ledger_files: tuple[str, str] | None = None
         self._contents: dict[str, str] | None = None
         self._hashed: dict[tuple[str, tuple[int, int, int] | None], str] = {}
 
@@ -69,25 +71,30 @@ class PublishService:
         return cls(root, file_digest, locate(root, config))
 
     # -- reading ------------------------------------------------------------------------
-    def controls(self, job: str) -> dict[str, Any]:
+    def controls(self, job: str, recheck: bool = True) -> dict[str, Any]:
         """A job's publish controls, read without writing (planning must not create files),
-        once for all jobs and again only when the ledger changed."""
+        once for all jobs and again only when the ledger changed (recheck=False: as last
+        read, when they have been read)."""
+        if not recheck and self._controls is not None:
+            return self._controls[1].get(job) or dict(policy.NO_CONTROLS)
         if self.location.shared:
             with self.ledger() as ledger:
                 stamp: list[Any] = list(ledger.stamp())
                 if self._controls is None or self._controls[0] != stamp:
                     self._controls = (stamp, ledger.all_controls())
         else:
-            path = self.location.path
-            stamp = [_stamp(path), _stamp(path.with_name(path.name + "-wal"))]
+            if self._ledger_files is None:  # (asked for every job of a run: no pathlib each time)
+                path = str(self.location.path)
+                self._ledger_files = (path, path + "-wal")
+            stamp = [_stamp(self._ledger_files[0]), _stamp(self._ledger_files[1])]
             if self._controls is None or self._controls[0] != stamp:
                 self._controls = (stamp, read_controls(self.location))
         return self._controls[1].get(job) or dict(policy.NO_CONTROLS)
 
-    def state(self, job: Job, now: float) -> dict[str, Any]:
+    def state(self, job: Job, now: float, recheck: bool = True) -> dict[str, Any]:
         """What the publish stage's key includes: a change to the job's controls, or the
         clock passing its time, makes it run again."""
-        controls = self.controls(job.name)
+        controls = self.controls(job.name, recheck)
         status, _ = policy.decide(job, controls, now)
         # Publishing is per job, not per content: two jobs (or two accounts of afx serve)
         # with equal inputs share every other stage, but each publishes, into its own ledger.
@@ -453,11 +460,11 @@ def _result(platform: str, row: Mapping[str, Any]) -> dict[str, Any]:
             "remoteId": row.get("remote_id"), "url": row.get("url"), "publishedAt": times.iso(row.get("published_at"))}
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path | str) -> tuple[int, int, int] | None:
     """What changes when a file is written (mtime alone moves in clock ticks: two writes in
     one tick look the same), or None when it is not there."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size, st.st_ino

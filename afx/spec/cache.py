@@ -84,7 +84,7 @@ class ResolveCache:
 
     def _load(self) -> dict[str, Entry]:
         try:
-            raw = self.path.read_bytes()
+            raw = memoryview(self.path.read_bytes())  # (a slice of bytes would copy it)
         except OSError:
             return {}
         try:
@@ -166,13 +166,22 @@ class ResolveCache:
         (name, fields, file, display, line, chain, matrix, variables, base, paths, digest, marks,
          fallback) = row
         table = {tuple(p): (f, Mark(*k), Mark(*v)) for p, f, k, v in marks}
-        job = Job(name=name, fields=freeze(fields), file=path if str(path) == file else Path(file),
-                  display=display, line=line, root=self.root, template_chain=tuple(chain),
-                  matrix=freeze(matrix), vars=freeze(variables), base_name=base,
-                  paths=MappingProxyType({tuple(p): Path(t) for p, t in paths}),
-                  origins=Origins(table, (fallback[0], Mark(*fallback[1]))))
-        job.__dict__["digest"] = digest  # (Job.digest is a cached property of these very fields)
+        # Set as a Job's own __init__ would (the same fields, all of them), without its frozen
+        # dataclass's setattr per field: 10,000 cached jobs are made on every run.
+        job = object.__new__(Job)
+        job.__dict__.update(
+            name=name, fields=freeze(fields), file=path if str(path) == file else Path(file), display=display,
+            line=line, root=self.root, template_chain=tuple(chain), matrix=freeze(matrix) if matrix else _EMPTY,
+            vars=freeze(variables) if variables else _EMPTY, base_name=base,
+            paths=MappingProxyType({tuple(p): Path(t) for p, t in paths}) if paths else _EMPTY,
+            origins=Origins(table, (fallback[0], Mark(*fallback[1]))), parent="",
+            digest=digest)  # (Job.digest is a cached property of these very fields)
         return job
+
+
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+_FIELDS = frozenset({"name", "fields", "file", "display", "line", "root", "template_chain", "matrix", "vars",
+                     "base_name", "paths", "origins", "parent"})
 
 
 # The marks a cached job keeps: those the checks run over all jobs read (a duplicate name).

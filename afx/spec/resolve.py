@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from afx.bulk import paused_gc
 from afx.errors import Diagnostic, SpecError
 from afx.spec import budget
 from afx.spec import vars as specvars
@@ -424,7 +425,11 @@ def resolve(paths: Sequence[str | os.PathLike[str]] = (), cwd: Path | None = Non
     path must still be a valid one inside the repo); its job resolves, with the path.
     cached: job files unchanged since the last resolution come from the resolve cache
     (afx/spec/cache.py), which is then written (into the store folder, made if need be)."""
-    cwd = cwd or Path.cwd()
+    with paused_gc():  # (thousands of jobs: see afx/bulk.py)
+        return _resolve(paths, cwd or Path.cwd(), missing_media, cached)
+
+
+def _resolve(paths: Sequence[str | os.PathLike[str]], cwd: Path, missing_media: str, cached: bool) -> Resolution:
     files = collect(paths, cwd)
     r = _Resolver(files, cwd)
     r.missing_ok = missing_media == "warn"

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,21 @@ class PublishStage:
     def __init__(self) -> None:
         self._services: dict[tuple[Path, Any, Any], PublishService] = {}
         self._config: Mapping[str, Any] | None = None  # the run's afx.yaml, as settings() last saw it
+        self._held = 0  # inside hold(): each ledger read once (the services in _read)
+        self._read: set[int] = set()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """The engine's pass over cached jobs, which publishes nothing: each ledger is asked
+        once for all of its jobs (its file stat'ed, or the shared database queried), not once
+        a job."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held:
+                self._read.clear()
 
     def begin_run(self) -> None:
         """A new run: the repo's jobs and ledger are read again when needed (the engine calls this)."""
@@ -70,7 +86,11 @@ class PublishStage:
     def state(self, job: Job) -> Mapping[str, Any]:
         # Read-only, and once per run for all jobs (planning must not create files, and a
         # 200-job plan must not open the ledger 200 times).
-        return self.service(job.root).state(job, time.time())
+        service = self.service(job.root)
+        recheck = not self._held or id(service) not in self._read
+        if self._held:
+            self._read.add(id(service))  # (services live as long as the run: ids are not reused)
+        return service.state(job, time.time(), recheck=recheck)
 
     def retire_jobs(self, root: Path, keep: set[str]) -> None:
         self.service(root).retire(keep)

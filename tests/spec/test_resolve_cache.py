@@ -105,3 +105,34 @@ def test_concurrent_resolutions_leave_a_whole_cache(many):
     result = resolve([], cwd=many.root, cached=True)
     assert result.job("job-5")[0]["script"] == "Round 14."
     assert docs(result) == docs(resolve([], cwd=many.root))
+
+
+def test_a_cached_job_has_every_field_a_job_has():
+    import dataclasses
+
+    from afx.spec import cache
+    from afx.spec.job import Job
+
+    # (cached jobs are made without Job.__init__: a new field must be set there too)
+    assert {f.name for f in dataclasses.fields(Job)} == cache._FIELDS
+
+
+def test_spec_files_are_found_as_os_walk_finds_them(tmp_path):
+    from afx.spec.repo import CONFIG_NAME, SKIP_DIRS, SPEC_SUFFIXES, spec_files
+
+    root = tmp_path / "r"
+    for rel in ["b.yaml", "a.yml", "x.txt", ".hidden.yaml", "afx.yaml", "z/c.yaml", "z/y/d.yaml", "out/e.yaml",
+                ".git/f.yaml", "m/g.yaml", "dir.yaml/h.yaml"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("{}\n")
+    (root / "link.yaml").symlink_to(tmp_path / "outside.yaml")
+    (tmp_path / "outside.yaml").write_text("{}\n")
+    (root / "linked-dir").symlink_to(root / "z", target_is_directory=True)  # listed, not entered
+    expected = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        expected += [Path(dirpath).resolve() / n for n in sorted(filenames)
+                     if not n.startswith(".") and n != CONFIG_NAME and n.endswith(SPEC_SUFFIXES)]
+    links: set[Path] = set()
+    assert spec_files(root, links) == expected
+    assert links == {root.resolve() / "link.yaml"}

@@ -50,6 +50,9 @@ def plan(env: Environment, targets: Sequence[str], *, force: Sequence[str] = (),
                                                                            else {})} for r in reports]})
     elif brief:
         for r in reports:
+            if not r.stale:  # (a job the fast path found up to date: its stages are not read)
+                env.out(f"{r.job:<32} {env.style('up to date', fg='green')}{_fans(r, '  ')}")
+                continue
             first = next((s for s in r.stages if s.run), None)
             built = next((s for s in r.stages if s.run and not s.fetch), None)
             fetch = sum(s.fetch for s in r.stages)
@@ -123,12 +126,14 @@ def execute(env: Environment, result: Resolution, selected: Sequence[Job], *, jo
         if event.get("event") == "stage" and event.get("status") in ("done", "cached"):
             counts["ran" if event["status"] == "done" else "cached"] += 1
             counts["fetched"] += bool(event.get("remote"))
+        elif event.get("event") == "uptodate":  # jobs the fast path found up to date, in one
+            counts["cached"] += int(event.get("stages", 0))
         sink(event)
 
     try:
         reports = engine.run(selected, options, parallel=max(jobs, 1), keep_going=keep_going, wait_for_lock=wait,
                              emit=emit, on_wait=lambda msg: sink({"event": "waiting", "message": msg}),
-                             prune_lock=prune_lock)
+                             prune_lock=prune_lock, each_cached=env.json or env.verbosity > 0)
     finally:
         sink.close()
     failed = [r for r in reports if r.status == "failed"]
