@@ -52,13 +52,13 @@ from typing import Any
 from afx.bulk import paused_gc
 from afx.engine.outputs import RESULT
 from afx.engine.store import Store
+from afx.fsutil import read_sealed, write_sealed
 from afx.spec.job import Job
 from afx.stages.base import Pipeline
 
 FILE = "noop.pickle"
 FORMAT = 5
 RACY_NS = 2_000_000_000
-_CHECK = 32
 _SEP = "\0"  # between the paths of a record (no path holds a NUL)
 
 Stat = tuple[str, int, int, int]  # path, size, mtime_ns, inode
@@ -122,11 +122,11 @@ class FastPath:
         return (FORMAT, __version__, index[3] if index else None, stages)
 
     def _load(self) -> dict[str, Record]:
+        payload = read_sealed(self.path)
+        if payload is None:
+            return {}
         try:
-            raw = memoryview(self.path.read_bytes())  # (a slice of bytes would copy it)
-            if hashlib.sha256(raw[_CHECK:]).digest() != raw[:_CHECK]:
-                return {}
-            header, records, lock_state = pickle.loads(raw[_CHECK:])
+            header, records, lock_state = pickle.loads(payload)
         except Exception:  # noqa: BLE001 - an unreadable file is no records
             return {}
         if header != self.header or not isinstance(records, dict):
@@ -334,11 +334,7 @@ class FastPath:
         if not self.changed and state == self.lock_state:
             return
         try:
-            payload = pickle.dumps((self.header, self.records, state), protocol=5)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{FILE}.{os.getpid()}.tmp")
-            tmp.write_bytes(hashlib.sha256(payload).digest() + payload)
-            os.replace(tmp, self.path)
+            write_sealed(self.path, pickle.dumps((self.header, self.records, state), protocol=5))
         except OSError:
             return
 

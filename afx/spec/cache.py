@@ -32,13 +32,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from afx.fsutil import read_sealed, write_sealed
 from afx.spec.job import Job, freeze, thaw
 from afx.spec.load import Mark
 from afx.spec.merge import Origins
 
 FORMAT = 1
 RACY_NS = 2_000_000_000
-_CHECK = 32  # bytes of sha256 in front of the pickled payload
 
 Stamp = tuple[int, int, int]
 Entry = tuple[Stamp, bytes | None, tuple[tuple[str, str], ...], list[tuple[Any, ...]]]
@@ -83,14 +83,11 @@ class ResolveCache:
         self.misses = 0
 
     def _load(self) -> dict[str, Entry]:
-        try:
-            raw = memoryview(self.path.read_bytes())  # (a slice of bytes would copy it)
-        except OSError:
+        payload = read_sealed(self.path)
+        if payload is None:
             return {}
         try:
-            if hashlib.sha256(raw[_CHECK:]).digest() != raw[:_CHECK]:
-                return {}
-            header, entries = pickle.loads(raw[_CHECK:])
+            header, entries = pickle.loads(payload)
             if header != self.header or not isinstance(entries, dict):
                 return {}
             return entries
@@ -154,11 +151,7 @@ class ResolveCache:
         if not self.changed and out.keys() == self.entries.keys():
             return
         try:
-            payload = pickle.dumps((self.header, out), protocol=5)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(hashlib.sha256(payload).digest() + payload)
-            os.replace(tmp, self.path)
+            write_sealed(self.path, pickle.dumps((self.header, out), protocol=5))
         except OSError:
             return
 

@@ -74,19 +74,11 @@ class Server:
         raise RuntimeError(f"afx serve did not start:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill9()
+        _stop(self.proc, 15)
 
     def kill9(self) -> None:
         """kill -9 the server process alone (its job children must die with it)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        _kill9(self.proc)
 
     def key(self, credits: int = 100, plan: str = "operate", account: str | None = None) -> str:
         extra = ["--account", account] if account else []
@@ -132,18 +124,10 @@ class WorkerProc:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill9()
+        _stop(self.proc, 20)
 
     def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        _kill9(self.proc)
 
     def __enter__(self) -> WorkerProc:
         return self.start()
@@ -165,3 +149,20 @@ def wait_for(client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeo
             return last
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not reach {statuses}: {last}")
+
+
+def _stop(proc: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM, then kill -9 after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _kill9(proc)
+
+
+def _kill9(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
